@@ -1,0 +1,85 @@
+"""The node: wires an audio source, the model and the detector, and publishes events.
+
+Everything that reacts to a detection (stdout, MQTT, the OLED) subscribes to the event hub;
+the agent itself only moves audio through the detector.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from edge_node.audio import AudioSource, open_source
+from edge_node.config import NodeConfig
+from edge_node.detector import Detector, DetectorSettings
+from edge_node.events import Detected, EventHub, SourceProblem, Status
+from edge_node.model import Model
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL_S = 5.0
+
+
+class Agent:
+    """Runs the listening loop until the source ends or `stop()` is called."""
+
+    def __init__(self, config: NodeConfig, hub: EventHub | None = None,
+                 model: Model | None = None) -> None:
+        self.config = config
+        self.hub = hub or EventHub()
+        self.model = model or Model(config.model)
+        self.detector = Detector(self.model, config.detector)
+        self.listening = True
+        self.detections = 0
+        self._stop = threading.Event()
+        log.info("model %s %s (%s, %s runtime), labels: %s", self.model.name, self.model.version,
+                 self.model.manifest.extra.get("quantization", "?"), self.model.runtime,
+                 ", ".join(self.model.labels))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def set_listening(self, listening: bool) -> None:
+        self.listening = listening
+        log.info("listening %s", "on" if listening else "off")
+
+    def update_detector(self, settings: DetectorSettings) -> None:
+        self.detector.update_settings(settings)
+
+    def open_source(self) -> AudioSource:
+        hop = self.detector.hop_samples
+        return open_source(self.config.source, self.config.audio, block_samples=hop,
+                           realtime_wav=True)
+
+    def run(self, source: AudioSource | None = None) -> None:
+        source = source or self.open_source()
+        next_status = time.monotonic() + STATUS_INTERVAL_S
+        with source:
+            for block in source:
+                if self._stop.is_set():
+                    break
+                self.process(block)
+                if time.monotonic() >= next_status:
+                    next_status += STATUS_INTERVAL_S
+                    self.publish_status()
+        if not self._stop.is_set():
+            self.hub.publish(SourceProblem("audio source ended", fatal=False))
+        self.publish_status()
+
+    def process(self, block: np.ndarray) -> None:
+        if not self.listening:
+            self.detector.skip(len(block))
+            return
+        for detection in self.detector.push(block):
+            self.detections += 1
+            log.info("heard %s (%.2f) at %.2f s", detection.label, detection.confidence,
+                     detection.time_s)
+            self.hub.publish(Detected(detection, self.model.version, time.time()))
+
+    def publish_status(self) -> None:
+        d = self.detector
+        self.hub.publish(Status(d.last_level_dbfs, d.last_latency_ms, d.inferences,
+                                self.detections, d.time_s, self.listening))

@@ -1,0 +1,193 @@
+"""`edge-node` command line: run the node, classify clips, detect in recordings, list devices,
+record clips. Results go to stdout as JSON Lines; logs go to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from edge_node import __version__
+from edge_node.audio import AudioSourceError, open_source
+from edge_node.audio.wav import WavSource, read_wav_mono16k
+from edge_node.config import DEFAULT_EXAMPLE, ConfigError, load_config
+from edge_node.detector import DetectorSettings
+from edge_node.events import Detected
+from edge_node.logs import setup_logging
+from edge_node.model import DEFAULT_MODEL, Model, ModelError
+
+log = logging.getLogger("edge_node")
+
+
+def emit(record: dict) -> None:
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+def wav_files(paths: Sequence[str]) -> Iterator[Path]:
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() == ".wav")
+        else:
+            yield path
+
+
+def resolve_source(spec: str) -> str:
+    """`example` is the bundled demo recording."""
+    return f"wav:{DEFAULT_EXAMPLE}" if spec == "example" else spec
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    model = Model(args.model)
+    failures = 0
+    for path in wav_files(args.paths):
+        try:
+            audio = read_wav_mono16k(path)
+        except AudioSourceError as exc:
+            log.error("%s", exc)
+            failures += 1
+            continue
+        probs = model.predict_waveform(audio)
+        best = int(probs.argmax())
+        record = {"file": str(path), "label": model.labels[best],
+                  "confidence": round(float(probs[best]), 4),
+                  "scores": {lab: round(float(p), 4) for lab, p in zip(model.labels, probs,
+                                                                        strict=True)}}
+        if args.json:
+            emit(record)
+        else:
+            print(f"{path}: {record['label']} ({record['confidence']:.2f})")
+    return 1 if failures else 0
+
+
+def detector_settings(args: argparse.Namespace) -> DetectorSettings:
+    overrides = {k: getattr(args, k) for k in ("threshold", "hop_ms", "refractory_s", "mode")
+                 if getattr(args, k, None) is not None}
+    return DetectorSettings(**overrides)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from edge_node.detector import Detector
+
+    model = Model(args.model)
+    detector = Detector(model, detector_settings(args))
+    with WavSource(args.file, block_samples=detector.hop_samples) as source:
+        for block in source:
+            for detection in detector.push(block):
+                if args.json:
+                    emit(detection.to_json())
+                else:
+                    print(f"{detection.time_s:8.2f} s  {detection.label:6s} "
+                          f"{detection.confidence:.2f}")
+    log.info("%d windows, %d inferences (%.0f%% gated as silent)", detector.windows,
+             detector.inferences, 100.0 * (1 - detector.inferences / max(1, detector.windows)))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge_node.agent import Agent
+
+    overrides = {"source": resolve_source(args.source) if args.source else None,
+                 "model": args.model, "node_id": args.node_id, "log_level": args.log_level}
+    config = load_config(args.config, overrides)
+    setup_logging(config.log_level)
+    agent = Agent(config)
+
+    def print_detection(event: Detected) -> None:
+        emit({**event.detection.to_json(), "model_version": event.model_version,
+              "timestamp": round(event.wall_time, 3), "node_id": config.node_id})
+
+    agent.hub.subscribe(Detected, print_detection)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: agent.stop())
+    log.info("node %s listening on %s", config.node_id, config.source)
+    agent.run()
+    log.info("stopped after %.1f s of audio, %d detections", agent.detector.time_s,
+             agent.detections)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from edge_node.audio.mic import list_input_devices
+
+    devices = list_input_devices()
+    for device in devices:
+        if args.json:
+            emit(device)
+        else:
+            print(f"{device['index']:3d}  {device['name']}  ({device['max_input_channels']} ch, "
+                  f"{device['default_sample_rate']:.0f} Hz)")
+    if not devices:
+        log.warning("no audio input devices found")
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from edge_node.audio.mic import record
+
+    config = load_config(args.config, {"source": resolve_source(args.source)})
+    with open_source(config.source, config.audio) as source:
+        record(source, args.seconds, args.output)
+    log.info("wrote %.1f s to %s", args.seconds, args.output)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-node", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the node (prints detections as JSON Lines)")
+    run.add_argument("--config", type=Path, help="node.yaml")
+    run.add_argument("--source", help="mic | wav:FILE | stdin[:RATE:CH:FORMAT] | example")
+    run.add_argument("--model", type=Path, help="model .tflite (manifest beside it)")
+    run.add_argument("--node-id")
+    run.set_defaults(func=cmd_run)
+
+    classify = sub.add_parser("classify", help="classify WAV clips (directories recursed)")
+    classify.add_argument("paths", nargs="+")
+    classify.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    classify.add_argument("--json", action="store_true", help="JSON Lines output")
+    classify.set_defaults(func=cmd_classify)
+
+    detect = sub.add_parser("detect", help="run a recording through the streaming detector")
+    detect.add_argument("file", type=Path)
+    detect.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    detect.add_argument("--json", action="store_true", help="JSON Lines output")
+    detect.add_argument("--threshold", type=float)
+    detect.add_argument("--hop-ms", type=int)
+    detect.add_argument("--refractory-s", type=float)
+    detect.add_argument("--mode", choices=("stream", "block"))
+    detect.set_defaults(func=cmd_detect)
+
+    devices = sub.add_parser("devices", help="list audio input devices")
+    devices.add_argument("--json", action="store_true")
+    devices.set_defaults(func=cmd_devices)
+
+    rec = sub.add_parser("record", help="record a clip (16 kHz mono WAV)")
+    rec.add_argument("output", type=Path)
+    rec.add_argument("--seconds", type=float, default=3.0)
+    rec.add_argument("--source", default="mic")
+    rec.add_argument("--config", type=Path, help="node.yaml (audio section)")
+    rec.set_defaults(func=cmd_record)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level or "INFO")
+    try:
+        return args.func(args)
+    except (ConfigError, ModelError, AudioSourceError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Node configuration: frozen dataclasses loaded from `node.yaml`, validated with clear errors.
+
+Each section is a frozen dataclass with one docstring per field (the dataclasses live beside
+the code they configure). Unknown keys and wrong types are reported with their YAML path
+(e.g. ``detector.threshold: expected a number, got 'high'``) before anything starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge_node.audio.settings import AudioSettings
+from edge_node.detector import DetectorSettings
+from edge_node.model import DEFAULT_MODEL
+
+DEFAULT_EXAMPLE = Path(__file__).parent / "data" / "example.wav"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the offending key."""
+
+
+def default_node_id() -> str:
+    host = socket.gethostname().split(".")[0].lower()
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in host) or "kws-node"
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    """Everything `edge-node run` needs; MQTT and display sections join as they are built."""
+
+    node_id: str = dataclasses.field(default_factory=default_node_id)
+    """Unique id of this node (letters, digits, - and _); defaults to the host name."""
+    name: str = ""
+    """Friendly name shown in Home Assistant; defaults to the node id."""
+    model: Path = DEFAULT_MODEL
+    """The .tflite model (its .json manifest must sit beside it)."""
+    source: str = "mic"
+    """Audio source: `mic`, `wav:FILE` (paced in real time) or `stdin[:RATE:CHANNELS:FORMAT]`."""
+    audio: AudioSettings = dataclasses.field(default_factory=AudioSettings)
+    """Microphone settings (device, format, channel, start-up discard, DC removal, gain)."""
+    detector: DetectorSettings = dataclasses.field(default_factory=DetectorSettings)
+    """How detections are decided (hop, thresholds, smoothing, refractory period, gate)."""
+    log_level: str = "INFO"
+    """DEBUG, INFO, WARNING or ERROR."""
+
+    def __post_init__(self) -> None:
+        if not self.node_id or not all(ch.isalnum() or ch in "-_" for ch in self.node_id):
+            raise ConfigError(f"node_id {self.node_id!r} may only hold letters, digits, - and _")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"log_level {self.log_level!r} is not one of DEBUG/INFO/WARNING/ERROR")
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.node_id
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    """Check/convert one YAML value against a type hint."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _convert(value, option, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: unexpected value {value!r}")
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, where)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected text, got {value!r}")
+        return value
+    if hint is Path:
+        if not isinstance(value, str | Path):
+            raise ConfigError(f"{where}: expected a file path, got {value!r}")
+        return Path(value).expanduser()
+    if origin in (Mapping, dict):
+        _, value_hint = typing.get_args(hint)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _convert(v, value_hint, f"{where}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item_hint = typing.get_args(hint)[0]
+        return tuple(_convert(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value))
+    raise ConfigError(f"{where}: unsupported setting type {hint!r}")
+
+
+def build(cls: type, data: Any, where: str = "") -> Any:
+    """Instantiate dataclass `cls` from a mapping, validating keys, types and values."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(map(str, data)) - fields)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown setting {prefix}{unknown[0]} (known: {', '.join(sorted(fields))})"
+        )
+    kwargs = {
+        key: _convert(value, hints[key], f"{where}.{key}" if where else key)
+        for key, value in data.items()
+    }
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where or 'config'}: {exc}") from exc
+
+
+def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -> NodeConfig:
+    """Read `node.yaml` (optional) and apply command-line overrides (dotted keys allowed)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config {path} must be a mapping of settings")
+        data = loaded or {}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        target = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return build(NodeConfig, data)

@@ -1,0 +1,67 @@
+"""A small synchronous event hub: the agent publishes, extensions subscribe.
+
+Concerns (printing, MQTT, display, OTA) never call each other; they react to events such as
+`Detected` or `Status` published by the agent. A failing subscriber is logged and does not stop
+the others or the audio loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from edge_node.detector import Detection
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True)
+class Detected:
+    """A command was recognised."""
+
+    detection: Detection
+    model_version: str
+    wall_time: float
+    """Unix time when the detector fired."""
+
+
+@dataclass(frozen=True)
+class Status:
+    """Periodic health figures (for diagnostics sensors and the display)."""
+
+    level_dbfs: float
+    latency_ms: float
+    inferences: int
+    detections: int
+    stream_s: float
+    listening: bool
+
+
+@dataclass(frozen=True)
+class SourceProblem:
+    """The audio source failed or ended."""
+
+    message: str
+    fatal: bool
+
+
+class EventHub:
+    """Type-keyed publish/subscribe, called in the publisher's thread."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[type, list[Callable[[Any], None]]] = defaultdict(list)
+
+    def subscribe(self, event_type: type[E], callback: Callable[[E], None]) -> None:
+        self._subscribers[event_type].append(callback)
+
+    def publish(self, event: object) -> None:
+        for callback in list(self._subscribers.get(type(event), ())):
+            try:
+                callback(event)
+            except Exception:
+                log.exception("subscriber %r failed on %s", callback, type(event).__name__)

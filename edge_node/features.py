@@ -1,0 +1,298 @@
+"""The one feature-extraction module, imported by the node AND by training.
+
+Training and inference must preprocess identically (the lesson of the article this project grew
+from, whose training skipped the normalisation its inference applied). Every model's manifest
+names a feature profile and its parameters; `make_extractor` turns that into an extractor with
+two entry points that give the same numbers:
+
+- `compute(waveform)` for a 1 s clip (training, `classify`);
+- `stream()` -> an incremental extractor for the live node that only computes the new frames of
+  each hop (log-mel) and keeps a 1 s ring buffer of audio.
+
+Profiles:
+
+- ``stft129x124``: the article's pipeline, bit-for-bit: peak normalisation, peak-to-peak scaling
+  to [-1, 1], zero padding to 16000 samples, ``scipy.signal.stft(fs=16000, nperseg=255,
+  noverlap=124, nfft=256)`` magnitude, shape (129, 124).
+- ``logmel``: log mel energies (default 40 bands, 30 ms window, 20 ms hop -> 49 frames per
+  second) with a per-window normalisation chosen by the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import signal
+
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = SAMPLE_RATE
+
+STFT_PROFILE = "stft129x124"
+LOGMEL_PROFILE = "logmel"
+NORMALISATIONS = ("none", "cmn", "mvn")
+LOG_FLOOR = 1e-10
+"""Added to mel power before the log: far below any real microphone's noise floor."""
+
+
+class FeatureConfigError(ValueError):
+    """A manifest asks for a feature profile or parameter this module does not have."""
+
+
+def article_normalise(waveform: np.ndarray) -> np.ndarray:
+    """The article's inference scaling: divide by the peak, then stretch peak-to-peak to [-1, 1].
+
+    Silent input (all zeros) is returned as zeros instead of dividing by zero.
+    """
+    x = np.asarray(waveform, dtype=np.float64)
+    peak = np.max(np.abs(x)) if x.size else 0.0
+    if peak <= 0.0:
+        return np.zeros(CLIP_SAMPLES, dtype=np.float32)
+    x = x / peak
+    x = 2.0 * (x - np.min(x)) / np.ptp(x) - 1.0
+    padded = np.zeros(CLIP_SAMPLES, dtype=np.float64)
+    padded[: min(x.size, CLIP_SAMPLES)] = x[:CLIP_SAMPLES]
+    return padded.astype(np.float32)
+
+
+def stft129x124(waveform: np.ndarray) -> np.ndarray:
+    """The article's spectrogram of a 1 s clip: (129, 124) float32 magnitudes."""
+    x = article_normalise(waveform)
+    _, _, spec = signal.stft(x, fs=SAMPLE_RATE, nperseg=255, noverlap=124, nfft=256)
+    return np.abs(spec).astype(np.float32)
+
+
+def mel_filterbank(n_mels: int, n_fft: int, rate: int, fmin: float, fmax: float) -> np.ndarray:
+    """Triangular HTK-style mel filters, shape (n_fft // 2 + 1, n_mels)."""
+
+    def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+        return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+    def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+    bins = np.linspace(0.0, rate / 2.0, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins[None, :] - lower) / (centre - lower)
+    falling = (upper - bins[None, :]) / (upper - centre)
+    return np.maximum(0.0, np.minimum(rising, falling)).T.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LogMelParams:
+    """Parameters of the log-mel profile; stored in each model's manifest."""
+
+    n_mels: int = 40
+    """Number of mel bands."""
+    window_ms: int = 30
+    """Analysis window length (Hann)."""
+    hop_ms: int = 20
+    """Frame step; the streaming hop must be a multiple of it."""
+    n_fft: int = 512
+    """FFT size (>= window samples)."""
+    fmin: float = 20.0
+    """Lowest mel edge in Hz."""
+    fmax: float = 7600.0
+    """Highest mel edge in Hz."""
+    normalisation: str = "mvn"
+    """Per-window normalisation: none, cmn (per-band mean removal) or mvn (cmn + global std)."""
+    clip_ms: int = 1000
+    """Length of the audio window the model sees."""
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise FeatureConfigError(
+                f"unknown log-mel normalisation {self.normalisation!r}; use one of {NORMALISATIONS}"
+            )
+        if self.window_samples > self.n_fft:
+            raise FeatureConfigError("log-mel window is longer than n_fft")
+        if self.clip_samples < self.window_samples or self.hop_samples <= 0:
+            raise FeatureConfigError("log-mel clip must hold at least one window")
+
+    @property
+    def window_samples(self) -> int:
+        return SAMPLE_RATE * self.window_ms // 1000
+
+    @property
+    def hop_samples(self) -> int:
+        return SAMPLE_RATE * self.hop_ms // 1000
+
+    @property
+    def clip_samples(self) -> int:
+        return SAMPLE_RATE * self.clip_ms // 1000
+
+    @property
+    def n_frames(self) -> int:
+        return 1 + (self.clip_samples - self.window_samples) // self.hop_samples
+
+
+class LogMel:
+    """Log-mel frames and their per-window normalisation."""
+
+    def __init__(self, params: LogMelParams) -> None:
+        self.params = params
+        self.window = signal.get_window("hann", params.window_samples).astype(np.float32)
+        self.filters = mel_filterbank(
+            params.n_mels, params.n_fft, SAMPLE_RATE, params.fmin, params.fmax
+        )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.params.n_frames, self.params.n_mels)
+
+    def frames(self, audio: np.ndarray) -> np.ndarray:
+        """Log-mel energies of every complete frame in `audio`, shape (n, n_mels)."""
+        p = self.params
+        audio = np.asarray(audio, dtype=np.float32)
+        count = 0 if audio.size < p.window_samples else 1 + (audio.size - p.window_samples) // (
+            p.hop_samples
+        )
+        if count == 0:
+            return np.zeros((0, p.n_mels), dtype=np.float32)
+        strided = np.lib.stride_tricks.sliding_window_view(audio, p.window_samples)
+        framed = strided[:: p.hop_samples][:count] * self.window
+        power = np.abs(np.fft.rfft(framed, n=p.n_fft, axis=1)) ** 2
+        return np.log(power.astype(np.float32) @ self.filters + LOG_FLOOR)
+
+    def normalise(self, frames: np.ndarray) -> np.ndarray:
+        """Per-window normalisation; makes the model indifferent to gain and channel colour."""
+        mode = self.params.normalisation
+        if mode == "none":
+            return frames.astype(np.float32)
+        centred = frames - frames.mean(axis=0, keepdims=True)
+        if mode == "cmn":
+            return centred.astype(np.float32)
+        return (centred / (centred.std() + 1e-3)).astype(np.float32)
+
+    def compute(self, waveform: np.ndarray) -> np.ndarray:
+        clip = fit_clip(waveform, self.params.clip_samples)
+        return self.normalise(self.frames(clip))
+
+
+def fit_clip(waveform: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
+    """Zero-pad or cut a waveform to exactly `length` samples (the model's window)."""
+    x = np.asarray(waveform, dtype=np.float32)
+    if x.size >= length:
+        return x[:length]
+    return np.pad(x, (0, length - x.size))
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a manifest says about features: the profile name and its parameters."""
+
+    profile: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"profile": self.profile, "params": dict(self.params)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeatureSpec:
+        if not isinstance(data, dict) or "profile" not in data:
+            raise FeatureConfigError("manifest 'features' must be an object with a 'profile'")
+        return cls(profile=str(data["profile"]), params=dict(data.get("params") or {}))
+
+
+def logmel_spec(**overrides: Any) -> FeatureSpec:
+    """The default log-mel profile as a manifest entry."""
+    return FeatureSpec(LOGMEL_PROFILE, asdict(LogMelParams(**overrides)))
+
+
+class FeatureExtractor:
+    """A profile bound to its parameters: one-shot `compute` and streaming `stream`."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+        if spec.profile == STFT_PROFILE:
+            if spec.params:
+                raise FeatureConfigError(f"profile {STFT_PROFILE} takes no parameters")
+            self.logmel: LogMel | None = None
+            self.shape: tuple[int, ...] = (129, 124)
+            self.clip_samples = CLIP_SAMPLES
+            self.frame_step = 1
+        elif spec.profile == LOGMEL_PROFILE:
+            try:
+                params = LogMelParams(**spec.params)
+            except TypeError as exc:
+                raise FeatureConfigError(f"bad log-mel parameters: {exc}") from exc
+            self.logmel = LogMel(params)
+            self.shape = self.logmel.shape
+            self.clip_samples = params.clip_samples
+            self.frame_step = params.hop_samples
+        else:
+            raise FeatureConfigError(
+                f"unknown feature profile {spec.profile!r}; known: {STFT_PROFILE}, {LOGMEL_PROFILE}"
+            )
+
+    def compute(self, waveform: np.ndarray) -> np.ndarray:
+        """Features of one clip (cut or zero-padded to the clip length)."""
+        if self.logmel is None:
+            return stft129x124(fit_clip(waveform, self.clip_samples))
+        return self.logmel.compute(waveform)
+
+    def stream(self) -> StreamingFeatures:
+        return StreamingFeatures(self)
+
+
+class StreamingFeatures:
+    """Incremental features for a sliding window over a live stream.
+
+    Audio is pushed in hops; `features()` returns the features of the most recent clip-length
+    window, identical to `compute()` on that window when the hop is a multiple of the frame step.
+    For log-mel only the frames completed by each push are computed; earlier frames are kept in
+    a ring. The article's STFT profile normalises the whole window, so it is recomputed.
+    """
+
+    def __init__(self, extractor: FeatureExtractor) -> None:
+        self.extractor = extractor
+        self.clip_samples = extractor.clip_samples
+        self.audio = np.zeros(self.clip_samples, dtype=np.float32)
+        self.samples_seen = 0
+        logmel = extractor.logmel
+        if logmel is not None:
+            p = logmel.params
+            self._pending = np.zeros(0, dtype=np.float32)
+            self._frames = np.full((p.n_frames, p.n_mels), np.log(LOG_FLOOR), dtype=np.float32)
+
+    def push(self, block: np.ndarray) -> None:
+        block = np.asarray(block, dtype=np.float32)
+        n = block.size
+        if n >= self.clip_samples:
+            self.audio[:] = block[-self.clip_samples :]
+        elif n:
+            self.audio[:-n] = self.audio[n:]
+            self.audio[-n:] = block
+        self.samples_seen += n
+        logmel = self.extractor.logmel
+        if logmel is None or n == 0:
+            return
+        p = logmel.params
+        data = np.concatenate([self._pending, block])
+        new = logmel.frames(data)
+        if len(new):
+            consumed = len(new) * p.hop_samples
+            self._pending = data[consumed:]
+            keep = self._frames.shape[0]
+            self._frames = np.concatenate([self._frames, new])[-keep:]
+        else:
+            self._pending = data
+
+    def window_audio(self) -> np.ndarray:
+        """The last clip-length of audio (zeros before the stream started)."""
+        return self.audio
+
+    def features(self) -> np.ndarray:
+        logmel = self.extractor.logmel
+        if logmel is None:
+            return self.extractor.compute(self.audio)
+        return logmel.normalise(self._frames)
+
+
+def make_extractor(spec: FeatureSpec | dict[str, Any]) -> FeatureExtractor:
+    """Build the extractor a manifest asks for."""
+    if isinstance(spec, dict):
+        spec = FeatureSpec.from_json(spec)
+    return FeatureExtractor(spec)

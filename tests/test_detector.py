@@ -1,0 +1,87 @@
+"""Streaming detector on real synthetic speech: one detection per utterance, at the right time."""
+
+import numpy as np
+import pytest
+
+from edge_node.audio.wav import WavSource
+from edge_node.detector import Detector, DetectorSettings
+from edge_node.model import DEFAULT_MODEL, Model
+from tests.conftest import RATE, noise
+
+
+@pytest.fixture(scope="module")
+def model():
+    return Model(DEFAULT_MODEL)
+
+
+def run(detector, audio, block=1600):
+    found = []
+    for start in range(0, audio.size, block):
+        found += detector.push(audio[start : start + block])
+    return found
+
+
+def test_one_detection_per_utterance_at_the_right_time(model, command_recording):
+    path, events = command_recording
+    detector = Detector(model)
+    found = []
+    with WavSource(path, block_samples=detector.hop_samples) as source:
+        for block in source:
+            found += detector.push(block)
+    assert [d.label for d in found] == [e[0] for e in events]
+    for detection, (_, start, end) in zip(found, events, strict=True):
+        assert start < detection.time_s <= end + 1.0, (detection, start, end)
+        assert detection.confidence >= detector.settings.threshold
+
+
+def test_silence_costs_no_inference_and_detects_nothing(model):
+    detector = Detector(model)
+    assert run(detector, np.zeros(10 * RATE, np.float32)) == []
+    assert detector.inferences == 0 and detector.windows == 100
+
+
+@pytest.mark.parametrize("dbfs", [-45, -25])
+def test_noise_detects_nothing(model, dbfs):
+    detector = Detector(model)
+    assert run(detector, noise(20, dbfs, seed=5)) == []
+    assert detector.inferences > 0
+
+
+def test_a_word_repeated_slowly_is_detected_each_time_but_not_twice(model, speech):
+    word = speech("stop", "flite", "slt") * 0.5
+    gap = noise(1.6, -55, 2)
+    audio = np.concatenate([gap, word, gap, word, gap])
+    found = run(Detector(model), audio, block=512)
+    assert [d.label for d in found] == ["stop", "stop"]
+
+
+def test_refractory_period_suppresses_a_second_detection(model, speech):
+    word = speech("stop", "flite", "slt") * 0.5
+    audio = np.concatenate([noise(1.0, -55), word, noise(0.3, -55), word, noise(1.5, -55)])
+    found = run(Detector(model, DetectorSettings(refractory_s=3.0)), audio)
+    assert [d.label for d in found] == ["stop"]
+
+
+def test_per_command_threshold_can_silence_a_command(model, speech):
+    audio = np.concatenate([noise(1.0, -55), speech("stop", "flite", "slt") * 0.5,
+                            noise(1.5, -55)])
+    settings = DetectorSettings(thresholds={"stop": 1.0})
+    assert run(Detector(model, settings), audio) == []
+
+
+def test_block_mode_classifies_the_peak_of_each_block(model, speech):
+    block = np.concatenate([noise(0.8, -55), speech("left", "flite", "awb") * 0.5])
+    block = np.concatenate([block, noise(2.8 - block.size / RATE, -55)])
+    detector = Detector(model, DetectorSettings(mode="block"))
+    found = run(detector, np.concatenate([block, noise(2.8, -55)]))
+    assert [d.label for d in found] == ["left"]
+    assert found[0].time_s == pytest.approx(2.8)
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match="mode"):
+        DetectorSettings(mode="sometimes")
+    with pytest.raises(ValueError, match="threshold for stop"):
+        DetectorSettings(thresholds={"stop": 1.5})
+    with pytest.raises(ValueError, match="hop_ms"):
+        DetectorSettings(hop_ms=5)

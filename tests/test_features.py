@@ -1,0 +1,87 @@
+"""The one feature module: the article's profile against scipy, log-mel streaming vs batch."""
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from edge_node.features import (
+    FeatureConfigError,
+    FeatureSpec,
+    article_normalise,
+    logmel_spec,
+    make_extractor,
+)
+
+
+def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(16000 * seconds)) / 16000
+    tone = np.sin(2 * np.pi * (200 + 150 * np.sin(2 * np.pi * 3 * t)) * t)
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 2 * t)
+    return (0.3 * tone * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def test_stft_profile_is_the_article_pipeline_computed_by_scipy():
+    x = speechlike(1.0) * 0.01 + 0.002  # low level with DC, like the SPH0645
+    ours = make_extractor({"profile": "stft129x124"}).compute(x)
+    scaled = x / np.max(np.abs(x))
+    scaled = 2.0 * (scaled - scaled.min()) / np.ptp(scaled) - 1.0
+    _, _, reference = signal.stft(scaled, fs=16000, nperseg=255, noverlap=124, nfft=256)
+    assert ours.shape == (129, 124)
+    np.testing.assert_allclose(ours, np.abs(reference), rtol=1e-4, atol=1e-6)
+
+
+def test_stft_profile_pads_short_clips_and_survives_silence():
+    extractor = make_extractor({"profile": "stft129x124"})
+    short = extractor.compute(speechlike(0.4))
+    assert short.shape == (129, 124)
+    assert np.all(extractor.compute(np.zeros(16000, np.float32)) == 0)
+    assert article_normalise(np.zeros(10)).shape == (16000,)
+
+
+def test_logmel_shape_and_gain_invariance():
+    extractor = make_extractor(logmel_spec())
+    x = speechlike(1.0)
+    loud, quiet = extractor.compute(x), extractor.compute(x * 0.01)
+    assert loud.shape == (49, 40)
+    np.testing.assert_allclose(loud, quiet, atol=2e-2)
+    assert abs(float(loud.mean())) < 1e-4 and abs(float(loud.std()) - 1.0) < 1e-2
+
+
+@pytest.mark.parametrize("profile", [logmel_spec(), FeatureSpec("stft129x124")])
+def test_streaming_features_equal_batch_features_on_every_window(profile):
+    extractor = make_extractor(profile)
+    stream = extractor.stream()
+    audio = speechlike(3.0, seed=3)
+    hop = 1600
+    compared = 0
+    for end in range(hop, audio.size + 1, hop):
+        stream.push(audio[end - hop : end])
+        if end >= 16000:
+            np.testing.assert_allclose(stream.features(), extractor.compute(audio[end - 16000 : end]),
+                                       atol=1e-4)
+            compared += 1
+    assert compared == 21
+
+
+def test_streaming_handles_odd_block_sizes():
+    extractor = make_extractor(logmel_spec())
+    stream = extractor.stream()
+    audio = speechlike(2.0, seed=4)
+    for start in range(0, 32000, 777):
+        stream.push(audio[start : start + 777])
+    stream.push(np.zeros(0, np.float32))
+    # 32000 samples is on the 320-sample frame grid, so the window matches batch features.
+    np.testing.assert_allclose(stream.features(), extractor.compute(audio[-16000:]), atol=1e-4)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"profile": "mfcc"}, "unknown feature profile"),
+    ({"profile": "logmel", "params": {"normalisation": "pcen9"}}, "normalisation"),
+    ({"profile": "logmel", "params": {"bands": 40}}, "bad log-mel parameters"),
+    ({"profile": "stft129x124", "params": {"n_fft": 512}}, "takes no parameters"),
+    ({"params": {}}, "profile"),
+])
+def test_bad_feature_specs_are_refused_clearly(spec, message):
+    with pytest.raises(FeatureConfigError, match=message):
+        make_extractor(spec)

@@ -1,0 +1,215 @@
+"""`kws-train`: synthesise data, train, export, evaluate, fine-tune; one command for the default
+model the node ships (`kws-train default`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edge_node.features import FeatureSpec, logmel_spec
+from edge_node.logs import setup_logging
+from edge_node.model import DEFAULT_MODEL, manifest_path
+from training.vocab import COMMANDS
+
+log = logging.getLogger("training")
+
+DEFAULT_VOICES = {"espeak": 250, "flite": 120, "festival": 60}
+STREAM_SEED_OFFSET = 1000
+"""Voices of the streaming recording are drawn with seed + this: none of them trained."""
+
+
+def parse_voices(text: str) -> dict[str, int]:
+    """'espeak=250,flite=120' -> {'espeak': 250, 'flite': 120}."""
+    result = {}
+    for part in text.split(","):
+        engine, _, count = part.partition("=")
+        result[engine.strip()] = int(count)
+    return result
+
+
+def noise_bank(seed: int, extra: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
+    """Background noise for augmentation: every generated kind, a few seeds each."""
+    from training.noise import NOISE_KINDS, make_noise
+
+    rng = np.random.default_rng([seed, 77])
+    bank = [make_noise(kind, 20.0, rng) for kind in NOISE_KINDS if kind != "digital_silence"
+            for _ in range(3)]
+    return bank + list(extra)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from training.dataset_synth import synthesize_dataset
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    synthesize_dataset(args.out, words=words, voices_per_engine=parse_voices(args.voices),
+                       silence_clips=args.silence, seed=args.seed, workers=args.workers)
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from training.stream_synth import make_stream_recording
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    make_stream_recording(args.out, args.out.with_suffix(".json"), duration_s=args.duration,
+                          seed=args.seed + STREAM_SEED_OFFSET, words=words)
+    return 0
+
+
+def streaming_evaluation(model: Path, recording: Path, commands: Sequence[str]) -> dict:
+    """Run the recording through the node's own detector (`edge-node detect`) and score it."""
+    from training.metrics import streaming_scores
+
+    events = json.loads(recording.with_suffix(".json").read_text())
+    out = subprocess.run([sys.executable, "-m", "edge_node", "detect", str(recording), "--model",
+                          str(model), "--json"], check=True, capture_output=True, text=True)
+    detections = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    duration = events["duration_s"] if isinstance(events, dict) else None
+    items = events["events"] if isinstance(events, dict) else events
+    if duration is None:
+        import wave
+
+        with wave.open(str(recording)) as wav:
+            duration = wav.getnframes() / wav.getframerate()
+    return streaming_scores(detections, items, duration, commands)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.dataset import load_label_folders, load_synthetic, speech_commands_noise
+    from training.pipeline import PipelineSettings, run
+    from training.report import write_report
+    from training.train import TrainSettings
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    clips = [c for root in args.data for c in load_synthetic(root, words)]
+    extra_noise: list[np.ndarray] = []
+    if args.speech_commands:
+        clips += load_label_folders(args.speech_commands, words, "human")
+        extra_noise = speech_commands_noise(args.speech_commands)
+    if args.user:
+        clips += load_label_folders(args.user, words, "user", weight=args.user_weight)
+    features: FeatureSpec = (FeatureSpec("stft129x124") if args.arch == "article_cnn"
+                             else logmel_spec(normalisation=args.normalisation))
+    settings = PipelineSettings(
+        out=args.out, commands=words, features=features,
+        train=TrainSettings(architecture=args.arch, epochs=args.epochs, seed=args.seed,
+                            batch_size=args.batch_size),
+        copies=args.copies, leave_one_engine_out=not args.no_loeo, name=args.name,
+        version=args.version, workers=args.workers)
+    report = run(clips, noise_bank(args.seed, extra_noise), settings)
+    final = Path(report["final"]["models"]["float32/ai-edge-litert"]["path"])
+    chosen = final.with_name("model_int8.tflite") if settings.quantize else final
+    if args.stream:
+        report["streaming"] = streaming_evaluation(chosen, args.stream, words)
+    (args.out / "report.json").write_text(json.dumps(report, indent=1))
+    path = write_report(report, settings.labels, args.out)
+    log.info("report: %s", path)
+    if args.install:
+        install_model(chosen, args.install)
+    return 0
+
+
+def install_model(model: Path, destination: Path) -> None:
+    """Copy a model and its manifest to where the node loads it."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model, destination)
+    shutil.copyfile(manifest_path(model), manifest_path(destination))
+    log.info("installed %s as %s", model, destination)
+
+
+def cmd_default(args: argparse.Namespace) -> int:
+    """The documented recipe of the bundled model: synth -> stream recording -> train -> install."""
+    work = args.work
+    data, recording = work / "data", work / "stream.wav"
+    if not (data / "clips.csv").is_file():
+        cmd_synth(argparse.Namespace(out=data, words=None, voices=args.voices,
+                                     silence=args.silence, seed=args.seed, workers=args.workers))
+    if not recording.is_file():
+        cmd_stream(argparse.Namespace(out=recording, duration=args.stream_minutes * 60,
+                                      seed=args.seed, words=None))
+    train_args = build_parser().parse_args([
+        "train", "--data", str(data), "--out", str(work / "run"), "--seed", str(args.seed),
+        "--stream", str(recording), "--epochs", str(args.epochs), "--copies", str(args.copies),
+        "--workers", str(args.workers), "--version", args.version, "--name", "kws-default",
+        *(["--no-loeo"] if args.no_loeo else []),
+        *(["--install", str(args.install)] if args.install else []),
+    ])
+    return cmd_train(train_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kws-train", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    synth = sub.add_parser("synth", help="synthesise a dataset with the local TTS engines")
+    synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--voices", default="espeak=250,flite=120,festival=60",
+                       help="voices per engine, e.g. espeak=250,flite=120,festival=60")
+    synth.add_argument("--words", help="comma-separated keywords (default: the 8 commands)")
+    synth.add_argument("--silence", type=int, default=1500, help="_silence_ clips")
+    synth.add_argument("--seed", type=int, default=1)
+    synth.add_argument("--workers", type=int, default=2)
+    synth.set_defaults(func=cmd_synth)
+
+    stream = sub.add_parser("stream", help="long recording with commands at known times")
+    stream.add_argument("--out", type=Path, required=True, help="WAV (events go to .json)")
+    stream.add_argument("--duration", type=float, default=600.0, help="seconds")
+    stream.add_argument("--words")
+    stream.add_argument("--seed", type=int, default=1)
+    stream.set_defaults(func=cmd_stream)
+
+    train = sub.add_parser("train", help="train, export (float32 + int8) and evaluate")
+    train.add_argument("--data", type=Path, action="append", default=[],
+                       help="synthetic dataset dir (repeatable)")
+    train.add_argument("--speech-commands", type=Path, help="Speech Commands layout dir")
+    train.add_argument("--user", type=Path, help="your recordings: DIR/<label>/*.wav")
+    train.add_argument("--user-weight", type=float, default=3.0)
+    train.add_argument("--words", help="comma-separated keywords (default: the 8 commands)")
+    train.add_argument("--out", type=Path, required=True, help="run directory")
+    train.add_argument("--arch", choices=("dscnn", "article_cnn"), default="dscnn")
+    train.add_argument("--normalisation", choices=("none", "cmn", "mvn"), default="mvn")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--copies", type=int, default=3, help="augmented copies per clip")
+    train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--workers", type=int, default=2)
+    train.add_argument("--no-loeo", action="store_true", help="skip leave-one-engine-out runs")
+    train.add_argument("--stream", type=Path, help="recording (+ .json events) to evaluate on")
+    train.add_argument("--name", default="kws-dscnn")
+    train.add_argument("--version", default="1.0.0")
+    train.add_argument("--install", type=Path, help="copy the final model here (+ manifest)")
+    train.set_defaults(func=cmd_train)
+
+    default = sub.add_parser("default", help="rebuild the node's bundled default model")
+    default.add_argument("--work", type=Path, default=Path("runs/default"))
+    default.add_argument("--voices", default="espeak=250,flite=120,festival=60")
+    default.add_argument("--silence", type=int, default=1500)
+    default.add_argument("--stream-minutes", type=float, default=30.0)
+    default.add_argument("--epochs", type=int, default=30)
+    default.add_argument("--copies", type=int, default=3)
+    default.add_argument("--seed", type=int, default=1)
+    default.add_argument("--workers", type=int, default=2)
+    default.add_argument("--version", default="1.0.0")
+    default.add_argument("--no-loeo", action="store_true")
+    default.add_argument("--install", type=Path, default=DEFAULT_MODEL,
+                         help="where the node's default model lives")
+    default.set_defaults(func=cmd_default)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

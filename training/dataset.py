@@ -1,0 +1,150 @@
+"""Training data sources: synthetic clips, the Google Speech Commands layout, user recordings.
+
+Every source becomes a list of `Clip`s that know their label, engine (TTS engine, "human" for
+Speech Commands, "user" for the user's own recordings) and voice, so that splits can be made by
+voice and by engine.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import re
+import tarfile
+import tempfile
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from edge_node.audio.wav import read_wav_mono16k
+from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+
+log = logging.getLogger(__name__)
+
+SPEECH_COMMANDS_NOISE_DIR = "_background_noise_"
+SPEAKER_RE = re.compile(r"^([0-9a-f]+)_nohash_", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled recording."""
+
+    path: Path
+    label: str
+    engine: str
+    voice: str
+    text: str = ""
+    weight: float = 1.0
+    """How much this clip counts in training (user recordings are mixed in with a weight)."""
+
+
+def label_for(word: str, commands: Sequence[str]) -> str:
+    """Folder or word name -> training label (non-commands become `_unknown_`)."""
+    if word in commands or word in (UNKNOWN_LABEL, SILENCE_LABEL):
+        return word
+    return UNKNOWN_LABEL
+
+
+def load_synthetic(root: Path, commands: Sequence[str] = COMMANDS) -> list[Clip]:
+    """Clips listed in `root/clips.csv` as written by `training.dataset_synth`."""
+    root = Path(root)
+    index = root / "clips.csv"
+    if not index.is_file():
+        raise FileNotFoundError(f"{index} not found: run `kws-train synth --out {root}` first")
+    clips = []
+    with open(index, newline="") as fh:
+        for row in csv.DictReader(fh):
+            clips.append(Clip(
+                path=root / row["path"],
+                label=label_for(row["label"], commands),
+                engine=row["engine"],
+                voice=f'{row["engine"]}:{row["voice"]}',
+                text=row.get("text", ""),
+            ))
+    return clips
+
+
+def load_label_folders(root: Path, commands: Sequence[str], engine: str,
+                       weight: float = 1.0) -> list[Clip]:
+    """The Google Speech Commands layout (`root/<label>/*.wav`), also used for user recordings.
+
+    Folders that are not commands become `_unknown_`; `_background_noise_` is skipped (see
+    `speech_commands_noise`). The speaker is the file-name prefix before `_nohash_` when present.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a directory of label folders")
+    clips = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if folder.name == SPEECH_COMMANDS_NOISE_DIR:
+            continue
+        label = label_for(folder.name, commands)
+        for wav in sorted(folder.glob("*.wav")):
+            match = SPEAKER_RE.match(wav.name)
+            speaker = match.group(1) if match else engine
+            clips.append(Clip(wav, label, engine, f"{engine}:{speaker}", folder.name, weight))
+    if not clips:
+        raise FileNotFoundError(f"no <label>/*.wav files under {root}")
+    return clips
+
+
+def speech_commands_noise(root: Path) -> list[np.ndarray]:
+    """The background-noise recordings that ship with Speech Commands, if present."""
+    folder = Path(root) / SPEECH_COMMANDS_NOISE_DIR
+    return [read_wav_mono16k(p) for p in sorted(folder.glob("*.wav"))] if folder.is_dir() else []
+
+
+def download_archive(url: str, dest: Path, sha256: str) -> Path:
+    """Download a .tar.gz (e.g. Speech Commands), verify its SHA-256, and unpack it into `dest`.
+
+    The archive is checked before anything is extracted; members that would escape `dest` are
+    refused (tarfile's "data" filter).
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=dest, suffix=".part", delete=False) as tmp:
+        part = Path(tmp.name)
+    try:
+        digest = hashlib.sha256()
+        with urllib.request.urlopen(url) as response, open(part, "wb") as out:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256.lower():
+            raise ValueError(
+                f"checksum mismatch for {url}: got {digest.hexdigest()}, expected {sha256}"
+            )
+        with tarfile.open(part) as archive:
+            archive.extractall(dest, filter="data")
+    finally:
+        part.unlink(missing_ok=True)
+    log.info("downloaded and verified %s into %s", url, dest)
+    return dest
+
+
+def split_by_voice(clips: Sequence[Clip], fraction: float, seed: int) -> tuple[list[Clip],
+                                                                                list[Clip]]:
+    """(rest, held) where `held` has about `fraction` of each engine's voices, all their clips."""
+    rng = np.random.default_rng(seed)
+    held_voices: set[str] = set()
+    for engine in sorted({c.engine for c in clips}):
+        voices = sorted({c.voice for c in clips if c.engine == engine})
+        count = int(round(len(voices) * fraction))
+        if count:
+            held_voices.update(rng.choice(voices, size=count, replace=False).tolist())
+    rest = [c for c in clips if c.voice not in held_voices]
+    held = [c for c in clips if c.voice in held_voices]
+    return rest, held
+
+
+def by_engine(clips: Iterable[Clip], engines: Iterable[str]) -> list[Clip]:
+    wanted = set(engines)
+    return [c for c in clips if c.engine in wanted]
+
+
+def with_weight(clips: Iterable[Clip], weight: float) -> list[Clip]:
+    return [replace(c, weight=weight) for c in clips]

@@ -1,0 +1,68 @@
+"""Keras model -> float32 or full-integer int8 `.tflite` with the manifest the node expects."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_node.features import FeatureSpec
+from edge_node.model import Manifest, file_sha256, write_manifest
+
+log = logging.getLogger(__name__)
+
+
+def convert(model: Any, representative: np.ndarray | None) -> bytes:
+    """TFLite flatbuffer; with `representative` features, fully int8 (inputs and outputs too).
+
+    Goes through a Keras export archive with a fixed batch-1 signature: converting a concrete
+    function directly leaves resource variables that int8 calibration cannot read.
+    """
+    import tensorflow as tf
+
+    shape = [1, *model.input_shape[1:]]
+
+    def samples():
+        for row in representative:
+            yield [row.reshape(shape).astype(np.float32)]
+
+    with tempfile.TemporaryDirectory() as saved:
+        archive = tf.keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", lambda x: model(x, training=False),
+                             input_signature=[tf.TensorSpec(shape, tf.float32)])
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        if representative is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = samples
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        return converter.convert()
+
+
+def export(model: Any, out_path: Path, *, name: str, version: str, labels: list[str],
+           features: FeatureSpec, output: str, representative: np.ndarray | None,
+           extra: dict[str, Any] | None = None) -> Path:
+    """Write `out_path` (.tflite) and its manifest; int8 when `representative` is given."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(convert(model, representative))
+    info = {
+        "quantization": "int8" if representative is not None else "float32",
+        "parameters": int(model.count_params()),
+        "architecture": model.name,
+        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        **(extra or {}),
+    }
+    manifest = Manifest(name=name, version=version, labels=tuple(labels), features=features,
+                        sha256=file_sha256(out_path), output=output, extra=info)
+    write_manifest(out_path, manifest)
+    log.info("exported %s (%s, %d bytes)", out_path, info["quantization"],
+             out_path.stat().st_size)
+    return out_path

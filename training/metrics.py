@@ -1,0 +1,100 @@
+"""Scores of a model on labelled clips: what the report and BENCHMARKS.md quote."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from training.vocab import SILENCE_LABEL, UNKNOWN_LABEL
+
+NON_COMMANDS = (UNKNOWN_LABEL, SILENCE_LABEL)
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def scores(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str],
+           engines: Sequence[str], threshold: float = 0.6) -> dict[str, Any]:
+    """Accuracy per class and per engine, command accuracy, and `_unknown_` false accepts.
+
+    - command accuracy: command clips whose top label is the right command;
+    - unknown false accepts: `_unknown_` clips whose top label is a command (argmax, as
+      `edge-node classify` reports) and, stricter, with a probability >= `threshold` (what the
+      streaming detector would report).
+    """
+    labels = list(labels)
+    y_pred = probs.argmax(axis=1)
+    top = probs.max(axis=1)
+    is_command = np.array([lab not in NON_COMMANDS for lab in labels])
+    engines_arr = np.asarray(engines)
+    result: dict[str, Any] = {
+        "clips": int(len(y_true)),
+        "accuracy": float(np.mean(y_pred == y_true)) if len(y_true) else float("nan"),
+        "per_class": {},
+        "per_engine": {},
+        "confusion": confusion(y_true, y_pred, len(labels)).tolist(),
+    }
+    for i, label in enumerate(labels):
+        mask = y_true == i
+        if mask.any():
+            result["per_class"][label] = float(np.mean(y_pred[mask] == i))
+    cmd_mask = is_command[y_true]
+    unknown_mask = np.array([labels[i] == UNKNOWN_LABEL for i in y_true], dtype=bool)
+
+    def summary(mask: np.ndarray) -> dict[str, float]:
+        cmd = mask & cmd_mask
+        unk = mask & unknown_mask
+        return {
+            "command_accuracy": float(np.mean(y_pred[cmd] == y_true[cmd])) if cmd.any() else None,
+            "command_clips": int(cmd.sum()),
+            "unknown_false_accept": float(np.mean(is_command[y_pred[unk]])) if unk.any() else None,
+            "unknown_false_accept_at_threshold": float(
+                np.mean(is_command[y_pred[unk]] & (top[unk] >= threshold))) if unk.any() else None,
+            "unknown_clips": int(unk.sum()),
+        }
+
+    result.update(summary(np.ones(len(y_true), dtype=bool)))
+    for engine in sorted(set(engines_arr.tolist())):
+        result["per_engine"][engine] = summary(engines_arr == engine)
+    return result
+
+
+def streaming_scores(detections: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]],
+                     duration_s: float, commands: Sequence[str],
+                     tolerance_s: float = 1.5) -> dict[str, Any]:
+    """Recall and false activations per hour of a detector run over a recording with known events.
+
+    A detection is a hit when it names the command of an event and fires between the event's
+    start and `tolerance_s` after its end; each event counts once. Everything else (wrong
+    command, a detection during other words or noise, a second detection) is a false activation.
+    """
+    targets = [e for e in events if e["label"] in commands]
+    matched: set[int] = set()
+    false = []
+    for det in detections:
+        hit = None
+        for i, event in enumerate(targets):
+            if i in matched or event["label"] != det["label"]:
+                continue
+            if event["start_s"] <= det["time_s"] <= event["end_s"] + tolerance_s:
+                hit = i
+                break
+        if hit is None:
+            false.append(det)
+        else:
+            matched.add(hit)
+    hours = duration_s / 3600.0
+    return {
+        "commands": len(targets),
+        "detected": len(matched),
+        "recall": len(matched) / len(targets) if targets else None,
+        "false_activations": len(false),
+        "false_activations_per_hour": len(false) / hours if hours else None,
+        "duration_s": duration_s,
+        "false_examples": false[:20],
+    }

@@ -1,0 +1,71 @@
+"""Keras model definitions: our DS-CNN (default) and the article's CNN (compatibility)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+keras = tf.keras
+layers = keras.layers
+
+ARCHITECTURES = ("dscnn", "article_cnn")
+
+
+def ds_cnn(input_shape: tuple[int, int], n_labels: int, width: int = 64, blocks: int = 4,
+           dropout: float = 0.2) -> keras.Model:
+    """Depthwise-separable CNN after Zhang et al., "Hello Edge" (2017): ~25 k parameters.
+
+    A strided 10x4 convolution, then `blocks` depthwise 3x3 + pointwise 1x1 pairs, global average
+    pooling and a softmax. Every op has an int8 TFLite kernel.
+    """
+    inputs = keras.Input(shape=(*input_shape, 1), name="features")
+    x = layers.Conv2D(width, (10, 4), strides=(2, 2), padding="same", use_bias=False)(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    for _ in range(blocks):
+        x = layers.DepthwiseConv2D((3, 3), padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.Conv2D(width, (1, 1), use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="dscnn")
+
+
+def article_cnn(input_shape: tuple[int, int], n_labels: int,
+                normaliser_data: Any | None = None) -> keras.Model:
+    """The CNN of TensorFlow's "simple audio" tutorial as the article trained it (logits out).
+
+    Resizing to 32x32, a Normalization layer adapted to the training spectrograms, two 3x3
+    convolutions, max-pooling, dropout, Dense(128) and a Dense logits layer: 1.6 M parameters
+    for 8 labels.
+    """
+    normaliser = layers.Normalization()
+    if normaliser_data is not None:
+        normaliser.adapt(normaliser_data)
+    inputs = keras.Input(shape=(*input_shape, 1), name="spectrogram")
+    x = layers.Resizing(32, 32)(inputs)
+    x = normaliser(x)
+    x = layers.Conv2D(32, 3, activation="relu")(x)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(n_labels, name="logits")(x)
+    return keras.Model(inputs, outputs, name="article_cnn")
+
+
+def build(architecture: str, input_shape: tuple[int, int], n_labels: int,
+          normaliser_data: Any | None = None) -> tuple[keras.Model, str]:
+    """The model and the kind of output it produces (`probabilities` or `logits`)."""
+    if architecture == "dscnn":
+        return ds_cnn(input_shape, n_labels), "probabilities"
+    if architecture == "article_cnn":
+        return article_cnn(input_shape, n_labels, normaliser_data), "logits"
+    raise ValueError(f"unknown architecture {architecture!r}; use one of {ARCHITECTURES}")

@@ -1,0 +1,43 @@
+"""Score an exported model in the node's own runtime, in a separate process.
+
+Re-evaluating the `.tflite` (not the Keras model) catches conversion and quantisation damage.
+It runs in a child process with EDGE_NODE_TFLITE_RUNTIME set, so each runtime is measured
+as the node would load it, and no TensorFlow is imported next to tflite-runtime (which then
+fails to create interpreters).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def predict_in_runtime(model: Path, features: np.ndarray, runtime: str) -> np.ndarray:
+    """Probabilities for each feature matrix, computed by `edge_node.model.Model` in `runtime`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs, outputs = Path(tmp) / "x.npy", Path(tmp) / "p.npy"
+        np.save(inputs, features.astype(np.float32))
+        env = {**os.environ, "EDGE_NODE_TFLITE_RUNTIME": runtime}
+        subprocess.run([sys.executable, "-m", "training.node_eval", str(model), str(inputs),
+                        str(outputs)], check=True, env=env)
+        return np.load(outputs)
+
+
+def main(argv: list[str]) -> None:
+    from edge_node.model import Model
+
+    model_path, inputs, outputs = argv
+    model = Model(Path(model_path))
+    features = np.load(inputs)
+    probs = np.stack([model.predict_features(row) for row in features]) if len(features) else (
+        np.zeros((0, len(model.labels)), dtype=np.float32))
+    np.save(outputs, probs)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,161 @@
+"""Recordings -> verified `.tflite` + manifest, with leave-one-engine-out estimates.
+
+One run featurises every clip once (clean, and `copies` augmented versions), then trains:
+
+- one model per held-out engine E (trained without any voice of E, tested on all of E): the
+  honest estimate of how a model does on a voice unlike any it trained on;
+- the final model on every engine, validated (early stopping) on held-out voices.
+
+Each exported model is re-scored in the node's runtime; the final one also streams a long
+recording through the node's detector.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_node.features import FeatureSpec, logmel_spec
+from training.augment import Augmenter
+from training.dataset import Clip, split_by_voice
+from training.featurize import FeatureSet, featurize, load_audio
+from training.metrics import scores
+from training.node_eval import predict_in_runtime
+from training.train import TrainSettings
+from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """One training run of `kws-train train`."""
+
+    out: Path
+    """Run directory: models, report, plots."""
+    commands: tuple[str, ...] = COMMANDS
+    features: FeatureSpec = field(default_factory=logmel_spec)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    copies: int = 3
+    """Augmented versions of each clip."""
+    val_voice_fraction: float = 0.12
+    """Share of each engine's voices held out for validation / early stopping."""
+    leave_one_engine_out: bool = True
+    quantize: bool = True
+    """Export full-integer int8 (and float32 for comparison)."""
+    name: str = "kws-dscnn"
+    version: str = "1.0.0"
+    workers: int = 2
+
+    @property
+    def labels(self) -> list[str]:
+        return [*self.commands, UNKNOWN_LABEL, SILENCE_LABEL]
+
+
+@dataclass
+class Prepared:
+    """Clips with their clean and augmented features."""
+
+    clips: list[Clip]
+    y: np.ndarray
+    engines: np.ndarray
+    clean: FeatureSet
+    augmented: FeatureSet
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSettings) -> Prepared:
+    """Featurise every clip once; experiments only select rows."""
+    labels = settings.labels
+    audio = load_audio(clips, settings.workers)
+    indices = list(range(len(clips)))
+    seed = settings.train.seed
+    clean = featurize(audio, clips, indices, settings.features, None, 1, seed,
+                      settings.workers, desc="clean features")
+    copies = [max(1, int(round(settings.copies * c.weight))) for c in clips]
+    augmented = featurize(audio, clips, indices, settings.features, Augmenter(noises), copies,
+                          seed, settings.workers, desc="augmented features")
+    y = np.array([labels.index(c.label) for c in clips], dtype=np.int64)
+    return Prepared(clips, y, np.array([c.engine for c in clips]), clean, augmented)
+
+
+def run_experiment(data: Prepared, train_mask: np.ndarray, val_mask: np.ndarray,
+                   test_mask: np.ndarray, settings: PipelineSettings, out: Path,
+                   runtimes: tuple[str, ...] = ("ai-edge-litert",)) -> dict[str, Any]:
+    """Train on `train_mask` clips (augmented), stop early on `val_mask`, test on `test_mask`
+    (clean) with the exported models in the node runtime(s)."""
+    from training.export import export
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = train_mask[data.augmented.clip_index]
+    x_train = data.augmented.x[rows]
+    y_train = data.y[data.augmented.clip_index[rows]]
+    w_train = np.array([data.clips[i].weight for i in data.augmented.clip_index[rows]])
+    x_val, y_val = data.clean.x[val_mask], data.y[val_mask]
+    log.info("%s: %d training examples, %d validation clips, %d test clips", out.name,
+             len(x_train), len(x_val), int(test_mask.sum()))
+    from training.train import fit
+
+    model, history, output = fit(x_train, y_train, w_train, x_val, y_val, len(settings.labels),
+                                 settings.train)
+    model.save(out / "model.keras")
+    common = dict(name=settings.name, version=settings.version, labels=settings.labels,
+                  features=settings.features, output=output)
+    meta = {"train_clips": int(train_mask.sum()), "engines": sorted(set(data.engines[train_mask]))}
+    paths = {"float32": export(model, out / "model_float32.tflite", representative=None,
+                               extra=meta, **common)}
+    if settings.quantize:
+        rng = np.random.default_rng(settings.train.seed)
+        rep = x_train[rng.choice(len(x_train), min(400, len(x_train)), replace=False)]
+        paths["int8"] = export(model, out / "model_int8.tflite", representative=rep,
+                               extra=meta, **common)
+    x_test = data.clean.x[test_mask]
+    engines = data.engines[test_mask]
+    result: dict[str, Any] = {"history": history, "models": {}}
+    for kind, path in paths.items():
+        for runtime in runtimes:
+            probs = predict_in_runtime(path, x_test, runtime)
+            result["models"][f"{kind}/{runtime}"] = {
+                "path": str(path), "bytes": path.stat().st_size,
+                **scores(probs, data.y[test_mask], settings.labels, engines),
+            }
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def run(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSettings,
+        extra_test: list[Clip] | None = None) -> dict[str, Any]:
+    """All experiments of one run; returns the report data (also written as report.json)."""
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    extra_test = extra_test or []
+    data = prepare(clips + extra_test, noises, settings)
+    n = len(clips)
+    in_train_pool = np.arange(len(data.clips)) < n
+    rest, held = split_by_voice(clips, settings.val_voice_fraction, settings.train.seed)
+    held_voices = {c.voice for c in held}
+    is_val = np.array([c.voice in held_voices for c in data.clips]) & in_train_pool
+    report: dict[str, Any] = {
+        "settings": json.loads(json.dumps(asdict(settings), default=str)),
+        "clips": {e: int((data.engines[:n] == e).sum()) for e in sorted(set(data.engines[:n]))},
+        "leave_one_engine_out": {},
+    }
+    engines = sorted({c.engine for c in clips if c.label != SILENCE_LABEL and c.engine != "noise"})
+    if settings.leave_one_engine_out and len(engines) > 1:
+        for engine in engines:
+            of_engine = data.engines == engine
+            result = run_experiment(
+                data, in_train_pool & ~is_val & ~of_engine, is_val & ~of_engine,
+                in_train_pool & of_engine, settings, out / f"loeo-{engine}")
+            report["leave_one_engine_out"][engine] = result
+    final = run_experiment(
+        data, in_train_pool & ~is_val, is_val, is_val | ~in_train_pool, settings, out / "final",
+        runtimes=("ai-edge-litert", "tflite-runtime"))
+    report["final"] = final
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    return report

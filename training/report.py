@@ -1,0 +1,110 @@
+"""The evaluation report of a training run: Markdown, JSON and PNG plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(matrix, dtype=float)
+    rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if m[i, j]:
+                ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if rows[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, axis in (("loss", left), ("accuracy", right)):
+        axis.plot(history.get(key, []), label="train")
+        axis.plot(history.get(f"val_{key}", []), label="validation (held-out voices)")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(key)
+        axis.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def engine_table(result: dict[str, Any]) -> list[str]:
+    lines = ["| engine | command accuracy | `_unknown_` taken for a command (argmax / >= 0.6) | clips |",
+             "|---|---|---|---|"]
+    for engine, s in sorted(result["per_engine"].items()):
+        lines.append(f"| {engine} | {pct(s['command_accuracy'])} | "
+                     f"{pct(s['unknown_false_accept'])} / "
+                     f"{pct(s['unknown_false_accept_at_threshold'])} | "
+                     f"{s['command_clips'] + s['unknown_clips']} |")
+    return lines
+
+
+def write_report(report: dict[str, Any], labels: list[str], out: Path) -> Path:
+    """report.md beside report.json, with confusion matrix and training curve PNGs."""
+    out = Path(out)
+    lines = [f"# Training report: {out.name}", ""]
+    lines.append("Clips per engine: " + ", ".join(f"{k} {v}" for k, v in report["clips"].items()))
+    loeo = report.get("leave_one_engine_out") or {}
+    if loeo:
+        lines += ["", "## Leave one engine out (int8 model, node runtime)", "",
+                  "Trained without any voice of the engine, tested on all of its clips.", "",
+                  "| held-out engine | command accuracy | `_unknown_` as command (argmax / >= 0.6) "
+                  "| float32 command accuracy |", "|---|---|---|---|"]
+        for engine, result in loeo.items():
+            q = result["models"].get("int8/ai-edge-litert") or result["models"]["float32/ai-edge-litert"]
+            f = result["models"]["float32/ai-edge-litert"]
+            lines.append(f"| {engine} | {pct(q['command_accuracy'])} | "
+                         f"{pct(q['unknown_false_accept'])} / "
+                         f"{pct(q['unknown_false_accept_at_threshold'])} | "
+                         f"{pct(f['command_accuracy'])} |")
+    final = report["final"]
+    lines += ["", "## Final model (all engines; tested on held-out voices)", ""]
+    for key, m in final["models"].items():
+        lines.append(f"- `{key}`: accuracy {pct(m['accuracy'])}, command accuracy "
+                     f"{pct(m['command_accuracy'])}, `_unknown_` as command "
+                     f"{pct(m['unknown_false_accept'])}, {m['bytes']:,} bytes")
+    best = final["models"].get("int8/ai-edge-litert") or final["models"]["float32/ai-edge-litert"]
+    lines += ["", *engine_table(best), ""]
+    plot_confusion(best["confusion"], labels, out / "confusion.png", "final model, held-out voices")
+    plot_history(final["history"], out / "training_curves.png", "final model")
+    lines += ["![confusion matrix](confusion.png)", "", "![training curves](training_curves.png)"]
+    stream = report.get("streaming")
+    if stream:
+        lines += ["", "## Streaming evaluation (node detector on a long recording)", "",
+                  f"- {stream['duration_s'] / 60:.1f} min, {stream['commands']} commands: recall "
+                  f"{pct(stream['recall'])}, {stream['false_activations']} false activations "
+                  f"({stream['false_activations_per_hour']:.1f} per hour)"]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
