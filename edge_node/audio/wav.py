@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def _load(path: str | Path) -> tuple[int, np.ndarray]:
         rate, data = wavfile.read(str(path))
     except FileNotFoundError as e:
         raise AudioSourceError(f"WAV file not found: {path}") from e
-    except (OSError, ValueError, EOFError, IndexError) as e:
+    except (OSError, ValueError, EOFError, IndexError, struct.error) as e:
         raise AudioSourceError(f"cannot read WAV file {path}: {e}") from e
     if data.ndim not in (1, 2) or rate <= 0:
         raise AudioSourceError(f"cannot read WAV file {path}: unexpected layout {data.shape}")
