@@ -116,7 +116,6 @@ class MicSource(ConvertingSource):
             raise
         self._frame_bytes = SAMPLE_FORMATS[settings.sample_format].itemsize * self.channels
         self._started = False
-        self.selected_channel: int | str | None = None
 
     def _open(self, pyaudio: ModuleType) -> None:
         s = self.settings
@@ -157,6 +156,11 @@ class MicSource(ConvertingSource):
             f"channel(s) {s.sample_format}: {'; '.join(problems)}"
         )
 
+    @property
+    def selected_channel(self) -> int | str | None:
+        """Channel in use (an index or "mix"); None until "auto" has decided."""
+        return self.converter.selected if self._started else None
+
     def _read_frames(self, frames: int) -> bytes:
         try:
             return self._stream.read(frames, exception_on_overflow=False)
@@ -172,12 +176,12 @@ class MicSource(ConvertingSource):
             discard += chunk
             remaining -= len(chunk) // self._frame_bytes
         channel: int | str = s.channel
-        if channel == "auto":
+        if channel == "auto" and discard:
             dtype = SAMPLE_FORMATS[s.sample_format]
             frames = scale_pcm(np.frombuffer(bytes(discard), dtype=dtype))
             choice = choose_channel(frames.reshape(-1, self.channels))
             channel = "mix" if choice is None else choice
-        self.selected_channel = channel
+        # With nothing discarded, "auto" is left to the converter (first second of audio).
         self.converter = PcmConverter(
             self.rate, self.channels, s.sample_format, channel, s.remove_dc, s.gain_db
         )
