@@ -102,6 +102,8 @@ class PcmConverter:
         self._auto_frames = max(1, int(auto_s * self.rate))
         self._auto_buffer: list[np.ndarray] = []
         self._leftover = b""
+        self.remove_dc = remove_dc
+        self.gain_db = gain_db
         self._gain = 10.0 ** (gain_db / 20.0)
         self._dc = butter(1, DC_CUTOFF_HZ, btype="highpass", fs=self.rate) if remove_dc else None
         self._dc_state: np.ndarray | None = None
