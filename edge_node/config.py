@@ -56,7 +56,7 @@ class NodeConfig:
         if not self.node_id or not all(ch.isalnum() or ch in "-_" for ch in self.node_id):
             raise ConfigError(f"node_id {self.node_id!r} may only hold letters, digits, - and _")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError(f"log_level {self.log_level!r} is not one of DEBUG/INFO/WARNING/ERROR")
+            raise ConfigError(f"log_level {self.log_level!r} is not DEBUG/INFO/WARNING/ERROR")
 
     @property
     def display_name(self) -> str:

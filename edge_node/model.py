@@ -161,7 +161,7 @@ class Model:
             raise ModelError(f"model file {self.path} does not exist")
         self.manifest = read_manifest(self.path)
         if self.manifest.sha256 and file_sha256(self.path) != self.manifest.sha256:
-            raise ModelError(f"{self.path}: sha256 does not match its manifest (corrupt or swapped)")
+            raise ModelError(f"{self.path}: sha256 does not match its manifest (corrupt?)")
         try:
             self.features: FeatureExtractor = make_extractor(self.manifest.features)
         except FeatureConfigError as exc:

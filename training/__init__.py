@@ -1,1 +1,1 @@
-"""Offline training pipeline: synthetic speech -> features (edge_node.features) -> .tflite + manifest."""
+"""Offline training pipeline: synthetic speech -> edge_node.features -> .tflite + manifest."""

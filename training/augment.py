@@ -46,7 +46,8 @@ def place(clip: np.ndarray, length: int, rng: np.random.Generator,
     """Put a clip into a window of `length` samples at a random offset (or crop a long one)."""
     out = np.zeros(length, dtype=np.float32)
     if clip.size >= length:
-        start = (clip.size - length) // 2 if centre else int(rng.integers(0, clip.size - length + 1))
+        spare = clip.size - length
+        start = spare // 2 if centre else int(rng.integers(0, spare + 1))
         return clip[start : start + length].astype(np.float32)
     offset = (length - clip.size) // 2 if centre else int(rng.integers(0, length - clip.size + 1))
     out[offset : offset + clip.size] = clip

@@ -21,7 +21,6 @@ from training.vocab import COMMANDS
 
 log = logging.getLogger("training")
 
-DEFAULT_VOICES = {"espeak": 250, "flite": 120, "festival": 60}
 STREAM_SEED_OFFSET = 1000
 """Voices of the streaming recording are drawn with seed + this: none of them trained."""
 
@@ -49,8 +48,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from training.dataset_synth import synthesize_dataset
 
     words = tuple(args.words.split(",")) if args.words else COMMANDS
-    synthesize_dataset(args.out, words=words, voices_per_engine=parse_voices(args.voices),
-                       silence_clips=args.silence, seed=args.seed, workers=args.workers)
+    voices = parse_voices(args.voices)
+    unknown = {engine: int(round(count * args.unknown_per_voice))
+               for engine, count in voices.items()}
+    synthesize_dataset(args.out, seed=args.seed, words=words, clips_per_word_per_engine=voices,
+                       unknown_clips_per_engine=unknown, silence_clips=args.silence,
+                       workers=args.workers, engines=tuple(voices))
     return 0
 
 
@@ -130,7 +133,8 @@ def cmd_default(args: argparse.Namespace) -> int:
     data, recording = work / "data", work / "stream.wav"
     if not (data / "clips.csv").is_file():
         cmd_synth(argparse.Namespace(out=data, words=None, voices=args.voices,
-                                     silence=args.silence, seed=args.seed, workers=args.workers))
+                                     silence=args.silence, unknown_per_voice=3.0,
+                                     seed=args.seed, workers=args.workers))
     if not recording.is_file():
         cmd_stream(argparse.Namespace(out=recording, duration=args.stream_minutes * 60,
                                       seed=args.seed, words=None))
@@ -155,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="voices per engine, e.g. espeak=250,flite=120,festival=60")
     synth.add_argument("--words", help="comma-separated keywords (default: the 8 commands)")
     synth.add_argument("--silence", type=int, default=1500, help="_silence_ clips")
+    synth.add_argument("--unknown-per-voice", type=float, default=3.0,
+                       help="_unknown_ clips (other words, sentences) per voice")
     synth.add_argument("--seed", type=int, default=1)
     synth.add_argument("--workers", type=int, default=2)
     synth.set_defaults(func=cmd_synth)

@@ -60,7 +60,7 @@ def pct(value: float | None) -> str:
 
 
 def engine_table(result: dict[str, Any]) -> list[str]:
-    lines = ["| engine | command accuracy | `_unknown_` taken for a command (argmax / >= 0.6) | clips |",
+    lines = ["| engine | command accuracy | `_unknown_` as command (argmax / >= 0.6) | clips |",
              "|---|---|---|---|"]
     for engine, s in sorted(result["per_engine"].items()):
         lines.append(f"| {engine} | {pct(s['command_accuracy'])} | "
@@ -82,8 +82,8 @@ def write_report(report: dict[str, Any], labels: list[str], out: Path) -> Path:
                   "| held-out engine | command accuracy | `_unknown_` as command (argmax / >= 0.6) "
                   "| float32 command accuracy |", "|---|---|---|---|"]
         for engine, result in loeo.items():
-            q = result["models"].get("int8/ai-edge-litert") or result["models"]["float32/ai-edge-litert"]
             f = result["models"]["float32/ai-edge-litert"]
+            q = result["models"].get("int8/ai-edge-litert") or f
             lines.append(f"| {engine} | {pct(q['command_accuracy'])} | "
                          f"{pct(q['unknown_false_accept'])} / "
                          f"{pct(q['unknown_false_accept_at_threshold'])} | "

@@ -1,0 +1,161 @@
+"""Recognition speed, side by side in one run: the article's path vs ours.
+
+- per-window latency (median, p95) of
+  - the article's path: a new Interpreter for every inference + scipy STFT 129x124 + its float
+    CNN (1.6 M parameters);
+  - ours: the interpreter created once, incremental log-mel features (only the new frames of a
+    100 ms hop), the int8 DS-CNN;
+- CPU share of one core and peak RSS of the streaming node (`edge-node run`) on audio paced in
+  real time, and whether TensorFlow was imported.
+
+Run: `.venv/bin/python -m bench.recognition [--seconds 30]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.record import machine, write_section
+from edge_node.audio.wav import read_wav_mono16k, write_wav
+from edge_node.config import DEFAULT_EXAMPLE
+from edge_node.features import make_extractor
+from edge_node.model import DEFAULT_MODEL, Model, load_interpreter_class, read_manifest
+
+ARTICLE_MODEL = DEFAULT_MODEL.with_name("article_cnn.tflite")
+HOP = 1600
+
+
+def percentiles(samples_ms: list[float]) -> tuple[float, float]:
+    return float(np.median(samples_ms)), float(np.percentile(samples_ms, 95))
+
+
+def article_window(audio: np.ndarray, interpreter_class: type) -> None:
+    """What the article did for every window: STFT, then load the model and run it."""
+    spectrogram = make_extractor({"profile": "stft129x124"}).compute(audio)
+    interpreter = interpreter_class(model_path=str(ARTICLE_MODEL))
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    interpreter.set_tensor(inp["index"], spectrogram.reshape(inp["shape"]).astype(np.float32))
+    interpreter.invoke()
+    interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def latency(audio: np.ndarray, windows: int, runtime: str | None) -> dict[str, float]:
+    """Interleave the two paths window by window so machine noise hits both alike."""
+    _, interpreter_class = load_interpreter_class(runtime)
+    ours = Model(DEFAULT_MODEL, runtime=runtime)
+    stream = ours.features.stream()
+    stream.push(audio[:16000])
+    article_ms, ours_ms = [], []
+    for i in range(windows):
+        start = 16000 + (i * HOP) % (audio.size - 16000 - HOP)
+        hop = audio[start : start + HOP]
+        t0 = time.perf_counter()
+        article_window(audio[start + HOP - 16000 : start + HOP], interpreter_class)
+        t1 = time.perf_counter()
+        stream.push(hop)
+        ours.predict_features(stream.features())
+        t2 = time.perf_counter()
+        article_ms.append((t1 - t0) * 1e3)
+        ours_ms.append((t2 - t1) * 1e3)
+    a50, a95 = percentiles(article_ms)
+    o50, o95 = percentiles(ours_ms)
+    return {"runtime": ours.runtime, "article_median_ms": a50, "article_p95_ms": a95,
+            "ours_median_ms": o50, "ours_p95_ms": o95, "speedup_median": a50 / o50}
+
+
+NODE_PROBE = """
+import json, resource, sys, time
+from edge_node.cli import main
+started = time.process_time()
+code = main(sys.argv[1:])
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"cpu_s": usage.ru_utime + usage.ru_stime, "max_rss_kb": usage.ru_maxrss,
+                  "tensorflow_imported": "tensorflow" in sys.modules, "exit": code}),
+      file=sys.stderr)
+"""
+
+
+def streaming_node(seconds: float, runtime: str | None) -> dict[str, float]:
+    """Run the real node on `seconds` of real-time audio; CPU share and peak RSS."""
+    example = read_wav_mono16k(DEFAULT_EXAMPLE)
+    repeats = int(np.ceil(seconds * 16000 / example.size))
+    audio = np.tile(example, repeats)[: int(seconds * 16000)]
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "stream.wav"
+        write_wav(wav, audio)
+        env = {**os.environ}
+        if runtime:
+            env["EDGE_NODE_TFLITE_RUNTIME"] = runtime
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-c", NODE_PROBE, "--log-level", "WARNING", "run",
+                               "--source", f"wav:{wav}"], capture_output=True, text=True,
+                              env=env, check=True)
+        wall = time.monotonic() - started
+    probe = json.loads(done.stderr.strip().splitlines()[-1])
+    return {"audio_s": seconds, "wall_s": wall, "cpu_s": probe["cpu_s"],
+            "cpu_share": probe["cpu_s"] / wall, "max_rss_mb": probe["max_rss_kb"] / 1024,
+            "tensorflow_imported": probe["tensorflow_imported"],
+            "detections": len(done.stdout.splitlines())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=30.0, help="real-time streaming run")
+    parser.add_argument("--runtimes", default="ai-edge-litert,tflite-runtime")
+    args = parser.parse_args()
+    audio = np.tile(read_wav_mono16k(DEFAULT_EXAMPLE), 3)
+    ours_manifest = read_manifest(DEFAULT_MODEL)
+    rows, nodes = [], []
+    for runtime in args.runtimes.split(","):
+        row = latency(audio, args.windows, runtime)
+        rows.append(row)
+        print(json.dumps(row))
+    for runtime in args.runtimes.split(","):
+        node = streaming_node(args.seconds, runtime)
+        node["runtime"] = runtime
+        nodes.append(node)
+        print(json.dumps(node))
+    article_manifest = read_manifest(ARTICLE_MODEL)
+    body = [
+        f"Machine: {machine()}. `python -m bench.recognition` ({args.windows} windows, "
+        f"interleaved; streaming run on {args.seconds:.0f} s of real-time audio).",
+        "",
+        f"Article path: new interpreter per inference + scipy STFT 129x124 + its float CNN "
+        f"(`{ARTICLE_MODEL.name}`, {article_manifest.extra.get('parameters', '?'):,} parameters). "
+        f"Ours: interpreter reused + incremental log-mel + `{DEFAULT_MODEL.name}` "
+        f"({ours_manifest.extra.get('quantization')}, "
+        f"{ours_manifest.extra.get('parameters', '?'):,} parameters, "
+        f"{DEFAULT_MODEL.stat().st_size:,} bytes).",
+        "",
+        "| runtime | article median / p95 (ms) | ours median / p95 (ms) | speed-up (median) |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        body.append(f"| {r['runtime']} | {r['article_median_ms']:.2f} / {r['article_p95_ms']:.2f} "
+                    f"| {r['ours_median_ms']:.3f} / {r['ours_p95_ms']:.3f} | "
+                    f"{r['speedup_median']:.0f}x |")
+    body += ["", "Streaming node (`edge-node run --source wav:...`, real-time pacing, hop 100 ms):",
+             "", "| runtime | CPU (share of one core) | peak RSS | TensorFlow imported |",
+             "|---|---|---|---|"]
+    for n in nodes:
+        body.append(f"| {n['runtime']} | {100 * n['cpu_share']:.1f}% | {n['max_rss_mb']:.0f} MB | "
+                    f"{'yes' if n['tensorflow_imported'] else 'no'} |")
+    write_section("recognition", "Recognition speed: article vs ours", "\n".join(body))
+    print(f"max RSS of this benchmark process: "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
