@@ -168,7 +168,8 @@ def synthesize_dataset(
     """Render the dataset into an empty `out_dir` and return its path.
 
     Counts default to `FULL_SIZE` voices per engine, each saying every word once
-    (`takes_per_voice` > 1 uses fewer voices with several takes each).
+    (`takes_per_voice` > 1 uses fewer voices with several takes each). Workers are
+    spawned processes, so a calling script needs an `if __name__ == "__main__":` guard.
     """
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):

@@ -25,7 +25,7 @@ SPEAKER_KINDS: tuple[str, ...] = ("male", "female", "child")
 _KIND_P = (0.40, 0.42, 0.18)  # female/child over-weighted: they were recognised worst
 # Vocal-tract scale relative to an adult male, and f0 range (Hz), per speaker kind.
 _TRACT = {"male": (0.90, 1.04), "female": (1.08, 1.20), "child": (1.20, 1.30)}
-_F0 = {"male": (78.0, 150.0), "female": (155.0, 265.0), "child": (225.0, 330.0)}
+_F0 = {"male": (88.0, 155.0), "female": (155.0, 265.0), "child": (225.0, 330.0)}
 _SUBPROCESS_TIMEOUT_S = 120
 
 Rendered = list[tuple[np.ndarray, int]]  # (waveform float32, native sample rate) per text
