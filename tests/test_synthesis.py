@@ -60,6 +60,15 @@ def test_espeak_generated_variant_is_applied(tmp_path: Path) -> None:
     assert len(a) != len(b) or not np.array_equal(a, b)
 
 
+def test_espeak_survives_hundreds_of_voices_per_process(tmp_path: Path) -> None:
+    """espeak-ng refuses to run once its voices dir lists > 349 files (seen in a 10k run)."""
+    _need("espeak")
+    eng = ENGINES["espeak"]
+    for voice in make_voices("espeak", 400, seed=9):
+        x, _ = eng.render_raw(voice, ["go"], scratch_dir(tmp_path))[0]
+        assert np.max(np.abs(x)) > 0.01, voice.voice_id
+
+
 @pytest.mark.parametrize("engine", ENGINE_NAMES)
 def test_voices_are_stable_and_distinct(engine: str) -> None:
     voices = make_voices(engine, 6, seed=4)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import multiprocessing as mp
 import re
 import tempfile
@@ -42,6 +43,7 @@ NOISE_ENGINE = "noise"
 SILENCE_SECONDS = 1.0
 _SILENCE_CHUNK = 100
 CSV_FIELDS = ("path", "label", "engine", "voice", "text")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,8 @@ def synthesize_dataset(
             pool.join()
         bar.close()
     elapsed = time.monotonic() - t0
+    if failures:
+        log.warning("%d voices failed (see dataset.json): %s", len(failures), failures[0])
     rows.sort(key=lambda r: r["path"])
     _write_csv(out / "clips.csv", rows)
     meta = {

@@ -85,7 +85,11 @@ def system_data_dir() -> Path:
 
 
 def data_root(parent: Path) -> Path:
-    """Per-process private data farm under `parent` (the dir to pass as --path)."""
+    """Per-process private data farm under `parent` (the dir to pass as --path).
+
+    Only the curated stock variants are linked and generated ones are removed after use:
+    espeak-ng fails outright once a voices dir lists more than 349 entries.
+    """
     root = parent / f"espeak-{os.getpid()}"
     data = root / "espeak-ng-data"
     variants = data / "voices" / "!v"
@@ -96,19 +100,21 @@ def data_root(parent: Path) -> Path:
     for entry in system.iterdir():
         if entry.name != "voices":
             (data / entry.name).symlink_to(entry)
-    for entry in (system / "voices").iterdir():
-        if entry.name != "!v":
-            (data / "voices" / entry.name).symlink_to(entry)
-    for entry in (system / "voices" / "!v").iterdir():
-        (variants / entry.name).symlink_to(entry)
+    for name, _ in STOCK:
+        if (system / "voices" / "!v" / name).exists():
+            (variants / name).symlink_to(system / "voices" / "!v" / name)
     return root
 
 
-def install(root: Path, name: str, text: str) -> None:
-    """Write a generated variant into the private farm (idempotent, atomic)."""
-    path = root / "espeak-ng-data" / "voices" / "!v" / name
-    if path.exists():
-        return
+def variant_path(root: Path, name: str) -> Path:
+    """Where variant `name` lives in the farm rooted at `root`."""
+    return root / "espeak-ng-data" / "voices" / "!v" / name
+
+
+def install(root: Path, name: str, text: str) -> Path:
+    """Write a generated variant into the private farm (atomic); returns its path."""
+    path = variant_path(root, name)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+    return path

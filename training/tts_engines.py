@@ -101,7 +101,11 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
 
 
 def _run(cmd: list[str]) -> None:
-    subprocess.run(cmd, check=True, capture_output=True, timeout=_SUBPROCESS_TIMEOUT_S)
+    """Run an engine; failures carry its stderr, which says what went wrong."""
+    res = subprocess.run(cmd, capture_output=True, timeout=_SUBPROCESS_TIMEOUT_S)
+    if res.returncode != 0:
+        err = res.stderr.decode(errors="replace").strip()[-300:]
+        raise RuntimeError(f"{cmd[0]} exited {res.returncode}: {err}")
 
 
 class Engine:
@@ -155,15 +159,20 @@ class EspeakEngine(Engine):
     def render_raw(self, voice: Voice, texts: list[str], scratch: Path) -> Rendered:
         s = voice.synth
         data_root = espeak_variants.data_root(scratch.parent)
+        generated = None
         if s["variant_text"]:
-            espeak_variants.install(data_root, s["variant"], s["variant_text"])
+            generated = espeak_variants.install(data_root, s["variant"], s["variant_text"])
+        cmd = [self.binary, f"--path={data_root}", "-v", f"{voice.base}+{s['variant']}"]
+        cmd += ["-s", str(s["speed"]), "-p", str(s["pitch"])]
         out = []
-        for i, text in enumerate(texts):
-            wav = scratch / f"e{i}.wav"
-            cmd = [self.binary, f"--path={data_root}", "-v", f"{voice.base}+{s['variant']}"]
-            cmd += ["-s", str(s["speed"]), "-p", str(s["pitch"]), "-w", str(wav)]
-            _run([*cmd, "--", text])
-            out.append(read_wav(wav))
+        try:
+            for i, text in enumerate(texts):
+                wav = scratch / f"e{i}.wav"
+                _run([*cmd, "-w", str(wav), "--", text])
+                out.append(read_wav(wav))
+        finally:
+            if generated is not None:
+                generated.unlink(missing_ok=True)
         return out
 
 
