@@ -116,11 +116,16 @@ class Detector:
         self._armed = np.ones(len(self.labels), dtype=bool)
         self._block: list[np.ndarray] = []
         self._block_len = 0
+        self._thresholds = self._threshold_array()
+
+    def _threshold_array(self) -> np.ndarray:
+        return np.array([self.settings.threshold_for(lab) for lab in self.labels])
 
     def update_settings(self, settings: DetectorSettings) -> None:
         """Apply new settings live; the stream position is kept."""
         old = self.settings
         self.settings = settings
+        self._thresholds = self._threshold_array()
         if (settings.hop_ms, settings.smoothing_windows, settings.mode) != (
             old.hop_ms, old.smoothing_windows, old.mode
         ):
@@ -171,15 +176,14 @@ class Detector:
         return self._decide(smoothed)
 
     def _decide(self, smoothed: np.ndarray) -> Detection | None:
-        s = self.settings
-        thresholds = np.array([s.threshold_for(lab) for lab in self.labels])
+        thresholds = self._thresholds
         above = smoothed >= thresholds
         # Re-arm a label once its score has fallen well below its threshold.
         self._armed |= smoothed < 0.5 * thresholds
         best = int(np.argmax(smoothed))
         if not (self._is_command[best] and above[best] and self._armed[best]):
             return None
-        if self.time_s - self._last_fire_s < s.refractory_s:
+        if self.time_s - self._last_fire_s < self.settings.refractory_s:
             return None
         self._last_fire_s = self.time_s
         self._armed[best] = False

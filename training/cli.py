@@ -62,7 +62,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     words = tuple(args.words.split(",")) if args.words else COMMANDS
     make_stream_recording(args.out, args.out.with_suffix(".json"), duration_s=args.duration,
-                          seed=args.seed + STREAM_SEED_OFFSET, words=words)
+                          seed=args.seed + STREAM_SEED_OFFSET, words=words,
+                          voices_per_engine=args.voices_per_engine, workers=args.workers)
     return 0
 
 
@@ -104,7 +105,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         out=args.out, commands=words, features=features,
         train=TrainSettings(architecture=args.arch, epochs=args.epochs, seed=args.seed,
                             batch_size=args.batch_size),
-        copies=args.copies, leave_one_engine_out=not args.no_loeo, name=args.name,
+        copies=args.copies, leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
+        name=args.name,
         version=args.version, workers=args.workers)
     report = run(clips, noise_bank(args.seed, extra_noise), settings)
     final = Path(report["final"]["models"]["float32/ai-edge-litert"]["path"])
@@ -116,6 +118,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     log.info("report: %s", path)
     if args.install:
         install_model(chosen, args.install)
+    if args.benchmarks:
+        from bench.record import write_section
+        from training.report import benchmark_summary
+
+        command = "kws-train " + " ".join(sys.argv[1:]) if args.command == "train" else (
+            "kws-train default")
+        write_section(f"training-{args.name}", f"Training: {args.name} ({args.arch})",
+                      benchmark_summary(report, command), args.benchmarks)
     return 0
 
 
@@ -137,13 +147,15 @@ def cmd_default(args: argparse.Namespace) -> int:
                                      seed=args.seed, workers=args.workers))
     if not recording.is_file():
         cmd_stream(argparse.Namespace(out=recording, duration=args.stream_minutes * 60,
-                                      seed=args.seed, words=None))
+                                      seed=args.seed, words=None, voices_per_engine=20,
+                                      workers=args.workers))
     train_args = build_parser().parse_args([
         "train", "--data", str(data), "--out", str(work / "run"), "--seed", str(args.seed),
         "--stream", str(recording), "--epochs", str(args.epochs), "--copies", str(args.copies),
         "--workers", str(args.workers), "--version", args.version, "--name", "kws-default",
         *(["--no-loeo"] if args.no_loeo else []),
         *(["--install", str(args.install)] if args.install else []),
+        *(["--benchmarks", str(args.benchmarks)] if args.benchmarks else []),
     ])
     return cmd_train(train_args)
 
@@ -170,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--duration", type=float, default=600.0, help="seconds")
     stream.add_argument("--words")
     stream.add_argument("--seed", type=int, default=1)
+    stream.add_argument("--voices-per-engine", type=int, default=20)
+    stream.add_argument("--workers", type=int, default=2)
     stream.set_defaults(func=cmd_stream)
 
     train = sub.add_parser("train", help="train, export (float32 + int8) and evaluate")
@@ -188,10 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--workers", type=int, default=2)
     train.add_argument("--no-loeo", action="store_true", help="skip leave-one-engine-out runs")
+    train.add_argument("--loeo-epochs", type=int, default=12)
     train.add_argument("--stream", type=Path, help="recording (+ .json events) to evaluate on")
     train.add_argument("--name", default="kws-dscnn")
     train.add_argument("--version", default="1.0.0")
     train.add_argument("--install", type=Path, help="copy the final model here (+ manifest)")
+    train.add_argument("--benchmarks", type=Path,
+                       help="record the figures in this BENCHMARKS.md (source checkout)")
     train.set_defaults(func=cmd_train)
 
     default = sub.add_parser("default", help="rebuild the node's bundled default model")
@@ -199,14 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--voices", default="espeak=250,flite=120,festival=60")
     default.add_argument("--silence", type=int, default=1500)
     default.add_argument("--stream-minutes", type=float, default=30.0)
-    default.add_argument("--epochs", type=int, default=30)
-    default.add_argument("--copies", type=int, default=3)
+    default.add_argument("--epochs", type=int, default=20)
+    default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)
     default.add_argument("--workers", type=int, default=2)
     default.add_argument("--version", default="1.0.0")
     default.add_argument("--no-loeo", action="store_true")
     default.add_argument("--install", type=Path, default=DEFAULT_MODEL,
                          help="where the node's default model lives")
+    default.add_argument("--benchmarks", type=Path, help="record the figures in BENCHMARKS.md")
     default.set_defaults(func=cmd_default)
     return parser
 

@@ -108,3 +108,32 @@ def write_report(report: dict[str, Any], labels: list[str], out: Path) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def benchmark_summary(report: dict[str, Any], command: str) -> str:
+    """The figures BENCHMARKS.md quotes for a training run."""
+    lines = [f"Reproduce: `{command}`", ""]
+    loeo = report.get("leave_one_engine_out") or {}
+    if loeo:
+        lines += ["Leave-one-engine-out (trained without the engine, int8 in ai-edge-litert):", "",
+                  "| held-out engine | command accuracy | `_unknown_` as command (argmax/>=0.6) |",
+                  "|---|---|---|"]
+        for engine, result in loeo.items():
+            m = result["models"].get("int8/ai-edge-litert") or result["models"][
+                "float32/ai-edge-litert"]
+            lines.append(f"| {engine} | {pct(m['command_accuracy'])} | "
+                         f"{pct(m['unknown_false_accept'])} / "
+                         f"{pct(m['unknown_false_accept_at_threshold'])} |")
+        lines.append("")
+    lines += ["Final model on held-out voices:", "", "| model | accuracy | command accuracy | "
+              "`_unknown_` as command | bytes |", "|---|---|---|---|---|"]
+    for key, m in report["final"]["models"].items():
+        lines.append(f"| {key} | {pct(m['accuracy'])} | {pct(m['command_accuracy'])} | "
+                     f"{pct(m['unknown_false_accept'])} | {m['bytes']:,} |")
+    stream = report.get("streaming")
+    if stream:
+        lines += ["", f"Streaming ({stream['duration_s'] / 60:.0f} min recording, voices never "
+                  f"trained on, node detector): recall {pct(stream['recall'])} "
+                  f"({stream['detected']}/{stream['commands']}), "
+                  f"{stream['false_activations_per_hour']:.1f} false activations per hour."]
+    return "\n".join(lines)

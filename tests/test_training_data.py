@@ -1,0 +1,85 @@
+"""Training data sources: Speech Commands layout, checksum-verified download, splits, scoring."""
+
+import hashlib
+import tarfile
+
+import numpy as np
+import pytest
+
+from tests.conftest import noise, write_wav
+from training.dataset import (
+    Clip,
+    download_archive,
+    load_label_folders,
+    speech_commands_noise,
+    split_by_voice,
+)
+from training.metrics import scores, streaming_scores
+
+
+@pytest.fixture
+def speech_commands_tree(tmp_path, speech):
+    """A small archive in the Google Speech Commands layout."""
+    root = tmp_path / "sc"
+    for word, voice in [("stop", "slt"), ("go", "rms"), ("bed", "awb"), ("stop", "rms")]:
+        folder = root / word
+        folder.mkdir(parents=True, exist_ok=True)
+        speaker = hashlib.sha1(voice.encode()).hexdigest()[:8]
+        write_wav(folder / f"{speaker}_nohash_0.wav", speech(word, "flite", voice))
+    (root / "_background_noise_").mkdir()
+    write_wav(root / "_background_noise_" / "white.wav", noise(3, -30))
+    return root
+
+
+def test_speech_commands_layout_maps_other_words_to_unknown(speech_commands_tree):
+    clips = load_label_folders(speech_commands_tree, ("go", "stop"), "human")
+    assert sorted((c.text, c.label) for c in clips) == [
+        ("bed", "_unknown_"), ("go", "go"), ("stop", "stop"), ("stop", "stop")]
+    assert len({c.voice for c in clips}) == 3
+    assert [n.size for n in speech_commands_noise(speech_commands_tree)] == [48000]
+
+
+def test_download_verifies_the_checksum_before_extracting(speech_commands_tree, tmp_path):
+    archive = tmp_path / "sc.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(speech_commands_tree, arcname=".")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        download_archive(archive.as_uri(), tmp_path / "bad", "0" * 64)
+    assert not list((tmp_path / "bad").rglob("*.wav"))
+    dest = download_archive(archive.as_uri(), tmp_path / "good", digest)
+    assert len(load_label_folders(dest, ("go", "stop"), "human")) == 4
+
+
+def test_split_by_voice_keeps_each_voice_on_one_side():
+    clips = [Clip(f"{e}{v}{w}.wav", w, e, f"{e}:{v}") for e in ("a", "b") for v in range(10)
+             for w in ("go", "stop")]
+    rest, held = split_by_voice(clips, 0.2, seed=1)
+    assert {c.voice for c in rest}.isdisjoint({c.voice for c in held})
+    assert len(held) == 2 * 2 * 2 and {c.engine for c in held} == {"a", "b"}
+    assert split_by_voice(clips, 0.2, seed=1) == (rest, held)
+
+
+def test_scores_count_commands_and_unknown_false_accepts():
+    labels = ["go", "stop", "_unknown_", "_silence_"]
+    y = np.array([0, 1, 2, 2, 3])
+    probs = np.array([[.9, .1, 0, 0], [.6, .4, 0, 0], [.1, 0, .9, 0], [.7, 0, .3, 0],
+                      [0, 0, 0, 1]])
+    result = scores(probs, y, labels, ["e1", "e1", "e2", "e2", "noise"])
+    assert result["command_accuracy"] == 0.5
+    assert result["unknown_false_accept"] == 0.5
+    assert result["unknown_false_accept_at_threshold"] == 0.5
+    assert result["per_engine"]["e2"]["command_accuracy"] is None
+    assert result["per_class"]["_silence_"] == 1.0
+
+
+def test_streaming_scores_match_detections_to_events():
+    events = [{"label": "stop", "start_s": 1.0, "end_s": 1.5},
+              {"label": "go", "start_s": 5.0, "end_s": 5.4},
+              {"label": "_unknown_", "start_s": 8.0, "end_s": 9.0}]
+    detections = [{"label": "stop", "time_s": 1.8}, {"label": "stop", "time_s": 2.2},
+                  {"label": "left", "time_s": 8.5}]
+    result = streaming_scores(detections, events, 3600.0, ["stop", "go", "left"])
+    assert result["recall"] == 0.5
+    assert result["false_activations"] == 2
+    assert result["false_activations_per_hour"] == 2.0
