@@ -83,3 +83,15 @@ def test_streaming_scores_match_detections_to_events():
     assert result["recall"] == 0.5
     assert result["false_activations"] == 2
     assert result["false_activations_per_hour"] == 2.0
+
+
+def test_zip_archives_are_verified_and_unpacked(speech_commands_tree, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "mini.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in speech_commands_tree.rglob("*.wav"):
+            zf.write(path, f"mini/{path.relative_to(speech_commands_tree)}")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    dest = download_archive(archive.as_uri(), tmp_path / "zip", digest)
+    assert len(load_label_folders(dest / "mini", ("go", "stop"), "human")) == 4

@@ -21,6 +21,8 @@ from training.vocab import COMMANDS
 
 log = logging.getLogger("training")
 
+SPEECH_COMMANDS_URL = (
+    "http://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz")
 STREAM_SEED_OFFSET = 1000
 """Voices of the streaming recording are drawn with seed + this: none of them trained."""
 
@@ -53,7 +55,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
                for engine, count in voices.items()}
     synthesize_dataset(args.out, seed=args.seed, words=words, clips_per_word_per_engine=voices,
                        unknown_clips_per_engine=unknown, silence_clips=args.silence,
-                       workers=args.workers, engines=tuple(voices))
+                       workers=args.workers, engines=tuple(voices),
+                       takes_per_voice=getattr(args, "takes", 1))
     return 0
 
 
@@ -129,6 +132,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    from training.dataset import download_archive
+
+    download_archive(args.url, args.dest, args.sha256)
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from training.dataset import load_label_folders, load_synthetic
+    from training.finetune import FinetuneSettings, finetune
+
+    base_labels = json.loads(manifest_path(args.base / "model_int8.tflite").read_text())["labels"]
+    commands = [lab for lab in base_labels if not lab.startswith("_")]
+    user = load_label_folders(args.user, commands, "user")
+    replay = [c for root in args.data for c in load_synthetic(root, commands)]
+    settings = FinetuneSettings(shots=args.shots, epochs=args.epochs, seed=args.seed,
+                                workers=args.workers)
+    result = finetune(args.base, user, replay, noise_bank(args.seed), args.out, settings)
+    print(json.dumps({k: result[k]["accuracy"] for k in ("base", "personalised")}))
+    if args.install:
+        install_model(args.out / "model_int8.tflite", args.install)
+    return 0
+
+
 def install_model(model: Path, destination: Path) -> None:
     """Copy a model and its manifest to where the node loads it."""
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -173,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--silence", type=int, default=1500, help="_silence_ clips")
     synth.add_argument("--unknown-per-voice", type=float, default=3.0,
                        help="_unknown_ clips (other words, sentences) per voice")
+    synth.add_argument("--takes", type=int, default=1, help="takes of each word per voice")
     synth.add_argument("--seed", type=int, default=1)
     synth.add_argument("--workers", type=int, default=2)
     synth.set_defaults(func=cmd_synth)
@@ -210,6 +238,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--benchmarks", type=Path,
                        help="record the figures in this BENCHMARKS.md (source checkout)")
     train.set_defaults(func=cmd_train)
+
+    download = sub.add_parser("download", help="fetch a Speech Commands archive, verified")
+    download.add_argument("--url", default=SPEECH_COMMANDS_URL)
+    download.add_argument("--sha256", required=True,
+                          help="expected SHA-256 of the archive (from the dataset's page)")
+    download.add_argument("--dest", type=Path, required=True)
+    download.set_defaults(func=cmd_download)
+
+    tune = sub.add_parser("finetune", help="personalise a model with your own recordings")
+    tune.add_argument("--base", type=Path, required=True,
+                      help="run directory of the base model (RUN/final: model.keras + tflite)")
+    tune.add_argument("--user", type=Path, required=True, help="DIR/<label>/*.wav recordings")
+    tune.add_argument("--data", type=Path, action="append", default=[],
+                      help="original dataset(s) to replay against forgetting")
+    tune.add_argument("--out", type=Path, required=True)
+    tune.add_argument("--shots", type=int, default=5, help="recordings per label to train on")
+    tune.add_argument("--epochs", type=int, default=6)
+    tune.add_argument("--seed", type=int, default=1)
+    tune.add_argument("--workers", type=int, default=2)
+    tune.add_argument("--install", type=Path, help="copy the tuned model here (+ manifest)")
+    tune.set_defaults(func=cmd_finetune)
 
     default = sub.add_parser("default", help="rebuild the node's bundled default model")
     default.add_argument("--work", type=Path, default=Path("runs/default"))

@@ -14,6 +14,7 @@ import re
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -99,10 +100,10 @@ def speech_commands_noise(root: Path) -> list[np.ndarray]:
 
 
 def download_archive(url: str, dest: Path, sha256: str) -> Path:
-    """Download a .tar.gz (e.g. Speech Commands), verify its SHA-256, and unpack it into `dest`.
+    """Download a .tar.gz or .zip (e.g. Speech Commands), verify its SHA-256, unpack into `dest`.
 
     The archive is checked before anything is extracted; members that would escape `dest` are
-    refused (tarfile's "data" filter).
+    refused.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -118,8 +119,15 @@ def download_archive(url: str, dest: Path, sha256: str) -> Path:
             raise ValueError(
                 f"checksum mismatch for {url}: got {digest.hexdigest()}, expected {sha256}"
             )
-        with tarfile.open(part) as archive:
-            archive.extractall(dest, filter="data")
+        if zipfile.is_zipfile(part):
+            with zipfile.ZipFile(part) as archive:
+                for member in archive.namelist():
+                    if Path(member).is_absolute() or ".." in Path(member).parts:
+                        raise ValueError(f"archive member {member!r} would escape {dest}")
+                archive.extractall(dest)
+        else:
+            with tarfile.open(part) as archive:
+                archive.extractall(dest, filter="data")
     finally:
         part.unlink(missing_ok=True)
     log.info("downloaded and verified %s into %s", url, dest)
