@@ -51,12 +51,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     words = tuple(args.words.split(",")) if args.words else COMMANDS
     voices = parse_voices(args.voices)
+    takes = getattr(args, "takes", 1)
     unknown = {engine: int(round(count * args.unknown_per_voice))
                for engine, count in voices.items()}
-    synthesize_dataset(args.out, seed=args.seed, words=words, clips_per_word_per_engine=voices,
+    per_word = {engine: count * takes for engine, count in voices.items()}
+    synthesize_dataset(args.out, seed=args.seed, words=words, clips_per_word_per_engine=per_word,
                        unknown_clips_per_engine=unknown, silence_clips=args.silence,
                        workers=args.workers, engines=tuple(voices),
-                       takes_per_voice=getattr(args, "takes", 1))
+                       takes_per_voice=takes)
     return 0
 
 
@@ -66,7 +68,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     words = tuple(args.words.split(",")) if args.words else COMMANDS
     make_stream_recording(args.out, args.out.with_suffix(".json"), duration_s=args.duration,
                           seed=args.seed + STREAM_SEED_OFFSET, words=words,
-                          voices_per_engine=args.voices_per_engine, workers=args.workers)
+                          voices_per_engine=args.voices_per_engine, workers=args.workers,
+                          command_share=args.command_share, max_gap_s=args.max_gap)
     return 0
 
 
@@ -175,7 +178,7 @@ def cmd_default(args: argparse.Namespace) -> int:
     if not recording.is_file():
         cmd_stream(argparse.Namespace(out=recording, duration=args.stream_minutes * 60,
                                       seed=args.seed, words=None, voices_per_engine=20,
-                                      workers=args.workers))
+                                      workers=args.workers, command_share=0.5, max_gap=8.0))
     train_args = build_parser().parse_args([
         "train", "--data", str(data), "--out", str(work / "run"), "--seed", str(args.seed),
         "--stream", str(recording), "--epochs", str(args.epochs), "--copies", str(args.copies),
@@ -211,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--words")
     stream.add_argument("--seed", type=int, default=1)
     stream.add_argument("--voices-per-engine", type=int, default=20)
+    stream.add_argument("--command-share", type=float, default=0.5,
+                        help="share of inserted items that are commands")
+    stream.add_argument("--max-gap", type=float, default=8.0, help="longest pause (s)")
     stream.add_argument("--workers", type=int, default=2)
     stream.set_defaults(func=cmd_stream)
 

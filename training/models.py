@@ -10,6 +10,8 @@ keras = tf.keras
 layers = keras.layers
 
 ARCHITECTURES = ("dscnn", "article_cnn")
+BN_MOMENTUM = 0.9
+"""Batch-norm statistics must settle within a few short epochs (Keras's 0.99 takes ~500 steps)."""
 
 
 def ds_cnn(input_shape: tuple[int, int], n_labels: int, width: int = 64, blocks: int = 4,
@@ -21,14 +23,14 @@ def ds_cnn(input_shape: tuple[int, int], n_labels: int, width: int = 64, blocks:
     """
     inputs = keras.Input(shape=(*input_shape, 1), name="features")
     x = layers.Conv2D(width, (10, 4), strides=(2, 2), padding="same", use_bias=False)(inputs)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.ReLU()(x)
     for _ in range(blocks):
         x = layers.DepthwiseConv2D((3, 3), padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
         x = layers.ReLU()(x)
         x = layers.Conv2D(width, (1, 1), use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
         x = layers.ReLU()(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
