@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import configparser
+import shlex
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from audio_signals import REPO
 from node_process import NodeProcess
 from tiny_model import loudness_model
 
+from edge_node.cli import build_parser
 from edge_node.config import load_config
 from edge_node.service import Notifier, config_changes
 
@@ -112,3 +117,17 @@ def test_config_changes_names_each_changed_key():
     new = load_config(None, {"detector.threshold": 0.8, "source": "wav:x.wav"})
     assert config_changes(old, new) == {"detector.threshold": (0.6, 0.8),
                                         "source": ("mic", "wav:x.wav")}
+
+
+def test_unit_file_runs_the_node_as_a_notify_service_with_watchdog():
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str
+    unit.read(REPO / "provisioning" / "templates" / "edge-node.service")
+    service = unit["Service"]
+    assert service["Type"] == "notify" and service["Restart"] == "on-failure"
+    assert int(service["WatchdogSec"]) >= 5, "the loop pings every 0.1-0.5 s; leave slack"
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    command = shlex.split(service["ExecStart"])
+    assert Path(command[0]).name == "edge-node"
+    args = build_parser().parse_args(command[1:])
+    assert args.command == "run" and args.config == Path("/etc/edge-node/node.yaml")
