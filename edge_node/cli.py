@@ -145,6 +145,14 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from edge_node.doctor import report, run_checks
+
+    checks = run_checks(load_config(args.config, {"model": args.model}))
+    print(report(checks, args.json))
+    return 1 if any(c.ok is False for c in checks) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-node", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -185,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--source", default="mic")
     rec.add_argument("--config", type=Path, help="node.yaml (audio section)")
     rec.set_defaults(func=cmd_record)
+
+    doctor = sub.add_parser("doctor", help="check the Pi setup (I2S, mic, OLED, broker, model, "
+                            "clock) and print what to fix")
+    doctor.add_argument("--config", type=Path, help="node.yaml")
+    doctor.add_argument("--model", type=Path)
+    doctor.add_argument("--json", action="store_true", help="one JSON object per check")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 

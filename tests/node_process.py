@@ -18,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from audio_signals import REPO
+import numpy as np
+from audio_signals import REPO, need_tool
+from scipy.io import wavfile
 
 
 class NodeProcess:
@@ -109,3 +111,18 @@ class NodeProcess:
             self.proc.kill()
             self.proc.wait()
         self.sock.close()
+
+
+def sph0645_raw(wav: Path, padded: Path, raw: Path) -> None:
+    """The recording as the I2S microphone delivers it (int32 stereo, signal on one slot).
+
+    Its first (word-free) second is repeated in front for the start-up discard, which also
+    picks the channel from it; zeros after the end are what the plugin's stale reads repeat.
+    """
+    rate, data = wavfile.read(wav)
+    mono = np.concatenate([data[:rate], data, np.zeros(rate, dtype=data.dtype)])
+    wavfile.write(padded, rate, np.stack([np.zeros_like(mono), mono], axis=1))
+    partial = raw.with_suffix(".part")
+    subprocess.run([need_tool("sox"), str(padded), "-t", "raw", "-e", "signed-integer", "-b",
+                    "32", "-c", "2", "-r", "16000", str(partial)], check=True)
+    partial.rename(raw)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_signals import need_tool
-from node_process import NodeProcess
+from node_process import NodeProcess, sph0645_raw
 from scipy.io import wavfile
 from test_audio_mic import ALSA_CONF
 from tiny_model import loudness_model
@@ -142,18 +140,3 @@ def test_missing_microphone_at_start_is_reported_retried_and_picked_up(
         assert code == 0 and took < 3
     finally:
         node.close()
-
-
-def sph0645_raw(wav: Path, padded: Path, raw: Path) -> None:
-    """The recording as the I2S microphone delivers it (int32 stereo, signal on one slot).
-
-    Its first (word-free) second is repeated in front for the start-up discard, which also
-    picks the channel from it; zeros after the end are what the plugin's stale reads repeat.
-    """
-    rate, data = wavfile.read(wav)
-    mono = np.concatenate([data[:rate], data, np.zeros(rate, dtype=data.dtype)])
-    wavfile.write(padded, rate, np.stack([np.zeros_like(mono), mono], axis=1))
-    partial = raw.with_suffix(".part")
-    subprocess.run([need_tool("sox"), str(padded), "-t", "raw", "-e", "signed-integer", "-b",
-                    "32", "-c", "2", "-r", "16000", str(partial)], check=True)
-    partial.rename(raw)
