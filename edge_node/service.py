@@ -45,15 +45,17 @@ class Notifier:
         mine = not pid or pid == str(os.getpid())
         self.watchdog_s = int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 and mine else None
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) if self.address else None
-        self._lock = threading.Lock()
 
     def notify(self, *lines: str) -> bool:
-        """Send `KEY=value` lines in one datagram; False (and a debug log) if it failed."""
+        """Send `KEY=value` lines in one datagram; False (and a debug log) if it failed.
+
+        No lock: one sendto is atomic, and this is also called from signal handlers, where a
+        lock held by the interrupted code would deadlock.
+        """
         if self._sock is None:
             return False
         try:
-            with self._lock:
-                self._sock.sendto("\n".join(lines).encode(), self.address)
+            self._sock.sendto("\n".join(lines).encode(), self.address)
         except OSError as exc:
             log.debug("sd_notify to %r failed: %s", self.address, exc)
             return False

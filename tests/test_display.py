@@ -261,3 +261,11 @@ def test_display_section_of_node_yaml(tmp_path):
         path.write_text(f"display:\n  {bad}\n")
         with pytest.raises(ConfigError, match=words):
             load_config(path)
+
+
+def test_an_unusable_png_directory_means_no_display(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    settings = DisplaySettings(backend=f"png:{blocker / 'screen'}")
+    assert start_display(settings, EventHub()) is None
+    assert any("cannot create PNG display directory" in r.getMessage() for r in caplog.records)

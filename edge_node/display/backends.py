@@ -139,9 +139,9 @@ def open_backend(settings: DisplaySettings) -> Backend | None:
     kind, _, rest = settings.backend.partition(":")
     if kind == "none":
         return None
-    if kind == "png":
-        return PngBackend(rest)
     try:
+        if kind == "png":
+            return PngBackend(rest)
         return OledBackend(open_i2c(), settings.i2c_address)
     except DisplayUnavailable as exc:
         level = logging.INFO if kind == "auto" else logging.WARNING
