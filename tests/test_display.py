@@ -190,18 +190,19 @@ def test_rendering_is_rate_limited_and_off_the_publishing_thread():
     display = Display(backend, settings).attach(hub).start()
     frames = bus.frames
     started = time.monotonic()
-    worst = 0.0
+    took = []
     try:
         for i in range(40):
             t0 = time.perf_counter()
             heard(hub, ("up", "down")[i % 2], 0.5 + i / 100)
-            worst = max(worst, time.perf_counter() - t0)
+            took.append(time.perf_counter() - t0)
             time.sleep(0.025)
         elapsed = time.monotonic() - started
     finally:
         display.stop()
     assert set(shown_on) == {"display"}
-    assert worst < 0.005, f"publishing a detection took {worst * 1000:.1f} ms"
+    median = float(np.median(took))
+    assert median < 0.001, f"publishing a detection took {median * 1000:.1f} ms (drawing?)"
     assert 2 <= bus.frames - frames <= elapsed * 5 + 2
     assert not bus.powered(), "stop() switches the panel off"
 
