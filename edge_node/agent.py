@@ -17,7 +17,7 @@ from edge_node.audio import AudioSource, open_source
 from edge_node.audio.resilient import resilient_blocks
 from edge_node.config import NodeConfig
 from edge_node.detector import Detector, DetectorSettings
-from edge_node.events import Detected, EventHub, SourceProblem, Status
+from edge_node.events import Detected, EventHub, SourceProblem, SourceRestored, Status
 from edge_node.model import Model
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,8 @@ class Agent:
         self.listening = True
         self.detections = 0
         self._stop = threading.Event()
+        # Audio from before a device outage must not be joined to audio after it.
+        self.hub.subscribe(SourceRestored, lambda _: self.detector.skip(0))
         log.info("model %s %s (%s, %s runtime), labels: %s", self.model.name, self.model.version,
                  self.model.manifest.extra.get("quantization", "?"), self.model.runtime,
                  ", ".join(self.model.labels))
