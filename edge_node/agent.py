@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from edge_node.audio import AudioSource, open_source
+from edge_node.audio.resilient import resilient_blocks
 from edge_node.config import NodeConfig
 from edge_node.detector import Detector, DetectorSettings
-from edge_node.events import Detected, EventHub, SourceProblem, Status
+from edge_node.events import Detected, EventHub, SourceProblem, SourceRestored, Status
 from edge_node.model import Model
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ class Agent:
         self.listening = True
         self.detections = 0
         self._stop = threading.Event()
+        # Audio from before a device outage must not be joined to audio after it.
+        self.hub.subscribe(SourceRestored, lambda _: self.detector.skip(0))
         log.info("model %s %s (%s, %s runtime), labels: %s", self.model.name, self.model.version,
                  self.model.manifest.extra.get("quantization", "?"), self.model.runtime,
                  ", ".join(self.model.labels))
@@ -54,17 +58,24 @@ class Agent:
         return open_source(self.config.source, self.config.audio, block_samples=hop,
                            realtime_wav=True)
 
-    def run(self, source: AudioSource | None = None) -> None:
-        source = source or self.open_source()
+    def run(self, source: AudioSource | Callable[[], AudioSource] | None = None,
+            heartbeat: Callable[[], None] = lambda: None) -> None:
+        """Listen until the source ends or `stop()`; `heartbeat` is called as the loop progresses.
+
+        A device that can come back (the configured `mic`, or a given opener) is reopened after
+        faults (see `resilient_blocks`); a given source object, a file or a pipe is not.
+        """
+        if isinstance(source, AudioSource):
+            opener, retry = (lambda: source), False
+        else:
+            opener = source or self.open_source
+            retry = source is not None or self.config.source.partition(":")[0] == "mic"
         next_status = time.monotonic() + STATUS_INTERVAL_S
-        with source:
-            for block in source:
-                if self._stop.is_set():
-                    break
-                self.process(block)
-                if time.monotonic() >= next_status:
-                    next_status += STATUS_INTERVAL_S
-                    self.publish_status()
+        for block in resilient_blocks(opener, self.hub.publish, self._stop, heartbeat, retry):
+            self.process(block)
+            if time.monotonic() >= next_status:
+                next_status += STATUS_INTERVAL_S
+                self.publish_status()
         if not self._stop.is_set():
             self.hub.publish(SourceProblem("audio source ended", fatal=False))
         self.publish_status()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -91,9 +90,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_node.agent import Agent
+    from edge_node.display import start_display
+    from edge_node.service import Service
 
     overrides = {"source": resolve_source(args.source) if args.source else None,
-                 "model": args.model, "node_id": args.node_id, "log_level": args.log_level}
+                 "model": args.model, "node_id": args.node_id, "log_level": args.log_level,
+                 "display.backend": args.display}
     config = load_config(args.config, overrides)
     setup_logging(config.log_level)
     agent = Agent(config)
@@ -103,10 +105,16 @@ def cmd_run(args: argparse.Namespace) -> int:
               "timestamp": round(event.wall_time, 3), "node_id": config.node_id})
 
     agent.hub.subscribe(Detected, print_detection)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: agent.stop())
+    service = Service(agent, lambda: load_config(args.config, overrides)).install()
+    display = start_display(config.display, agent.hub, agent.model.version,
+                            lambda: (agent.detector.last_level_dbfs, agent.listening))
     log.info("node %s listening on %s", config.node_id, config.source)
-    agent.run()
+    try:
+        agent.run(heartbeat=service.heartbeat)
+    finally:
+        service.stop()
+        if display is not None:
+            display.stop()
     log.info("stopped after %.1f s of audio, %d detections", agent.detector.time_s,
              agent.detections)
     return 0
@@ -137,6 +145,14 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from edge_node.doctor import report, run_checks
+
+    checks = run_checks(load_config(args.config, {"model": args.model}))
+    print(report(checks, args.json))
+    return 1 if any(c.ok is False for c in checks) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-node", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -148,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", help="mic | wav:FILE | stdin[:RATE:CH:FORMAT] | example")
     run.add_argument("--model", type=Path, help="model .tflite (manifest beside it)")
     run.add_argument("--node-id")
+    run.add_argument("--display", help="auto | oled | png:DIR | none (default: display.backend)")
     run.set_defaults(func=cmd_run)
 
     classify = sub.add_parser("classify", help="classify WAV clips (directories recursed)")
@@ -176,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--source", default="mic")
     rec.add_argument("--config", type=Path, help="node.yaml (audio section)")
     rec.set_defaults(func=cmd_record)
+
+    doctor = sub.add_parser("doctor", help="check the Pi setup (I2S, mic, OLED, broker, model, "
+                            "clock) and print what to fix")
+    doctor.add_argument("--config", type=Path, help="node.yaml")
+    doctor.add_argument("--model", type=Path)
+    doctor.add_argument("--json", action="store_true", help="one JSON object per check")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 

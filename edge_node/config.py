@@ -19,6 +19,7 @@ import yaml
 
 from edge_node.audio.settings import AudioSettings
 from edge_node.detector import DetectorSettings
+from edge_node.display import DisplaySettings
 from edge_node.model import DEFAULT_MODEL
 
 DEFAULT_EXAMPLE = Path(__file__).parent / "data" / "example.wav"
@@ -49,6 +50,8 @@ class NodeConfig:
     """Microphone settings (device, format, channel, start-up discard, DC removal, gain)."""
     detector: DetectorSettings = dataclasses.field(default_factory=DetectorSettings)
     """How detections are decided (hop, thresholds, smoothing, refractory period, gate)."""
+    display: DisplaySettings = dataclasses.field(default_factory=DisplaySettings)
+    """The OLED (or PNG files): backend, I2C address, dimming and blanking times."""
     log_level: str = "INFO"
     """DEBUG, INFO, WARNING or ERROR."""
 

@@ -50,6 +50,13 @@ class SourceProblem:
     fatal: bool
 
 
+@dataclass(frozen=True)
+class SourceRestored:
+    """The audio source works again after a `SourceProblem` (problem screens can clear)."""
+
+    message: str
+
+
 class EventHub:
     """Type-keyed publish/subscribe, called in the publisher's thread."""
 
