@@ -69,3 +69,14 @@ def test_exported_model_classifies_in_the_node_runtime(trained, runtime):
     # Clips the model trained on: a working pipeline fits them; a broken one (features, labels
     # or quantisation scrambled) sits near chance (1/4).
     assert hits[True] / (hits[True] + hits[False]) >= 0.7
+
+
+def test_same_command_and_seed_reproduce_the_result(trained, tmp_path):
+    data, out = trained
+    again = tmp_path / "again"
+    run("-m", "training.cli", "train", "--data", str(data), "--words", WORDS, "--out", str(again),
+        "--epochs", "12", "--copies", "2", "--no-loeo", "--seed", "5")
+    first = json.loads((out / "report.json").read_text())["final"]["models"]
+    second = json.loads((again / "report.json").read_text())["final"]["models"]
+    for key in first:
+        assert abs(first[key]["accuracy"] - second[key]["accuracy"]) <= 0.05, key
