@@ -91,11 +91,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_node.agent import Agent
     from edge_node.display import start_display
+    from edge_node.mqtt.wiring import mqtt_session
     from edge_node.service import Service
 
     overrides = {"source": resolve_source(args.source) if args.source else None,
                  "model": args.model, "node_id": args.node_id, "log_level": args.log_level,
-                 "display.backend": args.display}
+                 "display.backend": args.display, **mqtt_overrides(args)}
     config = load_config(args.config, overrides)
     setup_logging(config.log_level)
     agent = Agent(config)
@@ -109,15 +110,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     display = start_display(config.display, agent.hub, agent.model.version,
                             lambda: (agent.detector.last_level_dbfs, agent.listening))
     log.info("node %s listening on %s", config.node_id, config.source)
-    try:
-        agent.run(heartbeat=service.heartbeat)
-    finally:
-        service.stop()
-        if display is not None:
-            display.stop()
+    with mqtt_session(config, agent):
+        try:
+            agent.run(heartbeat=service.heartbeat)
+        finally:
+            service.stop()
+            if display is not None:
+                display.stop()
     log.info("stopped after %.1f s of audio, %d detections", agent.detector.time_s,
              agent.detections)
     return 0
+
+
+def mqtt_overrides(args: argparse.Namespace) -> dict[str, object]:
+    return {f"mqtt.{key}": getattr(args, f"mqtt_{key}")
+            for key in ("host", "port", "username", "password")}
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from edge_node.mqtt.wiring import forget
+
+    overrides = {"model": args.model, "node_id": args.node_id, **mqtt_overrides(args)}
+    return forget(load_config(args.config, overrides))
+
+
+def add_mqtt_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--node-id")
+    parser.add_argument("--mqtt-host", help="MQTT broker (overrides mqtt.host)")
+    parser.add_argument("--mqtt-port", type=int)
+    parser.add_argument("--mqtt-username")
+    parser.add_argument("--mqtt-password")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -163,9 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="node.yaml")
     run.add_argument("--source", help="mic | wav:FILE | stdin[:RATE:CH:FORMAT] | example")
     run.add_argument("--model", type=Path, help="model .tflite (manifest beside it)")
-    run.add_argument("--node-id")
+    add_mqtt_options(run)
     run.add_argument("--display", help="auto | oled | png:DIR | none (default: display.backend)")
     run.set_defaults(func=cmd_run)
+
+    forget = sub.add_parser("forget", help="remove this node from Home Assistant (MQTT)")
+    forget.add_argument("--config", type=Path, help="node.yaml")
+    forget.add_argument("--model", type=Path, help="model whose commands to remove")
+    add_mqtt_options(forget)
+    forget.set_defaults(func=cmd_forget)
 
     classify = sub.add_parser("classify", help="classify WAV clips (directories recursed)")
     classify.add_argument("paths", nargs="+")

@@ -21,6 +21,7 @@ from edge_node.audio.settings import AudioSettings
 from edge_node.detector import DetectorSettings
 from edge_node.display import DisplaySettings
 from edge_node.model import DEFAULT_MODEL
+from edge_node.mqtt.settings import MqttSettings
 
 DEFAULT_EXAMPLE = Path(__file__).parent / "data" / "example.wav"
 
@@ -54,6 +55,8 @@ class NodeConfig:
     """The OLED (or PNG files): backend, I2C address, dimming and blanking times."""
     log_level: str = "INFO"
     """DEBUG, INFO, WARNING or ERROR."""
+    mqtt: MqttSettings = dataclasses.field(default_factory=MqttSettings)
+    """Home Assistant over MQTT (broker, credentials, TLS, topics, state and queue dirs)."""
 
     def __post_init__(self) -> None:
         if not self.node_id or not all(ch.isalnum() or ch in "-_" for ch in self.node_id):

@@ -1,0 +1,138 @@
+"""One paho-mqtt 2.x connection with availability (birth, last will, clean goodbye).
+
+paho's own network thread reconnects with exponential backoff; after every (re)connect the
+node re-announces `online` (retained) and the registered listeners re-subscribe and re-publish,
+because a broker restart without persistence forgets both.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_node.mqtt.settings import MqttSettings
+
+log = logging.getLogger(__name__)
+
+ONLINE = "online"
+OFFLINE = "offline"
+MessageHandler = Callable[[str, bytes], None]
+
+
+class MqttConnection:
+    """Connects in the background and dispatches messages to per-topic handlers."""
+
+    def __init__(self, settings: MqttSettings, node_id: str, *, client_id: str | None = None,
+                 availability: bool = True) -> None:
+        self.settings = settings
+        self.availability = availability
+        self.availability_topic = f"{settings.topic_base(node_id)}/availability"
+        self.connected = threading.Event()
+        self._on_connect: list[Callable[[], None]] = []
+        self._on_publish: list[Callable[[int], None]] = []
+        self._on_disconnect: list[Callable[[], None]] = []
+        self._handlers: dict[str, MessageHandler] = {}
+        client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                             client_id=client_id or settings.client_id_for(node_id),
+                             protocol=mqtt.MQTTv311, clean_session=True)
+        if settings.username:
+            client.username_pw_set(settings.username, settings.password or None)
+        tls = settings.tls
+        if tls.enabled:
+            client.tls_set(ca_certs=str(tls.ca_file),
+                           certfile=str(tls.certfile) if tls.certfile else None,
+                           keyfile=str(tls.keyfile) if tls.keyfile else None,
+                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        if availability:
+            client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
+        client.reconnect_delay_set(1, settings.reconnect_max_s)
+        client.on_connect = self._connected
+        client.on_disconnect = self._disconnected
+        client.on_publish = self._published
+        client.on_message = self._message
+        self.client = client
+
+    def add_connect_listener(self, callback: Callable[[], None]) -> None:
+        """Called in paho's thread after each successful (re)connect."""
+        self._on_connect.append(callback)
+
+    def add_disconnect_listener(self, callback: Callable[[], None]) -> None:
+        """Called in paho's thread when the connection is lost or closed."""
+        self._on_disconnect.append(callback)
+
+    def add_publish_listener(self, callback: Callable[[int], None]) -> None:
+        """Called with the message id when the broker acknowledged a QoS 1 publish."""
+        self._on_publish.append(callback)
+
+    def handle(self, topic: str, handler: MessageHandler) -> None:
+        """Subscribe to `topic` (now and after every reconnect) and route its messages."""
+        self._handlers[topic] = handler
+        if self.connected.is_set():
+            self.client.subscribe(topic, qos=1)
+
+    def start(self) -> None:
+        s = self.settings
+        log.info("MQTT: connecting to %s:%d%s as %s", s.host, s.port,
+                 " (TLS)" if s.tls.enabled else "", s.username or "anonymous")
+        self.client.connect_async(s.host, s.port, keepalive=s.keepalive)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: str | bytes, qos: int = 0,
+                retain: bool = False) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Say `offline` (retained) before a clean disconnect, which suppresses the will."""
+        if self.availability and self.connected.is_set():
+            info = self.client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("MQTT: could not say offline: %s", exc)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _connected(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                   properties: Any) -> None:
+        if reason.is_failure:
+            log.error("MQTT: broker refused the connection: %s", reason)
+            return
+        log.info("MQTT: connected")
+        self.connected.set()
+        if self.availability:
+            client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        for topic in self._handlers:
+            client.subscribe(topic, qos=1)
+        for callback in list(self._on_connect):
+            try:
+                callback()
+            except Exception:
+                log.exception("MQTT: connect listener %r failed", callback)
+
+    def _disconnected(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                      properties: Any) -> None:
+        if self.connected.is_set():
+            log.warning("MQTT: disconnected (%s); reconnecting", reason)
+        self.connected.clear()
+        for callback in list(self._on_disconnect):
+            callback()
+
+    def _published(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
+                   properties: Any) -> None:
+        for callback in list(self._on_publish):
+            callback(mid)
+
+    def _message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        handler = self._handlers.get(message.topic)
+        if handler is None:
+            return
+        try:
+            handler(message.topic, message.payload)
+        except Exception:
+            log.exception("MQTT: handler for %s failed", message.topic)

@@ -1,0 +1,174 @@
+"""Settings Home Assistant can change: validate, apply live, persist, publish the result.
+
+Each control listens on `<base>/<key>/set`. A valid payload is applied through a plain
+callback into the agent, saved to a JSON state file (so it survives a restart) and echoed,
+retained, on `<base>/<key>`. An invalid payload changes nothing: it is logged and answered on
+`<base>/error`, because HA shows nothing when a command silently fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_node.mqtt.client import MqttConnection
+
+if TYPE_CHECKING:
+    from edge_node.agent import Agent
+
+log = logging.getLogger(__name__)
+
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+MAX_PAYLOAD = 64
+
+
+class StateStore:
+    """A small JSON file, rewritten atomically so a power cut leaves the old or new copy."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            data = json.loads(path.read_text())
+            self.data: dict[str, Any] = data if isinstance(data, dict) else {}
+        except FileNotFoundError:
+            self.data = {}
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable state file %s: %s", path, exc)
+            self.data = {}
+
+    def set(self, key: str, value: Any) -> None:
+        with self._lock:
+            self.data[key] = value
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+            os.replace(tmp, self.path)
+
+
+def parse_number(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        if not NUMBER.fullmatch(text):
+            raise ValueError(f"expected a number, got {text!r}")
+        value = float(text)
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(f"{text} is outside {low:g}..{high:g}")
+        return value
+    return parse
+
+
+def parse_switch(text: str) -> bool:
+    if text.upper() not in ("ON", "OFF"):
+        raise ValueError(f"expected ON or OFF, got {text!r}")
+    return text.upper() == "ON"
+
+
+def parse_press(text: str) -> bool:
+    if text != "PRESS":
+        raise ValueError(f"expected PRESS, got {text!r}")
+    return True
+
+
+@dataclass(frozen=True)
+class Control:
+    """One setting: how to parse it, apply it and read it back (None: a button)."""
+
+    key: str
+    parse: Callable[[str], Any]
+    apply: Callable[[Any], None]
+    read: Callable[[], Any] | None = None
+
+    def render(self, value: Any) -> str:
+        if isinstance(value, bool):
+            return "ON" if value else "OFF"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def agent_controls(agent: Agent, restart: Callable[[], None]) -> list[Control]:
+    """The node's controls, as plain callbacks into the agent."""
+
+    def detector_field(name: str) -> Callable[[float], None]:
+        def apply(value: float) -> None:
+            agent.update_detector(dataclasses.replace(agent.detector.settings, **{name: value}))
+        return apply
+
+    return [
+        Control("threshold", parse_number(0.0, 1.0), detector_field("threshold"),
+                lambda: agent.detector.settings.threshold),
+        Control("refractory", parse_number(0.0, 10.0), detector_field("refractory_s"),
+                lambda: agent.detector.settings.refractory_s),
+        Control("listening", parse_switch, agent.set_listening, lambda: agent.listening),
+        Control("restart", parse_press, lambda _: restart()),
+    ]
+
+
+class Controls:
+    """Routes `<base>/<key>/set` messages to controls; owns the persisted values."""
+
+    def __init__(self, conn: MqttConnection, base: str, store: StateStore,
+                 controls: list[Control]) -> None:
+        self.conn = conn
+        self.base = base
+        self.store = store
+        self.controls = {c.key: c for c in controls}
+
+    def restore(self) -> None:
+        """Re-apply values saved by an earlier run (before the agent starts listening)."""
+        saved = self.store.data.get("controls", {})
+        for key, text in saved.items() if isinstance(saved, dict) else ():
+            control = self.controls.get(key)
+            if control is None or control.read is None:
+                continue
+            try:
+                control.apply(control.parse(str(text)))
+                log.info("restored %s = %s", key, text)
+            except ValueError as exc:
+                log.warning("ignoring saved %s: %s", key, exc)
+
+    def subscribe(self) -> None:
+        for key in self.controls:
+            self.conn.handle(f"{self.base}/{key}/set", self.on_message)
+
+    def publish_states(self) -> None:
+        for control in self.controls.values():
+            if control.read is not None:
+                self.conn.publish(f"{self.base}/{control.key}", control.render(control.read()),
+                                  qos=1, retain=True)
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        key = topic[len(self.base) + 1:].removesuffix("/set")
+        control = self.controls[key]
+        try:
+            if len(payload) > MAX_PAYLOAD:
+                raise ValueError(f"payload of {len(payload)} bytes is too long")
+            try:
+                text = payload.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise ValueError("payload is not UTF-8 text") from None
+            value = control.parse(text)
+            control.apply(value)
+        except ValueError as exc:
+            self.reject(topic, payload, str(exc))
+            return
+        log.info("MQTT: %s set to %s", key, text)
+        if control.read is not None:
+            current = control.render(control.read())
+            saved = dict(self.store.data.get("controls", {}))
+            saved[key] = current
+            self.store.set("controls", saved)
+            self.conn.publish(f"{self.base}/{key}", current, qos=1, retain=True)
+
+    def reject(self, topic: str, payload: bytes, error: str) -> None:
+        shown = payload[:MAX_PAYLOAD].decode("utf-8", "replace")
+        log.warning("MQTT: rejected %r on %s: %s", shown, topic, error)
+        self.conn.publish(f"{self.base}/error",
+                          json.dumps({"topic": topic, "payload": shown, "error": error}), qos=1)

@@ -1,0 +1,147 @@
+"""Home Assistant MQTT discovery: one HA device per node, one retained config per entity.
+
+Topics follow `<prefix>/<component>/<node_id>/<object_id>/config` (per-component discovery,
+understood by every HA release since 2023.8). `object_id` makes entity ids predictable
+(`sensor.<node>_last_command`), which the blueprint and dashboard in ha_config/ rely on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edge_node import __version__
+
+ORIGIN = {"name": "kws-edge-node", "sw_version": __version__,
+          "support_url": "https://github.com/kws-edge-node/kws-edge-node"}
+NON_COMMANDS = frozenset({"_unknown_", "_silence_", "unknown", "silence"})
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What discovery needs to know about a node and its model."""
+
+    node_id: str
+    name: str
+    base: str
+    prefix: str
+    model_name: str
+    model_version: str
+    labels: tuple[str, ...]
+    has_thermal: bool = False
+
+    @property
+    def commands(self) -> tuple[str, ...]:
+        return tuple(label for label in self.labels if label not in NON_COMMANDS)
+
+
+def slug(text: str) -> str:
+    """HA's entity-id form: lower case, `-` and other symbols become `_`."""
+    return "".join(ch if ch.isalnum() else "_" for ch in text.lower())
+
+
+def object_id(info: NodeInfo, key: str) -> str:
+    return f"{slug(info.node_id)}_{key}"
+
+
+def entity_id(info: NodeInfo, component: str, key: str) -> str:
+    """The entity id HA derives from our `object_id` (for tests and ha_config/)."""
+    return f"{component}.{object_id(info, key)}"
+
+
+def config_topic(info: NodeInfo, component: str, key: str) -> str:
+    return f"{info.prefix}/{component}/{info.node_id}/{key}/config"
+
+
+def trigger_topic(info: NodeInfo, command: str) -> str:
+    return f"{info.base}/trigger/{command}"
+
+
+def device(info: NodeInfo) -> dict[str, Any]:
+    return {"identifiers": [f"kws_{info.node_id}"], "name": info.name,
+            "manufacturer": "kws-edge-node", "model": f"Voice command node ({info.model_name})",
+            "sw_version": f"{__version__} (model {info.model_version})"}
+
+
+def _entity(info: NodeInfo, key: str, name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "unique_id": object_id(info, key), "object_id": object_id(info, key),
+            "availability_topic": f"{info.base}/availability", "device": device(info),
+            "origin": ORIGIN, **extra}
+
+
+def _diagnostic(info: NodeInfo, key: str, name: str, field: str,
+                **extra: Any) -> dict[str, Any]:
+    return _entity(info, key, name, state_topic=f"{info.base}/status",
+                   value_template=f"{{{{ value_json.{field} }}}}",
+                   entity_category="diagnostic", **extra)
+
+
+def entities(info: NodeInfo) -> dict[tuple[str, str], dict[str, Any]]:
+    """(component, key) -> discovery payload, for every entity of the node."""
+    b = info.base
+    out: dict[tuple[str, str], dict[str, Any]] = {
+        ("event", "command"): _entity(
+            info, "command", "Command", state_topic=f"{b}/event",
+            event_types=list(info.commands), icon="mdi:microphone-message"),
+        ("sensor", "last_command"): _entity(
+            info, "last_command", "Last command", state_topic=f"{b}/last_command",
+            value_template="{{ value_json.command }}", json_attributes_topic=f"{b}/last_command",
+            icon="mdi:account-voice"),
+        ("sensor", "confidence"): _entity(
+            info, "confidence", "Confidence", state_topic=f"{b}/last_command",
+            value_template="{{ value_json.confidence }}", state_class="measurement",
+            icon="mdi:percent-circle"),
+        ("sensor", "latency"): _diagnostic(
+            info, "latency", "Inference latency", "latency_ms", unit_of_measurement="ms",
+            device_class="duration", state_class="measurement"),
+        ("sensor", "audio_level"): _diagnostic(
+            info, "audio_level", "Audio level", "level_dbfs", unit_of_measurement="dBFS",
+            state_class="measurement", icon="mdi:waveform"),
+        ("sensor", "uptime"): _diagnostic(
+            info, "uptime", "Uptime", "uptime_s", unit_of_measurement="s",
+            device_class="duration", state_class="measurement"),
+        ("sensor", "detections"): _diagnostic(
+            info, "detections", "Detections", "detections", state_class="total_increasing",
+            icon="mdi:counter"),
+        ("sensor", "model_version"): _diagnostic(
+            info, "model_version", "Model version", "model_version", icon="mdi:brain"),
+        ("number", "threshold"): _entity(
+            info, "threshold", "Detection threshold", command_topic=f"{b}/threshold/set",
+            state_topic=f"{b}/threshold", min=0.0, max=1.0, step=0.01, mode="slider",
+            entity_category="config", icon="mdi:tune"),
+        ("number", "refractory"): _entity(
+            info, "refractory", "Cooldown", command_topic=f"{b}/refractory/set",
+            state_topic=f"{b}/refractory", min=0.0, max=10.0, step=0.1, mode="box",
+            unit_of_measurement="s", entity_category="config", icon="mdi:timer-sand"),
+        ("switch", "listening"): _entity(
+            info, "listening", "Listening", command_topic=f"{b}/listening/set",
+            state_topic=f"{b}/listening", payload_on="ON", payload_off="OFF",
+            icon="mdi:microphone"),
+        ("button", "restart"): _entity(
+            info, "restart", "Restart", command_topic=f"{b}/restart/set", payload_press="PRESS",
+            device_class="restart", entity_category="config"),
+    }
+    if info.has_thermal:
+        out[("sensor", "cpu_temperature")] = _diagnostic(
+            info, "cpu_temperature", "CPU temperature", "cpu_temperature_c",
+            unit_of_measurement="°C", device_class="temperature", state_class="measurement")
+    for command in info.commands:
+        out[("device_automation", f"heard_{command}")] = {
+            "automation_type": "trigger", "type": "command", "subtype": command,
+            "topic": trigger_topic(info, command), "device": device(info), "origin": ORIGIN}
+    return out
+
+
+def messages(info: NodeInfo) -> list[tuple[str, dict[str, Any]]]:
+    """(config topic, payload) for every entity, ready to publish retained."""
+    return [(config_topic(info, component, key), payload)
+            for (component, key), payload in entities(info).items()]
+
+
+def removal_topics(info: NodeInfo, commands: tuple[str, ...] | list[str] | None = None,
+                   ) -> list[str]:
+    """Config topics to clear (empty retained): all entities, or only the given commands'
+    device triggers (commands a new model no longer has)."""
+    if commands is not None:
+        return [config_topic(info, "device_automation", f"heard_{c}") for c in commands]
+    return [topic for topic, _ in messages(info)]
