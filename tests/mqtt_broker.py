@@ -55,14 +55,19 @@ class Broker:
     users: dict[str, str] = field(default_factory=dict)
     acl: str = ""
     tls: bool = False
+    persistence: bool = False
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     certs: dict[str, Path] = field(default_factory=dict)
 
     def write_config(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
-        lines = [f"listener {self.port} 127.0.0.1", "user root", "persistence false",
+        lines = [f"listener {self.port} 127.0.0.1", "user root",
                  "log_dest file " + str(self.folder / "mosquitto.log"), "log_type all"]
+        if self.persistence:
+            lines += ["persistence true", f"persistence_location {self.folder}/"]
+        else:
+            lines.append("persistence false")
         if self.users:
             passwd = self.folder / "passwd"
             passwd.write_text("")
@@ -102,8 +107,8 @@ class Broker:
             self.proc.wait(10)
         self.proc = None
 
-    def restart(self, down_s: float = 0.5) -> None:
-        self.stop(signal.SIGKILL)
+    def restart(self, down_s: float = 0.5, sig: int = signal.SIGKILL) -> None:
+        self.stop(sig)
         time.sleep(down_s)
         self.start()
 
@@ -138,11 +143,13 @@ class Subscriber:
     """Records every message on `topics` (what Home Assistant would see)."""
 
     def __init__(self, broker: Broker, *topics: str, username: str = "", password: str = "",
-                 client_id: str = "", ca: Path | None = None) -> None:
+                 client_id: str = "", ca: Path | None = None, persistent: bool = False) -> None:
         self.messages: list[Received] = []
         self.cond = threading.Condition()
         self.topics = topics or ("#",)
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  clean_session=not persistent)
+        self.client.reconnect_delay_set(1, 2)
         if username:
             self.client.username_pw_set(username, password)
         if ca is not None:

@@ -34,6 +34,7 @@ class MqttConnection:
         self.availability = availability
         self.availability_topic = f"{settings.topic_base(node_id)}/availability"
         self.connected = threading.Event()
+        self._closing = False
         self._on_connect: list[Callable[[], None]] = []
         self._on_publish: list[Callable[[int], None]] = []
         self._on_disconnect: list[Callable[[], None]] = []
@@ -89,6 +90,7 @@ class MqttConnection:
 
     def close(self, timeout: float = 3.0) -> None:
         """Say `offline` (retained) before a clean disconnect, which suppresses the will."""
+        self._closing = True
         if self.availability and self.connected.is_set():
             info = self.client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
             try:
@@ -117,7 +119,7 @@ class MqttConnection:
 
     def _disconnected(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                       properties: Any) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._closing:
             log.warning("MQTT: disconnected (%s); reconnecting", reason)
         self.connected.clear()
         for callback in list(self._on_disconnect):
