@@ -59,31 +59,39 @@ class Broker:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     certs: dict[str, Path] = field(default_factory=dict)
+    render: Callable[[Broker], str] | None = None
+    """Writes the whole config instead (e.g. from ha_config/), given the prepared broker."""
 
     def write_config(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
-        lines = [f"listener {self.port} 127.0.0.1", "user root",
-                 "log_dest file " + str(self.folder / "mosquitto.log"), "log_type all"]
-        if self.persistence:
-            lines += ["persistence true", f"persistence_location {self.folder}/"]
-        else:
-            lines.append("persistence false")
         if self.users:
             passwd = self.folder / "passwd"
             passwd.write_text("")
             for user, password in self.users.items():
                 subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password],
                                check=True, capture_output=True)
-            lines += [f"password_file {passwd}", "allow_anonymous false"]
-        else:
-            lines.append("allow_anonymous true")
-        if self.acl:
-            (self.folder / "acl").write_text(self.acl)
-            lines.append(f"acl_file {self.folder / 'acl'}")
         if self.tls:
             self.certs = self.certs or make_certs(self.folder / "certs")
-            lines += [f"cafile {self.certs['ca']}", f"certfile {self.certs['cert']}",
-                      f"keyfile {self.certs['key']}"]
+        common = ["user root", "log_dest file " + str(self.folder / "mosquitto.log"),
+                  "log_type all"]
+        if self.render is not None:
+            lines = [self.render(self), *common]
+        else:
+            lines = [f"listener {self.port} 127.0.0.1", *common]
+            if self.persistence:
+                lines += ["persistence true", f"persistence_location {self.folder}/"]
+            else:
+                lines.append("persistence false")
+            if self.users:
+                lines += [f"password_file {self.folder / 'passwd'}", "allow_anonymous false"]
+            else:
+                lines.append("allow_anonymous true")
+            if self.acl:
+                (self.folder / "acl").write_text(self.acl)
+                lines.append(f"acl_file {self.folder / 'acl'}")
+            if self.tls:
+                lines += [f"cafile {self.certs['ca']}", f"certfile {self.certs['cert']}",
+                          f"keyfile {self.certs['key']}"]
         conf = self.folder / "mosquitto.conf"
         conf.write_text("\n".join(lines) + "\n")
         return conf
