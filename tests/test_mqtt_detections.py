@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_node.config import DEFAULT_EXAMPLE
 from tests.mqtt_broker import Broker, Subscriber, broker  # noqa: F401
 from tests.mqtt_node import NodeProcess
 
@@ -156,3 +157,24 @@ def test_every_detection_arrives_once_in_order_across_broker_restarts(persistent
         wait_acked(folder)
     finally:
         node.stop()
+
+
+def test_demo_without_a_broker_brings_its_own_and_prints_what_ha_receives(tmp_path):
+    """`edge-node run --source example` with no mqtt.host: embedded broker (or a local
+    Mosquitto) and a monitor logging every message to stderr."""
+    folder = tmp_path / "node"
+    node = NodeProcess(folder, {}, source=f"wav:{DEFAULT_EXAMPLE}")
+    try:
+        deadline = time.monotonic() + 20
+        while "HA <- homeassistant/event/kitchen/command/config" not in node.log_path.read_text():
+            assert time.monotonic() < deadline, node.log_path.read_text()[-2000:]
+            time.sleep(0.1)
+        node.send("detect yes 0.8")
+        while '"command": "yes"' not in node.log_path.read_text():
+            assert time.monotonic() < deadline, node.log_path.read_text()[-2000:]
+            time.sleep(0.1)
+    finally:
+        assert node.stop() == 0
+    text = node.log_path.read_text()
+    assert "HA <- kws/kitchen/detection" in text
+    assert "demo: embedded MQTT broker" in text or "demo: using the MQTT broker" in text
