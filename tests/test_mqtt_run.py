@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from edge_node.model import DEFAULT_MODEL
+from tests.conftest import noise, write_wav
 from tests.mqtt_broker import Subscriber, broker  # noqa: F401
 from tests.mqtt_node import REPO
 
@@ -50,3 +51,25 @@ def test_run_on_a_wav_publishes_each_spoken_command(broker, tmp_path,  # noqa: F
     status = sub.last(f"{BASE}/status").json()
     assert status["detections"] == len(events) and status["latency_ms"] > 0
     assert sub.last(f"{BASE}/availability").text == "offline"
+
+
+def test_run_restores_saved_settings_into_the_real_agent(broker, tmp_path):  # noqa: F811
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "kitchen-state.json").write_text(json.dumps(
+        {"controls": {"threshold": "0.45", "refractory": "2", "listening": "OFF"}}))
+    config = tmp_path / "node.yaml"
+    config.write_text(yaml.safe_dump({"mqtt": {"state_dir": str(state)}}))
+    wav = write_wav(tmp_path / "quiet.wav", noise(2.0, -50))
+    sub = Subscriber(broker, f"{BASE}/#")
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_node", "run", "--config", str(config), "--source",
+         f"wav:{wav}", "--model", str(MODEL), "--node-id", "kitchen", "--mqtt-host",
+         "127.0.0.1", "--mqtt-port", str(broker.port)],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sub.last(f"{BASE}/threshold").text == "0.45"
+    assert sub.last(f"{BASE}/refractory").text == "2"
+    assert sub.last(f"{BASE}/listening").text == "OFF"
+    assert sub.last(f"{BASE}/status").json()["listening"] is False
+    assert "restored threshold = 0.45" in done.stderr
