@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from edge_node import __version__
+from edge_node.mqtt.extension import THERMAL
 from tests.mqtt_broker import Subscriber, broker  # noqa: F401
 from tests.mqtt_node import REPO, NodeProcess
 
@@ -90,15 +91,19 @@ def configs(sub: Subscriber) -> dict[str, dict]:
 
 
 def expected_topics(commands: list[str]) -> set[str]:
-    return ({f"{PREFIX}/{path}/config" for path in ENTITIES}
+    thermal = {f"{PREFIX}/sensor/kitchen/cpu_temperature/config"} if THERMAL.exists() else set()
+    return ({f"{PREFIX}/{path}/config" for path in ENTITIES} | thermal
             | {f"{PREFIX}/device_automation/kitchen/heard_{c}/config" for c in commands})
+
+
+ALL = len(expected_topics(["stop", "go", "left", "yes"]))
 
 
 def test_every_entity_is_announced_retained_with_its_exact_payload(broker, tmp_path):  # noqa: F811
     node = NodeProcess(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
     try:
         sub = Subscriber(broker, f"{PREFIX}/#", f"{BASE}/#")
-        sub.wait_for(lambda ms: len(configs(sub)) >= 16, what="16 discovery configs")
+        sub.wait_for(lambda ms: len(configs(sub)) >= ALL, what="all discovery configs")
         found = configs(sub)
         assert set(found) == expected_topics(["stop", "go", "left", "yes"])
         for path in ENTITIES:
@@ -107,7 +112,7 @@ def test_every_entity_is_announced_retained_with_its_exact_payload(broker, tmp_p
             topic = f"{PREFIX}/device_automation/kitchen/heard_{command}/config"
             assert found[topic] == expected_trigger(command)
         late = Subscriber(broker, f"{PREFIX}/#")
-        late.wait_for(lambda ms: len(configs(late)) >= 16, what="retained configs")
+        late.wait_for(lambda ms: len(configs(late)) >= ALL, what="retained configs")
         assert configs(late) == found and all(m.retain for m in late.messages)
         assert sub.last(f"{BASE}/availability").text == "online"
         assert sub.last(f"{BASE}/threshold").text == "0.6"
@@ -121,13 +126,13 @@ def test_home_assistant_restart_makes_the_node_announce_again(broker, tmp_path):
     node = NodeProcess(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
     try:
         sub = Subscriber(broker, f"{PREFIX}/#", f"{BASE}/#")
-        sub.wait_for(lambda ms: len(configs(sub)) >= 16)
+        sub.wait_for(lambda ms: len(configs(sub)) >= ALL)
         node.send("status")
         sub.last(f"{BASE}/status")
         sub.messages.clear()
         sub.publish(f"{PREFIX}/status", "offline")
         sub.publish(f"{PREFIX}/status", "online")
-        sub.wait_for(lambda ms: len(configs(sub)) >= 16, what="re-announced configs")
+        sub.wait_for(lambda ms: len(configs(sub)) >= ALL, what="re-announced configs")
         assert set(configs(sub)) == expected_topics(["stop", "go", "left", "yes"])
         assert sub.last(f"{BASE}/availability").text == "online"
         assert sub.last(f"{BASE}/status").json()["model_version"] == "1.0.0"
@@ -140,7 +145,7 @@ def test_commands_missing_from_a_new_model_lose_their_triggers(broker, tmp_path)
     mqtt = {"host": "127.0.0.1", "port": broker.port}
     old = NodeProcess(tmp_path / "node", mqtt, labels="stop,go,left,yes,_unknown_")
     sub = Subscriber(broker, f"{PREFIX}/#")
-    sub.wait_for(lambda ms: len(configs(sub)) >= 16)
+    sub.wait_for(lambda ms: len(configs(sub)) >= ALL)
     old.stop()
     node = NodeProcess(tmp_path / "node", mqtt, labels="stop,go,up,_unknown_", version="2.0.0")
     try:
@@ -159,7 +164,7 @@ def test_commands_missing_from_a_new_model_lose_their_triggers(broker, tmp_path)
 def test_forget_removes_every_retained_topic_of_the_node(broker, tmp_path):  # noqa: F811
     node = NodeProcess(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
     sub = Subscriber(broker, f"{PREFIX}/#", f"{BASE}/#")
-    sub.wait_for(lambda ms: len(configs(sub)) >= 16)
+    sub.wait_for(lambda ms: len(configs(sub)) >= ALL)
     node.stop()
     done = subprocess.run([sys.executable, "-m", "edge_node", "forget", "--config",
                            str(node.config), "--model", str(tmp_path / "none.tflite")],

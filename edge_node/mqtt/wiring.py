@@ -78,7 +78,13 @@ def mqtt_session(config: NodeConfig, agent: Agent) -> Iterator[MqttSession | Non
             return
         from edge_node.mqtt.demo import Monitor, start_demo_broker
 
-        host, port, broker = start_demo_broker()
+        try:
+            host, port, broker = start_demo_broker()
+        except ImportError:
+            log.warning("demo without MQTT: no broker on 127.0.0.1:1883 and amqtt is not "
+                        "installed (pip install 'kws-edge-node[demo]')")
+            yield None
+            return
         settings = dataclasses.replace(settings, host=host, port=port)
         monitor = Monitor(host, port)
     session = MqttSession(config, settings, agent)
