@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 
 from edge_node.config import ConfigError, load_config
 from edge_node.mqtt.extension import finite
+from tests.mqtt_node import REPO
 
 
 def config_with(tmp_path, text: str, **overrides):
@@ -65,11 +68,6 @@ def test_status_numbers_are_always_valid_json_numbers():
 
 
 def test_forget_without_a_broker_is_a_clear_error(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.mqtt_node import REPO
-
     done = subprocess.run([sys.executable, "-m", "edge_node", "forget", "--node-id", "hall"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
