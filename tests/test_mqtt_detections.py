@@ -66,6 +66,7 @@ def test_a_detection_reaches_every_topic_with_its_payload(broker, tmp_path):  # 
                          "timestamp": body["timestamp"], "seq": 1}
         trigger = sub.last(f"{BASE}/trigger/left").json()
         assert trigger["command"] == "left" and trigger["seq"] == 1
+        sub.last(f"{BASE}/last_command")
         last = Subscriber(broker, f"{BASE}/last_command").last(f"{BASE}/last_command")
         assert last.retain and last.json()["command"] == "left"
         node.send("detect stop 0.9")
