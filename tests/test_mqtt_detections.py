@@ -179,3 +179,23 @@ def test_demo_without_a_broker_brings_its_own_and_prints_what_ha_receives(tmp_pa
     text = node.log_path.read_text()
     assert "HA <- kws/kitchen/detection" in text
     assert "demo: embedded MQTT broker" in text or "demo: using the MQTT broker" in text
+
+
+def test_a_full_queue_drops_the_oldest_detections(persistent_broker, tmp_path):
+    mosq = persistent_broker
+    folder = tmp_path / "node"
+    sub = Subscriber(mosq, f"{BASE}/detection", client_id="ha", persistent=True)
+    node = NodeProcess(folder, {"host": "127.0.0.1", "port": mosq.port, "max_queued": 3})
+    try:
+        mosq.stop(signal.SIGTERM)
+        for command in ["no", *COMMANDS]:
+            node.send(f"detect {command} 0.9")
+        node.settings()
+        assert pending(folder) == 3
+        mosq.start()
+        got = wait_seqs(sub, 3)
+        wait_acked(folder)
+        assert [(b["seq"], b["command"]) for b in got] == [(3, "go"), (4, "left"), (5, "yes")]
+        assert "detection queue full" in node.log_path.read_text()
+    finally:
+        node.stop()

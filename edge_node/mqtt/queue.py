@@ -7,8 +7,10 @@ reconnect, or a restart of the node, all rows still waiting are sent again in se
 but never not at all; consumers drop repeats by `seq`. The outbox is bounded: when full the
 oldest are dropped.
 
-Acks arrive in paho's thread while it holds its own lock, and `put` holds ours while calling
-paho, so acks are handed to a worker thread through a lock-free queue instead of taking ours.
+paho calls back (connect, ack) while holding its own locks, and `put` holds ours while calling
+paho, so callbacks never take our lock: they hand work to a worker thread through a lock-free
+queue. Holding our lock across publish-and-record means the worker never sees an ack before
+the message id it belongs to is recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from edge_node.mqtt.client import MqttConnection
 
 log = logging.getLogger(__name__)
 
+FLUSH = "flush"
+STOP = "stop"
+
 
 class DetectionQueue:
     """Sequence numbers, the sqlite outbox and ack tracking for `<base>/detection`."""
@@ -36,7 +41,7 @@ class DetectionQueue:
         self._lock = threading.Lock()
         self._in_flight: dict[int, int] = {}
         self._live = False
-        self._acks: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[int | str] = queue.SimpleQueue()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -45,10 +50,10 @@ class DetectionQueue:
         self._db.execute("CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY "
                          "CHECK (id = 0), last_seq INTEGER NOT NULL)")
         self._db.execute("INSERT OR IGNORE INTO counter VALUES (0, 0)")
-        conn.add_publish_listener(self._acks.put)
-        conn.add_connect_listener(self.flush)
+        conn.add_publish_listener(self._work.put)
+        conn.add_connect_listener(lambda: self._work.put(FLUSH))
         conn.add_disconnect_listener(self._offline)
-        self._worker = threading.Thread(target=self._ack_loop, name="mqtt-acks", daemon=True)
+        self._worker = threading.Thread(target=self._work_loop, name="mqtt-queue", daemon=True)
         self._worker.start()
 
     def put(self, record: dict[str, Any]) -> int:
@@ -70,6 +75,8 @@ class DetectionQueue:
     def flush(self) -> None:
         """After a (re)connect: send every stored detection, oldest first, then go live."""
         with self._lock:
+            if not self.conn.connected.is_set():
+                return
             self._in_flight.clear()
             rows = self._db.execute("SELECT seq, payload FROM outbox ORDER BY seq").fetchall()
             for seq, payload in rows:
@@ -79,14 +86,13 @@ class DetectionQueue:
             log.info("MQTT: sending %d queued detection(s)", len(rows))
 
     def close(self) -> None:
-        self._acks.put(None)
+        self._work.put(STOP)
         self._worker.join(5)
         with self._lock:
             self._db.close()
 
     def _offline(self) -> None:
-        with self._lock:
-            self._live = False
+        self._live = False
 
     def _send(self, seq: int, payload: str) -> None:
         info = self.conn.publish(self.topic, payload, qos=1)
@@ -99,9 +105,12 @@ class DetectionQueue:
                              "ORDER BY seq LIMIT ?)", (excess,))
             log.warning("MQTT: detection queue full, dropped the %d oldest", excess)
 
-    def _ack_loop(self) -> None:
-        while (mid := self._acks.get()) is not None:
+    def _work_loop(self) -> None:
+        while (item := self._work.get()) != STOP:
+            if item == FLUSH:
+                self.flush()
+                continue
             with self._lock:
-                seq = self._in_flight.pop(mid, None)
+                seq = self._in_flight.pop(int(item), None)
                 if seq is not None:
                     self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
