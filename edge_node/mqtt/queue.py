@@ -68,10 +68,6 @@ class DetectionQueue:
                 self._send(seq, payload)
         return seq
 
-    def pending(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-
     def flush(self) -> None:
         """After a (re)connect: send every stored detection, oldest first, then go live."""
         with self._lock:
