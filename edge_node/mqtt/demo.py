@@ -57,7 +57,8 @@ class EmbeddedBroker:
             await broker.start()
             return broker
 
-        logging.getLogger("amqtt").setLevel(logging.WARNING)
+        for noisy in ("amqtt", "transitions"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         self._thread.start()
         self._broker = asyncio.run_coroutine_threadsafe(start(), self._loop).result(10)
 
