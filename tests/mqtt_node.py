@@ -2,7 +2,8 @@
 stand-in for the Agent, driven line by line on stdin.
 
 stdin: `detect LABEL CONFIDENCE`, `status`, `settings` (prints the agent's live settings as a
-JSON line on stdout), `quit`. Run as `python -m tests.mqtt_node CONFIG LABELS VERSION`.
+JSON line on stdout), `reload THRESHOLD` (what a SIGHUP with a new node.yaml does), `quit`.
+Run as `python -m tests.mqtt_node CONFIG LABELS VERSION`.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class ScriptedAgent:
                                       self.model.version, time.time()))
         elif words[:1] == ["status"]:
             self.hub.publish(Status(-40.0, 1.5, 10, self.detections, 12.0, self.listening))
+        elif words[:1] == ["reload"]:
+            self.update_detector(DetectorSettings(threshold=float(words[1])))
         elif words[:1] == ["settings"]:
             s = self.detector.settings
             print(json.dumps({"threshold": s.threshold, "refractory_s": s.refractory_s,

@@ -127,3 +127,17 @@ def test_restart_button_restarts_the_node_process(node_and_ha):
     sub.wait_for(lambda ms: [m.text for m in sub.on(f"{BASE}/availability")][-2:]
                  == ["offline", "online"], what="offline then online")
     assert node.settings()["threshold"] == 0.55
+
+
+def test_a_change_made_outside_mqtt_is_published_and_saved(node_and_ha, tmp_path):
+    node, sub = node_and_ha
+    sub.publish(f"{BASE}/threshold/set", "0.8")
+    sub.wait_for(lambda ms: states(sub, "threshold")[-1:] == ["0.8"])
+    node.send("reload 0.3")
+    node.send("status")
+    sub.wait_for(lambda ms: states(sub, "threshold")[-1:] == ["0.3"], what="synced threshold")
+    saved = json.loads((tmp_path / "node/state/kitchen-state.json").read_text())["controls"]
+    assert saved["threshold"] == "0.3"
+    node.send("status")
+    sub.wait_for(lambda ms: len(sub.on(f"{BASE}/status")) >= 2, what="second status")
+    assert states(sub, "threshold") == ["0.6", "0.8", "0.3"]

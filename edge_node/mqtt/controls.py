@@ -120,6 +120,7 @@ class Controls:
         self.base = base
         self.store = store
         self.controls = {c.key: c for c in controls}
+        self._published: dict[str, str] = {}
 
     def restore(self) -> None:
         """Re-apply values saved by an earlier run (before the agent starts listening)."""
@@ -141,8 +142,28 @@ class Controls:
     def publish_states(self) -> None:
         for control in self.controls.values():
             if control.read is not None:
-                self.conn.publish(f"{self.base}/{control.key}", control.render(control.read()),
-                                  qos=1, retain=True)
+                self._publish(control.key, control.render(control.read()))
+
+    def sync(self) -> None:
+        """Publish and save values changed by something else (a SIGHUP reload of node.yaml),
+        so HA shows the truth and the latest change wins after a restart."""
+        for control in self.controls.values():
+            if control.read is None:
+                continue
+            current = control.render(control.read())
+            if self._published.get(control.key, current) != current:
+                log.info("MQTT: %s changed outside MQTT to %s", control.key, current)
+                self._save(control.key, current)
+                self._publish(control.key, current)
+
+    def _publish(self, key: str, value: str) -> None:
+        self._published[key] = value
+        self.conn.publish(f"{self.base}/{key}", value, qos=1, retain=True)
+
+    def _save(self, key: str, value: str) -> None:
+        saved = dict(self.store.data.get("controls", {}))
+        saved[key] = value
+        self.store.set("controls", saved)
 
     def on_message(self, topic: str, payload: bytes) -> None:
         key = topic[len(self.base) + 1:].removesuffix("/set")
@@ -162,10 +183,8 @@ class Controls:
         log.info("MQTT: %s set to %s", key, text)
         if control.read is not None:
             current = control.render(control.read())
-            saved = dict(self.store.data.get("controls", {}))
-            saved[key] = current
-            self.store.set("controls", saved)
-            self.conn.publish(f"{self.base}/{key}", current, qos=1, retain=True)
+            self._save(key, current)
+            self._publish(key, current)
 
     def reject(self, topic: str, payload: bytes, error: str) -> None:
         shown = payload[:MAX_PAYLOAD].decode("utf-8", "replace")

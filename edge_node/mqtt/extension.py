@@ -114,5 +114,6 @@ class MqttExtension:
         if self.info.has_thermal:
             status["cpu_temperature_c"] = cpu_temperature()
         self.last_status = status
+        self.controls.sync()
         if self.conn.connected.is_set():
             self.conn.publish(f"{self.info.base}/status", json.dumps(status), qos=1, retain=True)
