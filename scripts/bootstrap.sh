@@ -30,7 +30,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.installed-$profile-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  if [ "$profile" = dev ]; then extras="[dev,train]"; else extras=""; fi
+  if [ "$profile" = dev ]; then extras="[dev,train,demo]"; else extras="[demo]"; fi
   echo "bootstrap: pip install -e .$extras" >&2
   .venv/bin/pip install -q -e ".$extras" >&2
   touch "$stamp"
