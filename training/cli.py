@@ -127,13 +127,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.install:
         install_model(chosen, args.install)
     if args.benchmarks:
-        from bench.record import write_section
-        from training.report import benchmark_summary
-
         command = "kws-train " + " ".join(sys.argv[1:]) if args.command == "train" else (
             "kws-train default")
-        write_section(f"training-{args.name}", f"Training: {args.name} ({args.arch})",
-                      benchmark_summary(report, command), args.benchmarks)
+        record_benchmarks(report, args.benchmarks, args.name, args.arch, command)
+    return 0
+
+
+def record_benchmarks(report: dict, benchmarks: Path, name: str, arch: str, command: str) -> None:
+    """Write a run's figures into BENCHMARKS.md (needs the source checkout's bench/)."""
+    from bench.record import write_section
+    from training.report import benchmark_summary
+
+    write_section(f"training-{name}", f"Training: {name} ({arch})",
+                  benchmark_summary(report, command), benchmarks)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render report.md and plots (and optionally BENCHMARKS.md) from a run's report.json."""
+    from training.report import write_report
+
+    report = json.loads((args.run / "report.json").read_text())
+    labels = json.loads(manifest_path(Path(report["final"]["models"][
+        "float32/ai-edge-litert"]["path"])).read_text())["labels"]
+    print(write_report(report, labels, args.run))
+    if args.benchmarks:
+        record_benchmarks(report, args.benchmarks, args.name, args.arch, args.command_line)
     return 0
 
 
@@ -249,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--benchmarks", type=Path,
                        help="record the figures in this BENCHMARKS.md (source checkout)")
     train.set_defaults(func=cmd_train)
+
+    rep = sub.add_parser("report", help="re-render a run's report (and BENCHMARKS.md section)")
+    rep.add_argument("run", type=Path, help="run directory with report.json")
+    rep.add_argument("--benchmarks", type=Path)
+    rep.add_argument("--name", default="kws-default")
+    rep.add_argument("--arch", default="dscnn")
+    rep.add_argument("--command-line", default="kws-train default",
+                     help="the command that made the run, quoted in BENCHMARKS.md")
+    rep.set_defaults(func=cmd_report)
 
     download = sub.add_parser("download", help="fetch a Speech Commands archive, verified")
     download.add_argument("--url", default=SPEECH_COMMANDS_URL)
