@@ -24,6 +24,7 @@ from edge_node.model import DEFAULT_MODEL
 from edge_node.mqtt.settings import MqttSettings
 
 DEFAULT_EXAMPLE = Path(__file__).parent / "data" / "example.wav"
+SOURCE_KINDS = ("mic", "wav", "stdin")
 
 
 class ConfigError(ValueError):
@@ -61,6 +62,9 @@ class NodeConfig:
     def __post_init__(self) -> None:
         if not self.node_id or not all(ch.isalnum() or ch in "-_" for ch in self.node_id):
             raise ConfigError(f"node_id {self.node_id!r} may only hold letters, digits, - and _")
+        if self.source.partition(":")[0] not in SOURCE_KINDS:
+            raise ConfigError(f"source {self.source!r} is not one of: mic, wav:FILE, "
+                              "stdin[:RATE:CHANNELS:FORMAT]")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"log_level {self.log_level!r} is not DEBUG/INFO/WARNING/ERROR")
 

@@ -37,8 +37,11 @@ class DetectorSettings:
     """Per-command overrides of `threshold`, e.g. {"stop": 0.5}."""
     smoothing_windows: int = 3
     """Number of recent windows whose posteriors are averaged."""
-    refractory_s: float = 1.0
-    """After a detection, no other detection for this long (one utterance, one detection)."""
+    refractory_s: float = 1.5
+    """After a detection, no other detection for this long (one utterance, one detection).
+
+    A word stays in the 1 s window for 1 s plus its own length; its tail alone can look like
+    another command ("stop" -> "op" -> "up"), so this covers that time."""
     gate_dbfs: float = -55.0
     """Windows whose loudest hop is quieter than this (RMS, dBFS) skip the model entirely."""
     block_s: float = 2.8
@@ -164,7 +167,10 @@ class Detector:
         level = rms_dbfs(hop)
         self.last_level_dbfs = level
         self._levels.append(level)
-        if max(self._levels) < self.settings.gate_dbfs:
+        warming_up = self._stream.samples_seen < self._stream.clip_samples
+        if warming_up or max(self._levels) < self.settings.gate_dbfs:
+            # Until a whole window of real audio has arrived, the features would mix the empty
+            # ring with sound: not what the model was trained on.
             probs = self._silent
         else:
             started = time.perf_counter()

@@ -72,7 +72,7 @@ def test_bundled_example_is_recognised():
     detections = [json.loads(line) for line in done.stdout.splitlines()]
     result = streaming_scores(detections, events["events"], events["duration_s"], COMMANDS)
     assert result["commands"] == 7
-    assert result["detected"] >= 5 and result["false_activations"] <= 1, result
+    assert result["detected"] >= 6 and result["false_activations"] <= 2, result
 
 
 @pytest.mark.parametrize("args, message", [
@@ -90,10 +90,10 @@ def test_errors_are_one_clear_line_and_exit_2(args, message):
 
 def test_classify_continues_past_a_corrupt_file(tmp_path, speech):
     (tmp_path / "a_bad.wav").write_bytes(b"RIFF....WAVEfmt garbage")
-    write_wav(tmp_path / "b_good.wav", speech("go", "flite", "rms"))
+    write_wav(tmp_path / "b_good.wav", speech("stop", "flite", "slt"))
     done = edge_node("classify", str(tmp_path), "--json")
     assert done.returncode == 1
-    assert [json.loads(x)["label"] for x in done.stdout.splitlines()] == ["go"]
+    assert [json.loads(x)["label"] for x in done.stdout.splitlines()] == ["stop"]
     assert "a_bad.wav" in done.stderr
 
 

@@ -10,19 +10,18 @@ import pytest
 from node_process import NodeProcess, sph0645_raw
 from scipy.io import wavfile
 from test_audio_mic import ALSA_CONF
-from tiny_model import loudness_model
 
 from edge_node.agent import Agent
 from edge_node.audio import AudioSource, AudioSourceError, WavSource
 from edge_node.audio.resilient import resilient_blocks
 from edge_node.config import load_config
 from edge_node.events import Detected, SourceProblem, SourceRestored
-from edge_node.model import Model
+from edge_node.model import DEFAULT_MODEL, Model
 
 
 @pytest.fixture(scope="module")
-def model_path(command_recording, tmp_path_factory) -> Path:
-    return loudness_model(tmp_path_factory.mktemp("model"), command_recording[0])
+def model_path() -> Path:
+    return DEFAULT_MODEL
 
 
 class UnpluggedAfter(WavSource):

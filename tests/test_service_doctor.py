@@ -15,7 +15,6 @@ from audio_signals import REPO
 from fake_i2c import FakeI2C
 from node_process import sph0645_raw
 from test_audio_mic import ALSA_CONF
-from tiny_model import loudness_model
 
 from edge_node.display import DisplaySettings
 from edge_node.doctor import (
@@ -25,11 +24,12 @@ from edge_node.doctor import (
     check_model,
     check_oled,
 )
+from edge_node.model import DEFAULT_MODEL
 
 
 @pytest.fixture(scope="module")
-def model_path(command_recording, tmp_path_factory) -> Path:
-    return loudness_model(tmp_path_factory.mktemp("model"), command_recording[0])
+def model_path() -> Path:
+    return DEFAULT_MODEL
 
 
 @pytest.mark.parametrize("text,ok", [
@@ -60,7 +60,7 @@ def test_clock():
 
 def test_model(model_path, tmp_path):
     good = check_model(model_path)
-    assert good.ok and "loudness 9.9.9" in good.detail
+    assert good.ok and "kws-default 1.0.0" in good.detail
     bad = check_model(tmp_path / "missing.tflite")
     assert bad.ok is False and "does not exist" in bad.detail and bad.fix
 
