@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import signal
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE
@@ -43,11 +42,12 @@ class FeatureConfigError(ValueError):
 def article_normalise(waveform: np.ndarray) -> np.ndarray:
     """The article's inference scaling: divide by the peak, then stretch peak-to-peak to [-1, 1].
 
-    Silent input (all zeros) is returned as zeros instead of dividing by zero.
+    Constant input (digital silence, a bare DC offset) gives zeros instead of NaN, which the
+    article's code produced.
     """
     x = np.asarray(waveform, dtype=np.float64)
     peak = np.max(np.abs(x)) if x.size else 0.0
-    if peak <= 0.0:
+    if peak <= 0.0 or np.ptp(x) <= 0.0:
         return np.zeros(CLIP_SAMPLES, dtype=np.float32)
     x = x / peak
     x = 2.0 * (x - np.min(x)) / np.ptp(x) - 1.0
@@ -58,6 +58,8 @@ def article_normalise(waveform: np.ndarray) -> np.ndarray:
 
 def stft129x124(waveform: np.ndarray) -> np.ndarray:
     """The article's spectrogram of a 1 s clip: (129, 124) float32 magnitudes."""
+    from scipy import signal  # only this profile needs it; scipy.signal costs ~60 MB of RAM
+
     x = article_normalise(waveform)
     _, _, spec = signal.stft(x, fs=SAMPLE_RATE, nperseg=255, noverlap=124, nfft=256)
     return np.abs(spec).astype(np.float32)
@@ -133,7 +135,9 @@ class LogMel:
 
     def __init__(self, params: LogMelParams) -> None:
         self.params = params
-        self.window = signal.get_window("hann", params.window_samples).astype(np.float32)
+        n = params.window_samples
+        # Periodic Hann, as scipy.signal.get_window("hann", n) gives.
+        self.window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
         self.filters = mel_filterbank(
             params.n_mels, params.n_fft, SAMPLE_RATE, params.fmin, params.fmax
         )

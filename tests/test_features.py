@@ -36,6 +36,7 @@ def test_stft_profile_pads_short_clips_and_survives_silence():
     short = extractor.compute(speechlike(0.4))
     assert short.shape == (129, 124)
     assert np.all(extractor.compute(np.zeros(16000, np.float32)) == 0)
+    assert np.all(extractor.compute(np.full(16000, 0.01, np.float32)) == 0)
     assert article_normalise(np.zeros(10)).shape == (16000,)
 
 

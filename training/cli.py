@@ -142,6 +142,19 @@ def record_benchmarks(report: dict, benchmarks: Path, name: str, arch: str, comm
                   benchmark_summary(report, command), benchmarks)
 
 
+def cmd_stream_eval(args: argparse.Namespace) -> int:
+    """Score a model's streaming detections on a recording; optionally update a run's report."""
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    result = streaming_evaluation(args.model, args.recording, words)
+    print(json.dumps({k: v for k, v in result.items() if k != "false_examples"}))
+    if args.run:
+        path = args.run / "report.json"
+        report = json.loads(path.read_text())
+        report["streaming"] = result
+        path.write_text(json.dumps(report, indent=1))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render report.md and plots (and optionally BENCHMARKS.md) from a run's report.json."""
     from training.report import write_report
@@ -267,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--benchmarks", type=Path,
                        help="record the figures in this BENCHMARKS.md (source checkout)")
     train.set_defaults(func=cmd_train)
+
+    sev = sub.add_parser("stream-eval", help="recall and false activations/hour of a model")
+    sev.add_argument("--model", type=Path, required=True)
+    sev.add_argument("--recording", type=Path, required=True, help="WAV with events in .json")
+    sev.add_argument("--words")
+    sev.add_argument("--run", type=Path, help="also store the result in this run's report.json")
+    sev.set_defaults(func=cmd_stream_eval)
 
     rep = sub.add_parser("report", help="re-render a run's report (and BENCHMARKS.md section)")
     rep.add_argument("run", type=Path, help="run directory with report.json")

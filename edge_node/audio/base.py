@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from types import TracebackType
 
 import numpy as np
-from scipy.signal import butter, lfilter, lfilter_zi
 
 from edge_node.audio.resample import StreamingResampler
 
@@ -45,6 +44,42 @@ def scale_pcm(samples: np.ndarray) -> np.ndarray:
     if samples.dtype.kind == "f":
         return samples.astype(np.float64)
     raise ValueError(f"unsupported sample dtype {samples.dtype}")
+
+
+class DcBlocker:
+    """First-order high-pass at DC_CUTOFF_HZ (the bilinear Butterworth), state kept across calls.
+
+    Written with numpy (a closed form per chunk) instead of scipy.signal.lfilter: importing
+    scipy.signal alone costs the node ~60 MB of RAM, more than everything else together.
+    """
+
+    CHUNK = 512
+    """Samples per closed-form step; keeps pole**-n far from float64 precision limits."""
+
+    def __init__(self, rate: int, cutoff_hz: float = DC_CUTOFF_HZ) -> None:
+        t = np.tan(np.pi * cutoff_hz / rate)
+        self.pole = (1.0 - t) / (1.0 + t)
+        self.gain = (1.0 + self.pole) / 2.0
+        n = np.arange(self.CHUNK)
+        self._rise = self.pole ** -n.astype(np.float64)
+        self._decay = self.pole ** n.astype(np.float64)
+        self._x_prev: float | None = None
+        self._y_prev = 0.0
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self._x_prev is None:
+            self._x_prev = float(x[0])  # start in steady state: a big offset gives no click
+        out = np.empty_like(x)
+        for start in range(0, x.size, self.CHUNK):
+            chunk = x[start : start + self.CHUNK]
+            m = chunk.size
+            diff = np.diff(chunk, prepend=self._x_prev) * self.gain
+            acc = np.cumsum(diff * self._rise[:m])
+            y = self._decay[:m] * (self.pole * self._y_prev + acc)
+            out[start : start + m] = y
+            self._x_prev, self._y_prev = float(chunk[-1]), float(y[-1])
+        return out
 
 
 def choose_channel(frames: np.ndarray) -> int | None:
@@ -105,8 +140,7 @@ class PcmConverter:
         self.remove_dc = remove_dc
         self.gain_db = gain_db
         self._gain = 10.0 ** (gain_db / 20.0)
-        self._dc = butter(1, DC_CUTOFF_HZ, btype="highpass", fs=self.rate) if remove_dc else None
-        self._dc_state: np.ndarray | None = None
+        self._dc = DcBlocker(self.rate) if remove_dc else None
         self._resampler = StreamingResampler(self.rate, SAMPLE_RATE)
 
     def _frames(self, data: bytes | np.ndarray) -> np.ndarray:
@@ -134,11 +168,7 @@ class PcmConverter:
     def _condition(self, frames: np.ndarray) -> np.ndarray:
         mono = self._select(frames)
         if self._dc is not None and len(mono):
-            b, a = self._dc
-            if self._dc_state is None:
-                # Start in steady state for the first sample so a big offset is no click.
-                self._dc_state = lfilter_zi(b, a) * mono[0]
-            mono, self._dc_state = lfilter(b, a, mono, zi=self._dc_state)
+            mono = self._dc.process(mono)
         out = self._resampler.process(mono * self._gain)
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 

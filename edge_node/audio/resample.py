@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import firwin, resample_poly
 
 
 class StreamingResampler:
@@ -30,12 +29,15 @@ class StreamingResampler:
         self.down = self.in_rate // g
         self.passthrough = self.up == self.down == 1
         half_len = 10 * max(self.up, self.down)
-        # Same filter resample_poly designs by default, designed once instead of per call.
-        self._taps = (
-            np.ones(1)
-            if self.passthrough
-            else firwin(2 * half_len + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0))
-        )
+        if self.passthrough:
+            self._taps = np.ones(1)
+        else:
+            # Imported only when a device needs resampling: scipy.signal costs ~60 MB of RAM.
+            from scipy.signal import firwin
+
+            # Same filter resample_poly designs by default, designed once instead of per call.
+            self._taps = firwin(2 * half_len + 1, 1.0 / max(self.up, self.down),
+                                window=("kaiser", 5.0))
         context = half_len // self.up + 2
         # Left context must be a multiple of ``down`` so the segment's output grid lines up.
         self._left = -(-context // self.down) * self.down
@@ -49,6 +51,8 @@ class StreamingResampler:
         return 0 if self.passthrough else self._right + self.down - 1
 
     def _run(self, segment: np.ndarray) -> np.ndarray:
+        from scipy.signal import resample_poly
+
         return resample_poly(segment, self.up, self.down, window=self._taps)
 
     def process(self, samples: np.ndarray) -> np.ndarray:
