@@ -171,16 +171,28 @@ class LogMel:
         return (centred / (centred.std() + 1e-3)).astype(np.float32)
 
     def compute(self, waveform: np.ndarray) -> np.ndarray:
-        clip = fit_clip(waveform, self.params.clip_samples)
+        clip = centre_clip(waveform, self.params.clip_samples)
         return self.normalise(self.frames(clip))
 
 
 def fit_clip(waveform: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
-    """Zero-pad or cut a waveform to exactly `length` samples (the model's window)."""
+    """Zero-pad or cut a waveform to exactly `length` samples (the article's way: the start)."""
     x = np.asarray(waveform, dtype=np.float32)
     if x.size >= length:
         return x[:length]
     return np.pad(x, (0, length - x.size))
+
+
+def centre_clip(waveform: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
+    """A clip as training presents it: a short one centred in silence, a long one cut to its
+    loudest `length` samples."""
+    x = np.asarray(waveform, dtype=np.float32)
+    if x.size < length:
+        before = (length - x.size) // 2
+        return np.pad(x, (before, length - x.size - before))
+    energy = np.concatenate([[0.0], np.cumsum(np.square(x, dtype=np.float64))])
+    start = int(np.argmax(energy[length:] - energy[:-length]))
+    return x[start : start + length]
 
 
 @dataclass(frozen=True)
@@ -232,7 +244,7 @@ class FeatureExtractor:
             )
 
     def compute(self, waveform: np.ndarray) -> np.ndarray:
-        """Features of one clip (cut or zero-padded to the clip length)."""
+        """Features of one clip; a clip of exactly the window length is used as it is."""
         if self.logmel is None:
             return stft129x124(fit_clip(waveform, self.clip_samples))
         return self.logmel.compute(waveform)

@@ -116,7 +116,7 @@ def test_every_entity_is_announced_retained_with_its_exact_payload(broker, tmp_p
         assert configs(late) == found and all(m.retain for m in late.messages)
         assert sub.last(f"{BASE}/availability").text == "online"
         assert sub.last(f"{BASE}/threshold").text == "0.6"
-        assert sub.last(f"{BASE}/refractory").text == "1"
+        assert sub.last(f"{BASE}/refractory").text == "1.5"
         assert sub.last(f"{BASE}/listening").text == "ON"
     finally:
         assert node.stop() == 0

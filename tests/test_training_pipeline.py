@@ -3,6 +3,7 @@
 Custom keywords on purpose: the same path users take for their own words.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,6 +15,8 @@ import pytest
 from edge_node.model import read_manifest
 
 WORDS = "lights,music"
+TRAIN_ARGS = ("--words", WORDS, "--epochs", "15", "--copies", "6", "--batch-size", "32",
+              "--no-loeo", "--seed", "5")
 
 
 def run(*args, env=None):
@@ -25,14 +28,16 @@ def run(*args, env=None):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    pytest.importorskip("tensorflow")
+    # Only look for TensorFlow: importing it here would break tflite-runtime interpreters
+    # created later in this process (platform notes: "vector::reserve").
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed (pip install 'kws-edge-node[train]')")
     work = tmp_path_factory.mktemp("kws")
     data, out = work / "data", work / "run"
     run("-m", "training.cli", "synth", "--out", str(data), "--words", WORDS, "--voices",
-        "espeak=6,flite=4,festival=3", "--silence", "40", "--unknown-per-voice", "2",
+        "espeak=12,flite=8,festival=4", "--silence", "40", "--unknown-per-voice", "1",
         "--seed", "5")
-    run("-m", "training.cli", "train", "--data", str(data), "--words", WORDS, "--out", str(out),
-        "--epochs", "12", "--copies", "2", "--no-loeo", "--seed", "5")
+    run("-m", "training.cli", "train", *TRAIN_ARGS, "--data", str(data), "--out", str(out))
     return data, out
 
 
@@ -60,7 +65,7 @@ def test_exported_model_classifies_in_the_node_runtime(trained, runtime):
                str(data / "festival"), "--model", str(out / "final" / "model_int8.tflite"),
                "--json", env=env)
     results = [json.loads(line) for line in done.stdout.splitlines()]
-    assert len(results) > 50
+    assert len(results) > 60
     hits = Counter()
     for r in results:
         truth = r["file"].split("/")[-2]
@@ -74,8 +79,7 @@ def test_exported_model_classifies_in_the_node_runtime(trained, runtime):
 def test_same_command_and_seed_reproduce_the_result(trained, tmp_path):
     data, out = trained
     again = tmp_path / "again"
-    run("-m", "training.cli", "train", "--data", str(data), "--words", WORDS, "--out", str(again),
-        "--epochs", "12", "--copies", "2", "--no-loeo", "--seed", "5")
+    run("-m", "training.cli", "train", *TRAIN_ARGS, "--data", str(data), "--out", str(again))
     first = json.loads((out / "report.json").read_text())["final"]["models"]
     second = json.loads((again / "report.json").read_text())["final"]["models"]
     for key in first:
