@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import zlib
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ def _run(cmd: list[str]) -> None:
         raise RuntimeError(f"{cmd[0]} exited {res.returncode}: {err}")
 
 
-class Engine:
+class Engine(ABC):
     """Interface: draw voices and render texts to (waveform, native sample rate)."""
 
     name = ""
@@ -118,11 +119,13 @@ class Engine:
         """Engines are optional system packages; callers skip missing ones explicitly."""
         return shutil.which(self.binary) is not None
 
+    @abstractmethod
     def make_voice(self, seed: int, index: int) -> Voice:
-        raise NotImplementedError
+        """The voice `index` of this engine for `seed` (same arguments, same voice)."""
 
+    @abstractmethod
     def render_raw(self, voice: Voice, texts: list[str], scratch: Path) -> Rendered:
-        raise NotImplementedError
+        """Speak each text with `voice`; audio at the engine's native rate."""
 
 
 class EspeakEngine(Engine):
