@@ -15,8 +15,8 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -147,12 +147,3 @@ def split_by_voice(clips: Sequence[Clip], fraction: float, seed: int) -> tuple[l
     rest = [c for c in clips if c.voice not in held_voices]
     held = [c for c in clips if c.voice in held_voices]
     return rest, held
-
-
-def by_engine(clips: Iterable[Clip], engines: Iterable[str]) -> list[Clip]:
-    wanted = set(engines)
-    return [c for c in clips if c.engine in wanted]
-
-
-def with_weight(clips: Iterable[Clip], weight: float) -> list[Clip]:
-    return [replace(c, weight=weight) for c in clips]

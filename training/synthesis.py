@@ -162,11 +162,6 @@ def render_clips(
         shutil.rmtree(root if own else work, ignore_errors=True)
 
 
-def render_text(voice: Voice, text: str, kind: str = "word", seed: int = 0) -> np.ndarray:
-    """Convenience: one clip (pays per-voice overhead; prefer `render_clips` for many)."""
-    return render_clips(voice, [ClipSpec(text, kind, (seed,))])[0]
-
-
 def to_int16(x: np.ndarray) -> np.ndarray:
     """Float [-1, 1] -> int16 with clipping (deterministic, no dither)."""
     return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
