@@ -38,7 +38,7 @@ class OutageRun:
     outages: int
     down_s: float
     exit_code: int
-    node_alive_at_end: bool
+    node_alive_after_outages: bool
     node_log: str
     unique: list[dict[str, Any]] = field(init=False)
     duplicates: int = field(init=False)
