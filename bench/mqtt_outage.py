@@ -59,7 +59,7 @@ class OutageRun:
 
 
 def run_outages(folder: Path, count: int = 12, outages: int = 3, down_s: float = 1.5,
-                sig: int = signal.SIGTERM) -> OutageRun:
+                sig: int = signal.SIGKILL) -> OutageRun:
     """Stream a `count`-word recording through the node while restarting the broker."""
     recording, spoken = build_recording(folder / "audio", count)
     broker = Broker(folder / "broker", persistence=True).start()
@@ -108,7 +108,8 @@ def main() -> None:
         f"Machine: {machine()}. `python -m bench.mqtt_outage --words {args.words} --outages "
         f"{args.outages} --down {args.down}`: the real node on a real-time recording of "
         f"{len(spoken)} flite commands ({r.spoken[-1].end_s:.0f} s) publishing to a Mosquitto "
-        f"with persistence that is stopped (SIGTERM) and restarted {r.outages} times, "
+        "with persistence (autosave on every change) that is killed (SIGKILL) and restarted "
+        f"{r.outages} times, "
         f"{args.down} s down each time, while commands are spoken; a persistent QoS 1 "
         "subscriber (clean_session False) collects the detections.",
         "",

@@ -79,7 +79,10 @@ class Broker:
         else:
             lines = [f"listener {self.port} 127.0.0.1", *common]
             if self.persistence:
-                lines += ["persistence true", f"persistence_location {self.folder}/"]
+                # Save queued messages after every change, as ha_config does: a crashed
+                # broker must not lose what it acknowledged.
+                lines += ["persistence true", f"persistence_location {self.folder}/",
+                          "autosave_on_changes true", "autosave_interval 1"]
             else:
                 lines.append("persistence false")
             if self.users:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason=f"no {DEFAUL
 
 
 def test_spoken_commands_arrive_once_in_order_across_three_broker_restarts(tmp_path: Path) -> None:
-    run = run_outages(tmp_path, count=10, outages=3, down_s=1.5, sig=signal.SIGTERM)
+    run = run_outages(tmp_path, count=10, outages=3, down_s=1.5, sig=signal.SIGKILL)
     spoken = [w.label for w in run.spoken]
     assert run.node_alive_after_outages, run.node_log[-3000:]
     assert run.exit_code == 0, run.node_log[-3000:]
