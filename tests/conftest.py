@@ -11,6 +11,8 @@ import pytest
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
+from edge_node.audio.wav import write_wav as save_wav
+
 RATE = 16000
 
 
@@ -35,7 +37,8 @@ def synthesise(text: str, engine: str, voice: str, out: Path) -> np.ndarray:
 
 
 def write_wav(path: Path, x: np.ndarray, rate: int = RATE) -> Path:
-    wavfile.write(path, rate, np.clip(x * 32767, -32768, 32767).astype(np.int16))
+    """The node's own WAV writer, returning the path for convenience in fixtures."""
+    save_wav(path, x, rate)
     return path
 
 

@@ -81,14 +81,7 @@ def streaming_evaluation(model: Path, recording: Path, commands: Sequence[str]) 
     out = subprocess.run([sys.executable, "-m", "edge_node", "detect", str(recording), "--model",
                           str(model), "--json"], check=True, capture_output=True, text=True)
     detections = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-    duration = events["duration_s"] if isinstance(events, dict) else None
-    items = events["events"] if isinstance(events, dict) else events
-    if duration is None:
-        import wave
-
-        with wave.open(str(recording)) as wav:
-            duration = wav.getnframes() / wav.getframerate()
-    return streaming_scores(detections, items, duration, commands)
+    return streaming_scores(detections, events["events"], events["duration_s"], commands)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
