@@ -212,6 +212,7 @@ def cmd_default(args: argparse.Namespace) -> int:
         "train", "--data", str(data), "--out", str(work / "run"), "--seed", str(args.seed),
         "--stream", str(recording), "--epochs", str(args.epochs), "--copies", str(args.copies),
         "--workers", str(args.workers), "--version", args.version, "--name", "kws-default",
+        "--arch", args.arch,
         *(["--no-loeo"] if args.no_loeo else []),
         *(["--install", str(args.install)] if args.install else []),
         *(["--benchmarks", str(args.benchmarks)] if args.benchmarks else []),
@@ -257,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--user-weight", type=float, default=3.0)
     train.add_argument("--words", help="comma-separated keywords (default: the 8 commands)")
     train.add_argument("--out", type=Path, required=True, help="run directory")
-    train.add_argument("--arch", choices=("dscnn", "article_cnn"), default="dscnn")
+    train.add_argument("--arch", choices=("tcresnet", "dscnn", "article_cnn"), default="dscnn")
     train.add_argument("--normalisation", choices=("none", "cmn", "mvn"), default="mvn")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=128)
@@ -316,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--voices", default="espeak=250,flite=120,festival=60")
     default.add_argument("--silence", type=int, default=1500)
     default.add_argument("--stream-minutes", type=float, default=30.0)
+    default.add_argument("--arch", choices=("tcresnet", "dscnn"), default="dscnn")
     default.add_argument("--epochs", type=int, default=20)
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)

@@ -25,7 +25,50 @@ class TrainSettings:
     patience: int = 6
     """Epochs without validation improvement before stopping (best weights are restored)."""
     label_smoothing: float = 0.05
+    freq_warp: float = 0.0
+    """Online augmentation: each example's mel axis is stretched by a random factor within
+    1 +/- this every epoch (vocal-tract-length perturbation in the feature domain)."""
+    time_warp: float = 0.0
+    """Online augmentation: each example's time axis is stretched about its centre by a
+    random factor within 1 +/- this (speaking rate)."""
     seed: int = 1
+
+
+def warp_features(x: Any, freq_warp: float, time_warp: float, seed: int) -> Any:
+    """Random per-example linear stretches of a batch of (frames, bands, 1) features.
+
+    Fresh factors every epoch cost nothing next to re-synthesising or re-augmenting audio, and
+    make the model lean less on exact formant positions and durations, which differ most
+    between TTS engines (and between people).
+    """
+    import tensorflow as tf
+
+    def stretch(values: Any, factors: Any, anchor: float) -> Any:
+        """Resample axis 1 of (batch, n, m) at positions anchor + (i - anchor) * factor."""
+        n = tf.shape(values)[1]
+        index = tf.cast(tf.range(n), tf.float32)[None, :]
+        positions = anchor + (index - anchor) * factors[:, None]
+        inside = tf.cast((positions >= 0.0) & (positions <= tf.cast(n - 1, tf.float32)),
+                         values.dtype)
+        positions = tf.clip_by_value(positions, 0.0, tf.cast(n - 1, tf.float32))
+        low = tf.floor(positions)
+        frac = (positions - low)[..., None]
+        low_i = tf.cast(low, tf.int32)
+        high_i = tf.minimum(low_i + 1, n - 1)
+        below = tf.gather(values, low_i, axis=1, batch_dims=1)
+        above = tf.gather(values, high_i, axis=1, batch_dims=1)
+        return (below * (1.0 - frac) + above * frac) * inside[..., None]
+
+    batch = tf.shape(x)[0]
+    frames = tf.cast(tf.shape(x)[1], tf.float32)
+    y = x[..., 0]
+    if time_warp > 0:
+        factors = tf.random.uniform([batch], 1.0 - time_warp, 1.0 + time_warp, seed=seed)
+        y = stretch(y, factors, (frames - 1.0) / 2.0)
+    if freq_warp > 0:
+        factors = tf.random.uniform([batch], 1.0 - freq_warp, 1.0 + freq_warp, seed=seed + 1)
+        y = tf.transpose(stretch(tf.transpose(y, [0, 2, 1]), factors, 0.0), [0, 2, 1])
+    return y[..., None]
 
 
 def set_seeds(seed: int) -> None:
@@ -58,8 +101,11 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray, x_val: np
         (x_train[..., None], one_hot[y_train], w_train.astype(np.float32)))
         .shuffle(len(x_train), seed=settings.seed, reshuffle_each_iteration=True)
         .batch(settings.batch_size)
-        .map(lambda x, y, w: (tf.cast(x, tf.float32), y, w))
-        .prefetch(2))
+        .map(lambda x, y, w: (tf.cast(x, tf.float32), y, w)))
+    if settings.freq_warp > 0 or settings.time_warp > 0:
+        train = train.map(lambda x, y, w: (
+            warp_features(x, settings.freq_warp, settings.time_warp, settings.seed), y, w))
+    train = train.prefetch(2)
     val = (tf.data.Dataset.from_tensor_slices((x_val[..., None], one_hot[y_val]))
            .batch(512).map(lambda x, y: (tf.cast(x, tf.float32), y)))
     stop = tf.keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=settings.patience,
