@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from provisioning.topics import OWNER_USER
@@ -43,16 +44,30 @@ def add_broker_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--password", default=os.environ.get("KWS_FLEET_PASSWORD", ""),
                    help="default $KWS_FLEET_PASSWORD")
     g.add_argument("--password-file", type=Path,
-                   help="read the password from this file (e.g. from secrets/passwords.yaml)")
+                   help="a file holding the password, or render's secrets/passwords.yaml")
     g.add_argument("--ca-file", type=Path, help="CA of the broker's certificate (enables TLS)")
     g.add_argument("--certfile", type=Path, help="client certificate, if the broker wants one")
     g.add_argument("--keyfile", type=Path)
 
 
+def read_password(path: Path, username: str) -> str:
+    """The file's text, or the user's entry when it is a YAML mapping (passwords.yaml)."""
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    if isinstance(data, dict):
+        if not isinstance(data.get(username), str):
+            raise BrokerError(f"{path} has no password for {username}")
+        return data[username]
+    return text.strip()
+
+
 def broker_options(args: argparse.Namespace) -> BrokerOptions:
     password = args.password
     if args.password_file is not None:
-        password = args.password_file.read_text().strip()
+        password = read_password(args.password_file, args.username)
     port = args.mqtt_port or (8883 if args.ca_file else 1883)
     return BrokerOptions(args.mqtt_host, port, args.username, password, args.ca_file,
                          args.certfile, args.keyfile)
