@@ -104,9 +104,10 @@ def _node(entry: Any, index: int) -> NodeEntry:
     if unknown:
         raise InventoryError(f"{where}: unknown key {unknown[0]!r} "
                              "(known: id, name, area, group, config)")
-    node_id = check_name(entry.get("id"), f"{where}.id")
+    node_id = entry.get("id")
     if node_id in RESERVED_IDS or node_id in (OWNER_USER, HA_USER):
         raise InventoryError(f"{where}.id: {node_id!r} is reserved")
+    node_id = check_name(node_id, f"{where}.id")
     group = _text(entry, "group", where)
     if group:
         check_name(group, f"{where}.group")
