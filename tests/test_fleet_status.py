@@ -6,39 +6,42 @@ reports each node's answer."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
 
+from edge_node.mqtt.client import MqttConnection
+from edge_node.mqtt.settings import MqttSettings
 from tests.fleet_helpers import fleet_broker, kws_fleet, passwords, render_fleet
-from tests.mqtt_broker import Subscriber
+from tests.mqtt_broker import Subscriber, broker  # noqa: F401
 from tests.mqtt_node import NodeProcess
 
 
 @pytest.fixture
 def fleet(tmp_path):
     inventory, out = render_fleet(tmp_path)
-    broker = fleet_broker(out, tmp_path / "broker")
+    mosquitto = fleet_broker(out, tmp_path / "broker")
     secrets = passwords(out)
-    owner = Subscriber(broker, "kws/#", username="kws-fleet", password=secrets["kws-fleet"])
+    owner = Subscriber(mosquitto, "kws/#", username="kws-fleet", password=secrets["kws-fleet"])
     nodes = {}
     for node_id, identity in (("kitchen", {"group": "downstairs", "area": "Kitchen"}),
                               ("garage", {"group": "outside"})):
         nodes[node_id] = NodeProcess(
-            tmp_path / node_id, {"host": "127.0.0.1", "port": broker.port,
+            tmp_path / node_id, {"host": "127.0.0.1", "port": mosquitto.port,
                                  "username": node_id, "password": secrets[node_id]},
             node_id=node_id, identity=identity, version="2.1.0")
     for node_id in nodes:
         owner.wait_for(lambda ms, n=node_id: [m for m in ms if m.topic == f"kws/{n}/listening"],
                        what=f"{node_id} announced")
-    broker_args = ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port),
+    broker_args = ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(mosquitto.port),
                    "--password-file", str(out / "secrets" / "passwords.yaml")]
-    yield {"broker": broker, "owner": owner, "nodes": nodes, "args": broker_args,
+    yield {"broker": mosquitto, "owner": owner, "nodes": nodes, "args": broker_args,
            "inventory": inventory, "secrets": secrets}
     for node in nodes.values():
         node.stop()
     owner.close()
-    broker.stop()
+    mosquitto.stop()
 
 
 def status(fleet, *extra: str) -> dict:
@@ -125,3 +128,16 @@ def test_set_refuses_unknown_settings_and_wrong_credentials(fleet):
     args[-1] = "wrong"
     result = kws_fleet("status", "--json", *args)
     assert result.returncode == 2 and "refused kws-fleet" in result.stderr
+
+
+def test_the_node_connection_turns_off_nagle(broker):  # noqa: F811
+    """bench.fleet_status found HA-facing topics ~40 ms late: Nagle held the small publishes
+    that follow a detection; the node's socket must have TCP_NODELAY."""
+    conn = MqttConnection(MqttSettings(host="127.0.0.1", port=broker.port), "nagle")
+    conn.start()
+    try:
+        assert conn.connected.wait(10)
+        sock = conn.client.socket()
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        conn.close()
