@@ -15,7 +15,7 @@ and publish their retained availability, discovery, states and status. Then:
   holds all N new values;
 - going offline: a tenth of the nodes shut down cleanly; time until all are shown offline.
 
-Run: `.venv/bin/python -m bench.fleet_status [--nodes 1000] [--procs 4]`
+Run: `.venv/bin/python -m bench.fleet_status [--nodes 1000] [--procs 10]`
 """
 
 from __future__ import annotations
@@ -208,7 +208,9 @@ def measure(folder: Path, nodes: int, procs: int, detections: int) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
-    parser.add_argument("--procs", type=int, default=4, help="simulator processes")
+    parser.add_argument("--procs", type=int, default=10,
+                        help="simulator processes (paho uses select(): under ~1000 descriptors "
+                             "per process, about 150 nodes)")
     parser.add_argument("--detections", type=int, default=200)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

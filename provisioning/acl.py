@@ -6,6 +6,10 @@ name, which is the node id); `topic` lines after `user X` apply to X; `topic den
 own model topics cannot be "read but not write" by denial; instead a node gets read on its
 whole subtree and write only on the topics it publishes, listed one by one: a stolen node
 password cannot offer, chunk or install a model, not even for its own node.
+
+Rules for every user without `%u` (the fleet model topics, `homeassistant/status`) must also be
+`pattern` lines: a `topic` line before the first `user` applies to anonymous clients only.
+Mosquitto logs a harmless warning for them at start-up.
 """
 
 from __future__ import annotations

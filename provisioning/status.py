@@ -8,6 +8,12 @@ the whole fleet at once and every change after, with standard MQTT only.
 MQTT has no "end of retained messages"; the collector publishes a probe to its own topic after
 subscribing and takes its return as "the backlog is in" (a broker delivers one session's
 messages in order), with a time limit for brokers that do not.
+
+A broker queues a subscription's whole retained backlog at once and drops what exceeds its
+per-client queue (Mosquitto: `max_queued_messages`, 1000 by default, "Outgoing messages are
+being dropped" in its log). So the topics are subscribed one at a time, each after the
+previous backlog arrived: N nodes need a queue of N, not 3N (ha_config raises the limit for
+larger fleets, and for Home Assistant's own discovery backlog).
 """
 
 from __future__ import annotations
@@ -74,14 +80,24 @@ class FleetStatus:
         self.probe = f"{ROOT}/{FLEET}/probe/{uuid.uuid4().hex}"
         self.settled = threading.Event()
         self.subscriptions = [f"{ROOT}/+/{t}" for t in TOPICS] + list(extra_topics)
+        self.stage = 0
         self.client = connect(options, "status")
         self.client.on_message = self._message
-        self.client.on_connect = lambda *_: self._subscribe()
-        self.client.on_subscribe = lambda *_: self.client.publish(self.probe, b"", qos=1)
-        self._subscribe()
+        self.client.on_connect = lambda *_: self._subscribe(0)
+        self.client.on_subscribe = lambda *_: self.client.publish(self.probe, str(self.stage),
+                                                                  qos=1)
+        self._subscribe(0)
 
-    def _subscribe(self) -> None:
-        self.client.subscribe([(t, 1) for t in [*self.subscriptions, self.probe]])
+    def _subscribe(self, stage: int) -> None:
+        """Subscribe to the stage's topic (with the probe, first); its probe starts the next."""
+        self.stage = stage
+        if stage == 0:
+            self.settled.clear()
+            self.client.subscribe([(self.probe, 1), (self.subscriptions[0], 1)])
+        elif stage < len(self.subscriptions):
+            self.client.subscribe(self.subscriptions[stage], 1)
+        else:
+            self.settled.set()
 
     def wait_settled(self, timeout: float) -> bool:
         """Wait until the retained backlog has arrived (True) or `timeout` passed."""
@@ -97,7 +113,8 @@ class FleetStatus:
 
     def _message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == self.probe:
-            self.settled.set()
+            if msg.payload == str(self.stage).encode():
+                self._subscribe(self.stage + 1)
             return
         node_id = node_id_of(msg.topic)
         if node_id is None:
