@@ -44,6 +44,11 @@ class NodeConfig:
     """Unique id of this node (letters, digits, - and _); defaults to the host name."""
     name: str = ""
     """Friendly name shown in Home Assistant; defaults to the node id."""
+    area: str = ""
+    """Home Assistant area suggested for the node's device (e.g. `Kitchen`)."""
+    group: str = ""
+    """Fleet group (letters, digits, - and _): the node takes group-wide model updates and
+    `kws-fleet set --group` changes reach it."""
     model: Path = DEFAULT_MODEL
     """The .tflite model (its .json manifest must sit beside it)."""
     source: str = "mic"
@@ -62,6 +67,8 @@ class NodeConfig:
     def __post_init__(self) -> None:
         if not self.node_id or not all(ch.isalnum() or ch in "-_" for ch in self.node_id):
             raise ConfigError(f"node_id {self.node_id!r} may only hold letters, digits, - and _")
+        if not all(ch.isalnum() or ch in "-_" for ch in self.group):
+            raise ConfigError(f"group {self.group!r} may only hold letters, digits, - and _")
         if self.source.partition(":")[0] not in SOURCE_KINDS:
             raise ConfigError(f"source {self.source!r} is not one of: mic, wav:FILE, "
                               "stdin[:RATE:CHANNELS:FORMAT]")

@@ -10,7 +10,7 @@ cd "$root"
 need_apt=()
 debs_node=(sox)
 debs_dev=(espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts festvox-kdlpc16k sox
-          portaudio19-dev alsa-utils mosquitto)
+          portaudio19-dev alsa-utils mosquitto shellcheck)
 if [ "$profile" = dev ]; then debs=("${debs_dev[@]}"); else debs=("${debs_node[@]}"); fi
 for pkg in "${debs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")

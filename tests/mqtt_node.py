@@ -98,13 +98,15 @@ class NodeProcess:
 
     def __init__(self, folder: Path, mqtt: dict[str, Any], node_id: str = "kitchen",
                  labels: str = "stop,go,left,yes,_unknown_,_silence_",
-                 version: str = "1.0.0", source: str = "mic") -> None:
+                 version: str = "1.0.0", source: str = "mic",
+                 identity: dict[str, str] | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "node.yaml"
         settings = {"state_dir": str(folder / "state"), "keepalive": 5, "reconnect_max_s": 2,
                     **mqtt}
         self.config.write_text(yaml.safe_dump({"node_id": node_id, "name": "Kitchen",
-                                               "source": source, "mqtt": settings}))
+                                               "source": source, "mqtt": settings,
+                                               **(identity or {})}))
         self.args = [sys.executable, "-m", "tests.mqtt_node", str(self.config), labels, version]
         self.stderr = (folder / "node.log").open("ab")
         self.out: queue.SimpleQueue[str] = queue.SimpleQueue()

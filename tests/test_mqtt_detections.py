@@ -75,6 +75,7 @@ def test_a_detection_reaches_every_topic_with_its_payload(broker, tmp_path):  # 
         status = sub.last(f"{BASE}/status").json()
         assert status["detections"] == 2 and status["model_version"] == "1.0.0"
         assert status["level_dbfs"] == -40.0 and status["latency_ms"] == 1.5
+        assert status["model_name"] == "test-model" and status["group"] == ""
     finally:
         node.stop()
 

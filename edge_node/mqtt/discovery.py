@@ -29,6 +29,8 @@ class NodeInfo:
     model_version: str
     labels: tuple[str, ...]
     has_thermal: bool = False
+    area: str = ""
+    group: str = ""
 
     @property
     def commands(self) -> tuple[str, ...]:
@@ -58,9 +60,10 @@ def trigger_topic(info: NodeInfo, command: str) -> str:
 
 
 def device(info: NodeInfo) -> dict[str, Any]:
-    return {"identifiers": [f"kws_{info.node_id}"], "name": info.name,
-            "manufacturer": "kws-edge-node", "model": f"Voice command node ({info.model_name})",
-            "sw_version": f"{__version__} (model {info.model_version})"}
+    out = {"identifiers": [f"kws_{info.node_id}"], "name": info.name,
+           "manufacturer": "kws-edge-node", "model": f"Voice command node ({info.model_name})",
+           "sw_version": f"{__version__} (model {info.model_version})"}
+    return {**out, "suggested_area": info.area} if info.area else out
 
 
 def _entity(info: NodeInfo, key: str, name: str, **extra: Any) -> dict[str, Any]:

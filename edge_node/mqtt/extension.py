@@ -110,6 +110,7 @@ class MqttExtension:
             "latency_ms": finite(event.latency_ms, 0.0), "level_dbfs": finite(event.level_dbfs),
             "uptime_s": round(time.monotonic() - self.started), "detections": event.detections,
             "model_version": self.info.model_version, "listening": event.listening,
+            "model_name": self.info.model_name, "group": self.info.group,
         }
         if self.info.has_thermal:
             status["cpu_temperature_c"] = cpu_temperature()

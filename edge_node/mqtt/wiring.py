@@ -42,7 +42,8 @@ class MqttSession:
         self.info = NodeInfo(node_id=node_id, name=config.display_name, base=base,
                              prefix=settings.discovery_prefix, model_name=agent.model.name,
                              model_version=agent.model.version, labels=tuple(agent.model.labels),
-                             has_thermal=THERMAL.exists())
+                             has_thermal=THERMAL.exists(), area=config.area,
+                             group=config.group)
         self.conn = MqttConnection(settings, node_id)
         self.store = StateStore(settings.state_path(node_id))
         self.controls = Controls(self.conn, base, self.store,
