@@ -68,7 +68,11 @@ class OtaNode:
         return {d["model_version"] for d in self.listen()}
 
     def killed(self, timeout: float = 60.0) -> int:
-        return self.proc.proc.wait(timeout)
+        """Wait for the node to die (fault injection); its exit code, its output all read."""
+        code = self.proc.proc.wait(timeout)
+        for thread in self.proc._threads:
+            thread.join(2.0)
+        return code
 
     def close(self) -> None:
         self.proc.close()

@@ -180,3 +180,82 @@ def test_a_wrong_hash_in_the_chunks_is_refused(broker, keys, nodes, pusher):
     result = pusher.wait(offer, {"cellar"}, 30)[0]
     assert not result.ok and "sha256 of the downloaded model does not match" in result.detail
     assert node.versions_heard() == {OLD}
+
+
+KILL_STEPS = ("chunk", "staged", "loaded", "self-tested", "slot-written", "pointer-written",
+              "swapped")
+
+
+def test_a_kill_at_any_install_step_leaves_a_working_node_that_finishes(broker, keys, nodes,
+                                                                        pusher):
+    package = good(keys, "8.0.0")
+    started = {step: nodes(f"kill-{step}", broker, keys.public, fault=step)
+               for step in KILL_STEPS}
+    sub = Subscriber(broker, "kws/+/model/status")
+    offers = {}
+    for step in KILL_STEPS:
+        status(sub, f"kill-{step}", lambda s: s["state"] == "idle")
+        offers[step] = pusher.offer_for(package, f"kws/kill-{step}/model", 4096)
+        pusher.serve(offers[step], package.model)
+        pusher.publish_offer(offers[step])
+        pusher.publish_chunks(offers[step], package.model)
+    for step, node in started.items():
+        assert node.killed() == -9, step
+        assert node.proc.log_has(f"fault injection: SIGKILL at {step}")
+        node.restart()
+    for step, node in started.items():
+        result = pusher.wait(offers[step], {f"kill-{step}"}, 60)[0]
+        assert result.ok, (step, result, node.proc.log())
+        assert node.versions_heard() == {"8.0.0"}, step
+    assert started["chunk"].proc.log_has("with 6 of 12 chunks on disk")
+
+
+def test_a_node_that_dies_starting_with_a_new_model_rolls_back_to_the_previous(
+        broker, keys, nodes, pusher):
+    node = nodes("shed", broker, keys.public)
+    sub = Subscriber(broker, "kws/shed/model/status")
+    assert pusher.push(good(keys, "8.0.0"), "kws/shed/model", {"shed"}, 60)[1][0].ok
+    assert node.versions_heard() == {"8.0.0"}
+    status(sub, "shed", lambda s: s["confirmed"], "v8 confirmed")
+
+    sub.messages.clear()
+    node.restart(fault="swapped")
+    status(sub, "shed", lambda s: s["installed_version"] == "8.0.0" and s["state"] == "installed")
+    package = good(keys, "9.0.0")
+    offer = pusher.offer_for(package, "kws/shed/model", 8192)
+    pusher.publish_offer(offer)
+    pusher.publish_chunks(offer, package.model)
+    assert node.killed() == -9
+    node.restart(fault="boot-trial")
+    assert node.killed() == -9
+    assert node.proc.log_has("starting with installed model kws-default 9.0.0 (on trial)")
+    node.restart()
+    back = status(sub, "shed", lambda s: s["state"] == "rolled-back" and s["offered_version"])
+    assert "stopped while starting with model 9.0.0" in back["reason"]
+    assert back["installed_version"] == "8.0.0" and back["offered_version"] == "9.0.0"
+    assert node.versions_heard() == {"8.0.0"}
+
+
+def test_push_to_all_reports_each_node_and_fails_for_an_offline_one(broker, keys, nodes,
+                                                                    tmp_path, capsys):
+    node = nodes("yard", broker, keys.public)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("nodes:\n  - {id: yard, name: Yard, area: Garden, group: outside}\n"
+                         "  - {id: ghost, name: Ghost, area: Attic, group: outside}\n")
+    package = good(keys, "10.0.0").write(tmp_path / "v10.kwspkg")
+    args = ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port), "--username", ""]
+    try:
+        code = fleet(["push-model", str(package), "--all", "--inventory", str(inventory),
+                      "--timeout", "4", *args])
+        out = capsys.readouterr().out
+        assert code == 1
+        assert "yard: ok installed 10.0.0" in out
+        assert "ghost: FAILED no result within 4 s (offline)" in out
+        assert node.versions_heard() == {"10.0.0"}
+    finally:
+        # The fleet-wide offer is retained: remove it so no later node installs it.
+        sub = Subscriber(broker, "kws/_fleet/model/#")
+        sub.wait_for(lambda ms: len(ms) > 1, what="retained fleet offer and chunks")
+        for m in list(sub.messages):
+            sub.publish(m.topic, b"", retain=True)
+        sub.close()

@@ -86,7 +86,9 @@ class OtaExtension:
         self.transfer: Transfer | None = None
         self.worker: threading.Thread | None = None
         last = store.state.get("last", {})
-        self.state = last.get("state", "idle") if last.get("state") != "installed" else "idle"
+        self.state = str(last.get("state", "idle"))
+        if self.state == "installed" and last.get("transfer") != self.current:
+            self.state = "idle"
         self.reason = str(last.get("reason", ""))
         self.error = ""
         self.progress = 0.0

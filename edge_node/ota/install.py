@@ -267,10 +267,10 @@ class ModelStore:
                 pointer = self._roll_back(pointer, f"installed model does not load ({exc}); "
                                           "rolled back")
                 continue
-            if pointer.trial:
-                maybe_die("boot-trial")
             log.info("OTA: starting with installed model %s %s%s", model.name, model.version,
                      " (on trial)" if pointer.trial else "")
+            if pointer.trial:
+                maybe_die("boot-trial")
             return model, slot
         return Model(fallback, runtime), None
 

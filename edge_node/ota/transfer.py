@@ -191,9 +191,10 @@ class Transfer:
         self._fh.write(payload)
         self.have.add(index)
         self._unsynced += 1
-        if self._unsynced >= SYNC_EVERY or self.complete:
+        halfway = len(self.have) == self.offer.chunks // 2
+        if self._unsynced >= SYNC_EVERY or self.complete or halfway:
             self.sync()
-        if len(self.have) == self.offer.chunks // 2:
+        if halfway:
             maybe_die("chunk")
         return True
 
