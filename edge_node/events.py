@@ -74,6 +74,14 @@ class ModelRunning:
     model: Any
 
 
+@dataclass(frozen=True)
+class UpdateProgress:
+    """An OTA model update moved on: text for the screen and percent, or None when done."""
+
+    text: str
+    percent: float | None
+
+
 class EventHub:
     """Type-keyed publish/subscribe, called in the publisher's thread."""
 

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from edge_node.events import EventHub, ModelRunning
+from edge_node.events import EventHub, ModelRunning, UpdateProgress
 from edge_node.model import Model, ModelError, file_sha256
 from edge_node.mqtt.client import MqttConnection
 from edge_node.ota.faults import maybe_die
@@ -63,6 +63,7 @@ class OtaExtension:
         self.settings = settings
         self.store = store
         self.agent = agent
+        self.hub = hub
         self._lock = threading.RLock()
         self.key: Ed25519PublicKey | None = None
         self.key_problem = ""
@@ -128,6 +129,9 @@ class OtaExtension:
         with self._lock:
             payload = json.dumps(self.status())
             self._last_status = time.monotonic()
+            busy = self.state in BUSY
+            screen = UpdateProgress(f"Model {self.state}", self.progress if busy else None)
+        self.hub.publish(screen)
         if self.conn.connected.is_set():
             self.conn.publish(f"{self.base}/model/status", payload, qos=1, retain=True)
 
