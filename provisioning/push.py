@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 64 * 1024
 FAILED = ("failed", "rolled-back")
+RESEND_GAP_S = 1.0
+"""A chunk re-sent less than this long ago is not re-sent again for another request."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Pusher:
         self.retained_offer: dict[str, bytes] = {}
         self.serving: dict[str, tuple[Offer, bytes]] = {}
         self.resent = 0
+        self._sent_at: dict[tuple[str, int], float] = {}
         self.client.on_message = self._message
         self._subscribe([f"{ROOT}/+/model/status", f"{ROOT}/+/availability",
                          f"{ROOT}/+/model/request"])
@@ -185,10 +188,16 @@ class Pusher:
             missing = [int(i) for i in request["missing"] if 0 <= int(i) < offer.chunks]
         except (ValueError, KeyError, TypeError):
             return
-        for i in missing:
+        now = time.monotonic()
+        with self._lock:
+            # Many nodes missing the same chunk ask at once: one re-send serves them all.
+            due = [i for i in missing
+                   if now - self._sent_at.get((offer.transfer, i), -1e9) >= RESEND_GAP_S]
+            self._sent_at.update({(offer.transfer, i): now for i in due})
+        for i in due:
             self.client.publish(f"{offer.scope}/chunk/{offer.transfer}/{i}",
                                 self.chunk(offer, data, i), qos=1, retain=True)
-        self.resent += len(missing)
+        self.resent += len(due)
 
     # --- results --------------------------------------------------------------------------
 

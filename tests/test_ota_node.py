@@ -10,7 +10,8 @@ import random
 
 import pytest
 
-from edge_node.model import DEFAULT_MODEL
+from edge_node.model import DEFAULT_MODEL, file_sha256
+from edge_node.ota.install import ModelStore
 from provisioning.broker import BrokerOptions
 from provisioning.cli import main as fleet
 from provisioning.push import Pusher
@@ -167,6 +168,9 @@ def test_chunks_reordered_duplicated_missing_or_truncated_still_install(broker, 
     assert f"chunk on {offer.scope}/chunk/{offer.transfer}/2: chunk 2 has 100 bytes, " \
            "expected 4096" in errors
     assert node.versions_heard() == {"6.0.0"}
+    sub.publish("kws/porch/model/offer", b"", retain=True)
+    withdrawn = status(sub, "porch", lambda s: s["offered_version"] is None, "withdrawn")
+    assert withdrawn["state"] == "installed" and withdrawn["installed_version"] == "6.0.0"
 
 
 def test_a_wrong_hash_in_the_chunks_is_refused(broker, keys, nodes, pusher):
@@ -202,6 +206,14 @@ def test_a_kill_at_any_install_step_leaves_a_working_node_that_finishes(broker, 
     for step, node in started.items():
         assert node.killed() == -9, step
         assert node.proc.log_has(f"fault injection: SIGKILL at {step}")
+        # What a power cut at this step leaves: the old model, or the complete new one.
+        store = ModelStore(node.folder / "state" / f"kill-{step}-models")
+        pointer = store.pointer()
+        if step == "swapped":
+            assert pointer.current == offers[step].transfer and pointer.trial
+            assert file_sha256(store.model_path(pointer.current)) == package.manifest["sha256"]
+        else:
+            assert pointer.current is None, step
         node.restart()
     for step, node in started.items():
         result = pusher.wait(offers[step], {f"kill-{step}"}, 60)[0]
@@ -252,6 +264,12 @@ def test_push_to_all_reports_each_node_and_fails_for_an_offline_one(broker, keys
         assert "yard: ok installed 10.0.0" in out
         assert "ghost: FAILED no result within 4 s (offline)" in out
         assert node.versions_heard() == {"10.0.0"}
+        # The offer stays retained: a node that was offline installs it when it comes back.
+        ghost = nodes("ghost", broker, keys.public)
+        sub = Subscriber(broker, "kws/ghost/model/status")
+        status(sub, "ghost", lambda s: s["state"] == "installed"
+               and s["installed_version"] == "10.0.0", "late node installed")
+        assert ghost.versions_heard() == {"10.0.0"}
     finally:
         # The fleet-wide offer is retained: remove it so no later node installs it.
         sub = Subscriber(broker, "kws/_fleet/model/#")

@@ -115,7 +115,7 @@ class MqttConnection:
         self.connected.set()
         if self.availability:
             client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
-        for topic in self._handlers:
+        for topic in list(self._handlers):
             client.subscribe(topic, qos=1)
         for callback in list(self._on_connect):
             try:

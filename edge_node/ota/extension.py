@@ -156,9 +156,10 @@ class OtaExtension:
     # --- offers ---------------------------------------------------------------------------
 
     def on_offer(self, topic: str, payload: bytes) -> None:
-        if not payload:
-            return
         scope = topic.removesuffix("/offer")
+        if not payload:
+            self._withdrawn(scope)
+            return
         try:
             offer = parse_offer(payload, scope, self.settings.max_model_bytes,
                                 self.settings.max_chunk_bytes)
@@ -177,6 +178,18 @@ class OtaExtension:
                 self.queued = offer
                 return
             self._take(offer)
+
+    def _withdrawn(self, scope: str) -> None:
+        """The owner cleared the retained offer: stop a download of it, forget it."""
+        with self._lock:
+            offer = self.offer
+            if offer is None or offer.scope != scope or (
+                    self.worker is not None and self.worker.is_alive()):
+                return
+            log.info("OTA: offer %s withdrawn", offer.transfer)
+            self._drop_transfer()
+            self.offer, self.progress = None, 0.0
+            self._set("installed" if self._is_installed(offer) else "idle", "")
 
     def _take(self, offer: Offer, requested: bool = False) -> None:
         """Make `offer` the current one and decide what to do with it (lock held)."""
