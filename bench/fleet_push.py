@@ -159,7 +159,8 @@ def main() -> None:
         "nodes, each the real OTA extension with its own MQTT connection, staging file and "
         "models dir: download, signature and sha256 check, model load, self-test on the "
         "bundled 24 s recording, fsynced slot and pointer swap. The audio loop is a stand-in. "
-        "Chunks of 64 KiB, QoS 1, retained. Download = push start -> the node's `verifying`; "
+        "Chunks of 64 KiB, QoS 1, retained. Download = push start -> the node's `verifying` "
+        "(includes the pusher's 0.5 s look for the scope's previous retained offer); "
         "install = `verifying` -> `installed` (verify, load, self-test, swap).",
         "",
         "| model | bytes | chunks | nodes | installed (on new version) | push -> all "

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,10 @@ REFERENCE_EVENTS = REFERENCE_WAV.with_suffix(".json")
 LATE_S = 1.5
 """A detection counts for a reference word if it fires between the word's start and this long
 after its end (the detector smooths over a few windows)."""
+
+
+POINTER_LOCK = threading.RLock()
+"""The install worker (activate) and the audio thread (confirm) both rewrite active.json."""
 
 
 class SelfTestError(ModelError):
@@ -211,20 +216,22 @@ class ModelStore:
 
     def activate(self, transfer: str) -> Pointer:
         """Point at the new slot (on trial), keeping the current one as the way back."""
-        old = self.pointer()
-        pointer = Pointer(current=transfer, previous=old.current if old.current != transfer
-                          else old.previous, trial=True, starts=0)
-        self.write_pointer(pointer)
+        with POINTER_LOCK:
+            old = self.pointer()
+            pointer = Pointer(current=transfer, previous=old.current if old.current != transfer
+                              else old.previous, trial=True, starts=0)
+            self.write_pointer(pointer)
         return pointer
 
     def confirm(self, transfer: str) -> bool:
         """The model ran fine: end its trial and drop slots older than the previous one."""
-        pointer = self.pointer()
-        if pointer.current != transfer or not pointer.trial:
-            return False
-        pointer.trial, pointer.starts = False, 0
-        self.write_pointer(pointer)
-        self.prune(pointer)
+        with POINTER_LOCK:
+            pointer = self.pointer()
+            if pointer.current != transfer or not pointer.trial:
+                return False
+            pointer.trial, pointer.starts = False, 0
+            self.write_pointer(pointer)
+            self.prune(pointer)
         return True
 
     def prune(self, pointer: Pointer) -> None:
