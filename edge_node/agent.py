@@ -17,12 +17,22 @@ from edge_node.audio import AudioSource, open_source
 from edge_node.audio.resilient import resilient_blocks
 from edge_node.config import NodeConfig
 from edge_node.detector import Detector, DetectorSettings
-from edge_node.events import Detected, EventHub, SourceProblem, SourceRestored, Status
+from edge_node.events import (
+    Detected,
+    EventHub,
+    ModelChanged,
+    ModelRunning,
+    SourceProblem,
+    SourceRestored,
+    Status,
+)
 from edge_node.model import Model
 
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 5.0
+MODEL_PROOF_S = 2.0
+"""Audio a model must process before it is reported as running (ends an OTA trial)."""
 
 
 class Agent:
@@ -37,6 +47,9 @@ class Agent:
         self.listening = True
         self.detections = 0
         self._stop = threading.Event()
+        self._next_model: Model | None = None
+        self._model_since_s = 0.0
+        self._model_proven = False
         # Audio from before a device outage must not be joined to audio after it.
         self.hub.subscribe(SourceRestored, lambda _: self.detector.skip(0))
         log.info("model %s %s (%s, %s runtime), labels: %s", self.model.name, self.model.version,
@@ -52,6 +65,11 @@ class Agent:
 
     def update_detector(self, settings: DetectorSettings) -> None:
         self.detector.update_settings(settings)
+
+    def swap_model(self, model: Model) -> None:
+        """Use `model` from the next audio block on (called from another thread)."""
+        self._next_model = model
+        self.hub.publish(ModelChanged(model))
 
     def open_source(self) -> AudioSource:
         hop = self.detector.hop_samples
@@ -81,6 +99,18 @@ class Agent:
         self.publish_status()
 
     def process(self, block: np.ndarray) -> None:
+        model, self._next_model = self._next_model, None
+        if model is not None:
+            self.detector.use_model(model)
+            self.model = model
+            self._model_since_s, self._model_proven = self.detector.time_s, False
+            log.info("now using model %s %s", model.name, model.version)
+        self._process(block)
+        if not self._model_proven and self.detector.time_s - self._model_since_s >= MODEL_PROOF_S:
+            self._model_proven = True
+            self.hub.publish(ModelRunning(self.model))
+
+    def _process(self, block: np.ndarray) -> None:
         if not self.listening:
             self.detector.skip(len(block))
             return

@@ -92,14 +92,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge_node.agent import Agent
     from edge_node.display import start_display
     from edge_node.mqtt.wiring import mqtt_session
+    from edge_node.ota.install import ModelStore, confirm_when_running
     from edge_node.service import Service
 
     overrides = {"source": resolve_source(args.source) if args.source else None,
                  "model": args.model, "node_id": args.node_id, "log_level": args.log_level,
-                 "display.backend": args.display, **mqtt_overrides(args)}
+                 "display.backend": args.display, "ota.public_key": args.ota_public_key,
+                 **mqtt_overrides(args)}
     config = load_config(args.config, overrides)
     setup_logging(config.log_level)
-    agent = Agent(config)
+    store = ModelStore(config.models_dir)
+    model, _ = store.boot(config.model)
+    agent = Agent(config, model=model)
+    confirm_when_running(agent.hub, store)
 
     def print_detection(event: Detected) -> None:
         emit({**event.detection.to_json(), "model_version": event.model_version,
@@ -187,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", type=Path, help="model .tflite (manifest beside it)")
     add_mqtt_options(run)
     run.add_argument("--display", help="auto | oled | png:DIR | none (default: display.backend)")
+    run.add_argument("--ota-public-key", type=Path,
+                     help="fleet public key for model updates (overrides ota.public_key)")
     run.set_defaults(func=cmd_run)
 
     forget = sub.add_parser("forget", help="remove this node from Home Assistant (MQTT)")

@@ -22,9 +22,12 @@ from edge_node.detector import DetectorSettings
 from edge_node.display import DisplaySettings
 from edge_node.model import DEFAULT_MODEL
 from edge_node.mqtt.settings import MqttSettings
+from edge_node.ota.settings import OtaSettings
 
 DEFAULT_EXAMPLE = Path(__file__).parent / "data" / "example.wav"
 SOURCE_KINDS = ("mic", "wav", "stdin")
+RESERVED_IDS = ("_fleet", "_group")
+"""Topic levels under `kws/` that address many nodes (OTA), so no node may be called that."""
 
 
 class ConfigError(ValueError):
@@ -63,12 +66,16 @@ class NodeConfig:
     """DEBUG, INFO, WARNING or ERROR."""
     mqtt: MqttSettings = dataclasses.field(default_factory=MqttSettings)
     """Home Assistant over MQTT (broker, credentials, TLS, topics, state and queue dirs)."""
+    ota: OtaSettings = dataclasses.field(default_factory=OtaSettings)
+    """Over-the-air model updates: the fleet's public key, models dir, limits."""
 
     def __post_init__(self) -> None:
         if not self.node_id or not all(ch.isalnum() or ch in "-_" for ch in self.node_id):
             raise ConfigError(f"node_id {self.node_id!r} may only hold letters, digits, - and _")
         if not all(ch.isalnum() or ch in "-_" for ch in self.group):
             raise ConfigError(f"group {self.group!r} may only hold letters, digits, - and _")
+        if self.node_id in RESERVED_IDS:
+            raise ConfigError(f"node_id {self.node_id!r} is reserved for fleet-wide topics")
         if self.source.partition(":")[0] not in SOURCE_KINDS:
             raise ConfigError(f"source {self.source!r} is not one of: mic, wav:FILE, "
                               "stdin[:RATE:CHANNELS:FORMAT]")
@@ -78,6 +85,11 @@ class NodeConfig:
     @property
     def display_name(self) -> str:
         return self.name or self.node_id
+
+    @property
+    def models_dir(self) -> Path:
+        """Where OTA keeps installed models and its state."""
+        return self.ota.models_dir or self.mqtt.state_dir / f"{self.node_id}-models"
 
 
 def _convert(value: Any, hint: Any, where: str) -> Any:

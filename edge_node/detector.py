@@ -134,6 +134,29 @@ class Detector:
         ):
             self._reset_state()
 
+    def use_model(self, model: Model) -> None:
+        """Switch to another model between hops (an OTA update), keeping stream time, the
+        refractory period and the last window of audio, so a word spoken across the switch is
+        still heard by the new model."""
+        recent = self._stream.window_audio()[-min(self._stream.samples_seen,
+                                                  self._stream.clip_samples):].copy()
+        pending, levels, last_fire = self._pending, list(self._levels), self._last_fire_s
+        same_labels = tuple(model.labels) == tuple(self.labels)
+        posteriors, armed = list(self._posteriors), self._armed
+        self.model = model
+        self.labels = model.labels
+        self._is_command = np.array([lab not in NON_COMMAND_LABELS for lab in self.labels])
+        self._reset_state()
+        if recent.size:
+            self._stream.push(recent)
+        self._pending = pending
+        self._levels.extend(levels)
+        self._last_fire_s = last_fire
+        if same_labels:
+            # Smoothing and re-arming carry over (else a word could fire twice or late).
+            self._posteriors.extend(posteriors)
+            self._armed = armed
+
     def skip(self, samples: int) -> None:
         """Let stream time pass unheard (listening is off); listening resumes from silence."""
         self.samples_seen += samples

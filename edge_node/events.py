@@ -57,6 +57,31 @@ class SourceRestored:
     message: str
 
 
+@dataclass(frozen=True)
+class ModelChanged:
+    """The agent was handed another model (an OTA install or rollback); it takes over from the
+    next audio block. Discovery (labels, version) must follow."""
+
+    model: Any
+    """The new `edge_node.model.Model`."""
+
+
+@dataclass(frozen=True)
+class ModelRunning:
+    """The current model has processed `MODEL_PROOF_S` of audio without failing: an OTA
+    trial can be confirmed."""
+
+    model: Any
+
+
+@dataclass(frozen=True)
+class UpdateProgress:
+    """An OTA model update moved on: text for the screen and percent, or None when done."""
+
+    text: str
+    percent: float | None
+
+
 class EventHub:
     """Type-keyed publish/subscribe, called in the publisher's thread."""
 

@@ -110,6 +110,8 @@ class NodeProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        for t in self._threads:
+            t.join(2.0)
         self.sock.close()
 
 

@@ -64,6 +64,10 @@ ENTITIES = {
         "name": "Listening", "command_topic": f"{BASE}/listening/set",
         "state_topic": f"{BASE}/listening", "payload_on": "ON", "payload_off": "OFF",
         "icon": "mdi:microphone"},
+    "update/kitchen/model": {
+        "name": "Model", "state_topic": f"{BASE}/model/status",
+        "command_topic": f"{BASE}/model/install", "payload_install": "install",
+        "entity_category": "config", "icon": "mdi:brain"},
     "button/kitchen/restart": {
         "name": "Restart", "command_topic": f"{BASE}/restart/set", "payload_press": "PRESS",
         "device_class": "restart", "entity_category": "config"},

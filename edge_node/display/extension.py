@@ -17,7 +17,15 @@ from typing import Any
 from edge_node.display.backends import Backend
 from edge_node.display.render import ScreenState, render
 from edge_node.display.settings import DisplaySettings
-from edge_node.events import Detected, EventHub, SourceProblem, SourceRestored, Status
+from edge_node.events import (
+    Detected,
+    EventHub,
+    ModelChanged,
+    SourceProblem,
+    SourceRestored,
+    Status,
+    UpdateProgress,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,15 @@ class Display:
         hub.subscribe(Status, self.on_status)
         hub.subscribe(SourceProblem, self.on_source_problem)
         hub.subscribe(SourceRestored, lambda _: self.clear_alert())
+        hub.subscribe(UpdateProgress, self.on_update_progress)
+        hub.subscribe(ModelChanged, lambda e: self.update(model_version=e.model.version))
         return self
+
+    def on_update_progress(self, event: UpdateProgress) -> None:
+        if event.percent is None:
+            self.clear_progress()
+        else:
+            self.show_progress(event.text, event.percent)
 
     def update(self, **changes: Any) -> None:
         """Change fields of the screen state (thread-safe, cheap: no drawing here)."""

@@ -74,10 +74,16 @@ class MqttConnection:
         self._on_publish.append(callback)
 
     def handle(self, topic: str, handler: MessageHandler) -> None:
-        """Subscribe to `topic` (now and after every reconnect) and route its messages."""
+        """Subscribe to `topic` (a filter; `+`/`#` allowed), now and after every reconnect,
+        and route its messages."""
         self._handlers[topic] = handler
         if self.connected.is_set():
             self.client.subscribe(topic, qos=1)
+
+    def unhandle(self, topic: str) -> None:
+        """Stop a `handle` subscription (e.g. the chunks of a finished transfer)."""
+        if self._handlers.pop(topic, None) is not None and self.connected.is_set():
+            self.client.unsubscribe(topic)
 
     def start(self) -> None:
         s = self.settings
@@ -120,7 +126,7 @@ class MqttConnection:
         self.connected.set()
         if self.availability:
             client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
-        for topic in self._handlers:
+        for topic in list(self._handlers):
             client.subscribe(topic, qos=1)
         for callback in list(self._on_connect):
             try:
@@ -143,6 +149,10 @@ class MqttConnection:
 
     def _message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         handler = self._handlers.get(message.topic)
+        if handler is None:
+            handler = next((h for f, h in list(self._handlers.items())
+                            if ("+" in f or "#" in f) and mqtt.topic_matches_sub(f, message.topic)),
+                           None)
         if handler is None:
             return
         try:

@@ -120,6 +120,10 @@ def entities(info: NodeInfo) -> dict[tuple[str, str], dict[str, Any]]:
             info, "listening", "Listening", command_topic=f"{b}/listening/set",
             state_topic=f"{b}/listening", payload_on="ON", payload_off="OFF",
             icon="mdi:microphone"),
+        ("update", "model"): _entity(
+            info, "model", "Model", state_topic=f"{b}/model/status",
+            command_topic=f"{b}/model/install", payload_install="install",
+            entity_category="config", icon="mdi:brain"),
         ("button", "restart"): _entity(
             info, "restart", "Restart", command_topic=f"{b}/restart/set", payload_press="PRESS",
             device_class="restart", entity_category="config"),

@@ -8,6 +8,7 @@ would fire "turn off the lights" minutes late, so those are live only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_node.events import Detected, Status
+from edge_node.events import Detected, ModelChanged, Status
 from edge_node.mqtt import discovery
 from edge_node.mqtt.client import MqttConnection
 from edge_node.mqtt.controls import Controls, StateStore
@@ -56,6 +57,7 @@ class MqttExtension:
         self.last_status: dict[str, Any] | None = None
         hub.subscribe(Detected, self.on_detected)
         hub.subscribe(Status, self.on_status)
+        hub.subscribe(ModelChanged, self.on_model_changed)
         controls.subscribe()
         conn.handle(f"{info.prefix}/status", self.on_ha_status)
         conn.add_connect_listener(self.announce)
@@ -86,6 +88,15 @@ class MqttExtension:
         if payload.strip() == b"online":
             log.info("MQTT: Home Assistant (re)started; announcing again")
             self.conn.publish(self.conn.availability_topic, "online", qos=1, retain=True)
+            self.announce()
+
+    def on_model_changed(self, event: ModelChanged) -> None:
+        """A new model (OTA): its commands and version go to Home Assistant at once."""
+        model = event.model
+        self.info = dataclasses.replace(self.info, model_name=model.name,
+                                        model_version=model.version,
+                                        labels=tuple(model.labels))
+        if self.conn.connected.is_set():
             self.announce()
 
     def on_detected(self, event: Detected) -> None:

@@ -22,13 +22,16 @@ from edge_node.mqtt.discovery import NodeInfo
 from edge_node.mqtt.extension import THERMAL, MqttExtension
 from edge_node.mqtt.queue import DetectionQueue
 from edge_node.mqtt.settings import MqttSettings
+from edge_node.ota.extension import OtaExtension
+from edge_node.ota.install import ModelStore
 
 if TYPE_CHECKING:
     from edge_node.agent import Agent
 
 log = logging.getLogger(__name__)
 
-STATE_TOPICS = ("availability", "threshold", "refractory", "listening", "last_command", "status")
+STATE_TOPICS = ("availability", "threshold", "refractory", "listening", "last_command", "status",
+                "model/status")
 
 
 class MqttSession:
@@ -53,6 +56,8 @@ class MqttSession:
                                     settings.queue_path(node_id), settings.max_queued)
         self.extension = MqttExtension(self.conn, self.info, agent.hub, self.store,
                                        self.controls, self.queue)
+        self.ota = OtaExtension(self.conn, base, node_id, config.group, config.ota,
+                                ModelStore(config.models_dir), agent, agent.hub)
 
     def request_restart(self) -> None:
         """HA's restart button: stop listening, close cleanly, then exec ourselves again."""
@@ -64,6 +69,7 @@ class MqttSession:
         self.conn.start()
 
     def close(self) -> None:
+        self.ota.close()
         self.conn.close()
         self.queue.close()
 

@@ -1,0 +1,1 @@
+"""Over-the-air model updates: signed packages, chunked MQTT transfer, safe install."""
