@@ -29,7 +29,7 @@ from bench.mqtt_common import TimedSubscriber
 from bench.record import machine, write_section
 from edge_node.detector import DetectorSettings
 from edge_node.events import EventHub
-from edge_node.model import DEFAULT_MODEL, Model
+from edge_node.model import DEFAULT_MODEL, Model, read_manifest
 from edge_node.mqtt.client import MqttConnection
 from edge_node.mqtt.settings import MqttSettings
 from edge_node.ota.extension import OtaExtension
@@ -151,7 +151,10 @@ def main() -> None:
             print(json.dumps(big))
         finally:
             broker.stop()
-    rows = [("kws-default int8 (DS-CNN)", fleet), ("article CNN float32", big)]
+    default = read_manifest(DEFAULT_MODEL)
+    rows = [(f"{default.name} {default.extra.get('quantization', '')} "
+             f"({default.extra.get('architecture', '?')})", fleet),
+            ("article CNN float32", big)]
     body = [
         f"Machine: {machine()}. `python -m bench.fleet_push --nodes {args.nodes}` "
         f"({time.monotonic() - started:.0f} s): a private Mosquitto on loopback, "

@@ -4,7 +4,7 @@
   - the article's path: a new Interpreter for every inference + scipy STFT 129x124 + its float
     CNN (1.6 M parameters);
   - ours: the interpreter created once, incremental log-mel features (only the new frames of a
-    100 ms hop), the int8 DS-CNN;
+    100 ms hop), the bundled int8 model;
 - CPU share of one core and peak RSS of the streaming node (`edge-node run`) on audio paced in
   real time, and whether TensorFlow was imported.
 

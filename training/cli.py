@@ -25,6 +25,8 @@ SPEECH_COMMANDS_URL = (
     "http://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz")
 STREAM_SEED_OFFSET = 1000
 """Voices of the streaming recording are drawn with seed + this: none of them trained."""
+MINING_SEED_OFFSET = 2000
+"""Texts, noise and timing of the mining recording (its voices are the training voices)."""
 
 
 def parse_voices(text: str) -> dict[str, int]:
@@ -73,6 +75,26 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mine(args: argparse.Namespace) -> int:
+    """Render a recording with the dataset's own voices and cut labelled windows from it."""
+    from training.stream_mining import MiningPlan, mine
+    from training.stream_synth import make_stream_recording
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    voice_seed = json.loads((args.data / "dataset.json").read_text())["seed"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    recording = args.out / "recording.wav"
+    if not recording.is_file():
+        make_stream_recording(recording, recording.with_suffix(".json"),
+                              duration_s=args.minutes * 60, seed=args.seed + MINING_SEED_OFFSET,
+                              voice_seed=voice_seed, words=words,
+                              voices_per_engine=args.voices_per_engine, workers=args.workers,
+                              command_share=0.35, max_gap_s=4.0)
+    mine(recording, args.out, MiningPlan(args.unknown, args.commands, args.silence),
+         seed=args.seed, commands=words)
+    return 0
+
+
 def streaming_evaluation(model: Path, recording: Path, commands: Sequence[str]) -> dict:
     """Run the recording through the node's own detector (`edge-node detect`) and score it."""
     from training.metrics import streaming_scores
@@ -103,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = PipelineSettings(
         out=args.out, commands=words, features=features,
         train=TrainSettings(architecture=args.arch, epochs=args.epochs, seed=args.seed,
-                            batch_size=args.batch_size),
+                            batch_size=args.batch_size, freq_warp=args.freq_warp),
         copies=args.copies, leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
         name=args.name,
         version=args.version, workers=args.workers)
@@ -208,8 +230,15 @@ def cmd_default(args: argparse.Namespace) -> int:
         cmd_stream(argparse.Namespace(out=recording, duration=args.stream_minutes * 60,
                                       seed=args.seed, words=None, voices_per_engine=20,
                                       workers=args.workers, command_share=0.5, max_gap=8.0))
+    mined = work / "mined"
+    if args.mine_minutes > 0 and not (mined / "clips.csv").is_file():
+        cmd_mine(argparse.Namespace(data=data, out=mined, minutes=args.mine_minutes,
+                                    voices_per_engine=40, unknown=8000, commands=3000,
+                                    silence=1000, words=None, seed=args.seed,
+                                    workers=args.workers))
+    sources = ["--data", str(data)] + (["--data", str(mined)] if args.mine_minutes > 0 else [])
     train_args = build_parser().parse_args([
-        "train", "--data", str(data), "--out", str(work / "run"), "--seed", str(args.seed),
+        "train", *sources, "--out", str(work / "run"), "--seed", str(args.seed),
         "--stream", str(recording), "--epochs", str(args.epochs), "--copies", str(args.copies),
         "--workers", str(args.workers), "--version", args.version, "--name", "kws-default",
         "--arch", args.arch,
@@ -250,6 +279,20 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--workers", type=int, default=2)
     stream.set_defaults(func=cmd_stream)
 
+    mine_p = sub.add_parser("mine", help="labelled 1 s windows cut from a long recording "
+                                         "spoken by the dataset's voices (streaming negatives)")
+    mine_p.add_argument("--data", type=Path, required=True, help="the synth dataset (its voices)")
+    mine_p.add_argument("--out", type=Path, required=True, help="dataset dir to write")
+    mine_p.add_argument("--minutes", type=float, default=60.0)
+    mine_p.add_argument("--voices-per-engine", type=int, default=40)
+    mine_p.add_argument("--unknown", type=int, default=8000, help="_unknown_ windows to keep")
+    mine_p.add_argument("--commands", type=int, default=3000, help="command windows to keep")
+    mine_p.add_argument("--silence", type=int, default=1000, help="_silence_ windows to keep")
+    mine_p.add_argument("--words")
+    mine_p.add_argument("--seed", type=int, default=1)
+    mine_p.add_argument("--workers", type=int, default=2)
+    mine_p.set_defaults(func=cmd_mine)
+
     train = sub.add_parser("train", help="train, export (float32 + int8) and evaluate")
     train.add_argument("--data", type=Path, action="append", default=[],
                        help="synthetic dataset dir (repeatable)")
@@ -258,7 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--user-weight", type=float, default=3.0)
     train.add_argument("--words", help="comma-separated keywords (default: the 8 commands)")
     train.add_argument("--out", type=Path, required=True, help="run directory")
-    train.add_argument("--arch", choices=("tcresnet", "dscnn", "article_cnn"), default="dscnn")
+    train.add_argument("--arch", choices=("tcresnet", "dscnn", "article_cnn"), default="tcresnet")
+    train.add_argument("--freq-warp", type=float, default=0.15,
+                       help="online mel-axis stretch, 1 +/- this (0 = off)")
     train.add_argument("--normalisation", choices=("none", "cmn", "mvn"), default="mvn")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=128)
@@ -268,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-loeo", action="store_true", help="skip leave-one-engine-out runs")
     train.add_argument("--loeo-epochs", type=int, default=12)
     train.add_argument("--stream", type=Path, help="recording (+ .json events) to evaluate on")
-    train.add_argument("--name", default="kws-dscnn")
+    train.add_argument("--name", default="kws-model")
     train.add_argument("--version", default="1.0.0")
     train.add_argument("--install", type=Path, help="copy the final model here (+ manifest)")
     train.add_argument("--benchmarks", type=Path,
@@ -286,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run", type=Path, help="run directory with report.json")
     rep.add_argument("--benchmarks", type=Path)
     rep.add_argument("--name", default="kws-default")
-    rep.add_argument("--arch", default="dscnn")
+    rep.add_argument("--arch", default="tcresnet")
     rep.add_argument("--command-line", default="kws-train default",
                      help="the command that made the run, quoted in BENCHMARKS.md")
     rep.set_defaults(func=cmd_report)
@@ -317,7 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--voices", default="espeak=250,flite=120,festival=60")
     default.add_argument("--silence", type=int, default=1500)
     default.add_argument("--stream-minutes", type=float, default=30.0)
-    default.add_argument("--arch", choices=("tcresnet", "dscnn"), default="dscnn")
+    default.add_argument("--mine-minutes", type=float, default=60.0,
+                         help="recording (training voices) to cut streaming windows from; 0: off")
+    default.add_argument("--arch", choices=("tcresnet", "dscnn"), default="tcresnet")
     default.add_argument("--epochs", type=int, default=20)
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)

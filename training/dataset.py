@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import re
 import tarfile
@@ -27,6 +28,8 @@ from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
 log = logging.getLogger(__name__)
 
 SPEECH_COMMANDS_NOISE_DIR = "_background_noise_"
+STREAM_WINDOWS = "stream-windows"
+"""`kind` in the dataset.json of windows mined from a recording (train-only clips)."""
 SPEAKER_RE = re.compile(r"^([0-9a-f]+)_nohash_", re.IGNORECASE)
 
 
@@ -41,6 +44,10 @@ class Clip:
     text: str = ""
     weight: float = 1.0
     """How much this clip counts in training (user recordings are mixed in with a weight)."""
+    scored: bool = True
+    """Whether validation and test sets may use it. Windows cut from a stream
+    (`training.stream_mining`) train only: their labels come from event times, and the
+    accuracy figures stay comparable with isolated-word test sets."""
 
 
 def label_for(word: str, commands: Sequence[str]) -> str:
@@ -56,6 +63,8 @@ def load_synthetic(root: Path, commands: Sequence[str] = COMMANDS) -> list[Clip]
     index = root / "clips.csv"
     if not index.is_file():
         raise FileNotFoundError(f"{index} not found: run `kws-train synth --out {root}` first")
+    info = root / "dataset.json"
+    kind = json.loads(info.read_text()).get("kind", "") if info.is_file() else ""
     clips = []
     with open(index, newline="") as fh:
         for row in csv.DictReader(fh):
@@ -65,6 +74,7 @@ def load_synthetic(root: Path, commands: Sequence[str] = COMMANDS) -> list[Clip]
                 engine=row["engine"],
                 voice=f'{row["engine"]}:{row["voice"]}',
                 text=row.get("text", ""),
+                scored=kind != STREAM_WINDOWS,
             ))
     return clips
 

@@ -218,7 +218,7 @@ def synthesize_dataset(
     if failures:
         log.warning("%d voices failed (see dataset.json): %s", len(failures), failures[0])
     rows.sort(key=lambda r: r["path"])
-    _write_csv(out / "clips.csv", rows)
+    write_clips_csv(out / "clips.csv", rows)
     meta = {
         "seed": seed,
         "sample_rate": SAMPLE_RATE,
@@ -248,7 +248,7 @@ def _counts(rows: Sequence[Mapping[str, str]]) -> dict[str, dict[str, int]]:
     return {e: dict(sorted(c.items())) for e, c in sorted(counts.items())}
 
 
-def _write_csv(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
+def write_clips_csv(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()

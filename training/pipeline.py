@@ -50,7 +50,7 @@ class PipelineSettings:
     """Epoch bound of the leave-one-engine-out runs (they only estimate; the final model ships)."""
     quantize: bool = True
     """Export full-integer int8 (and float32 for comparison)."""
-    name: str = "kws-dscnn"
+    name: str = "kws-model"
     version: str = "1.0.0"
     workers: int = 2
 
@@ -139,9 +139,11 @@ def run(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSettings,
     data = prepare(clips + extra_test, noises, settings)
     n = len(clips)
     in_train_pool = np.arange(len(data.clips)) < n
+    scored = np.array([c.scored for c in data.clips])
     rest, held = split_by_voice(clips, settings.val_voice_fraction, settings.train.seed)
     held_voices = {c.voice for c in held}
-    is_val = np.array([c.voice in held_voices for c in data.clips]) & in_train_pool
+    in_val_voices = np.array([c.voice in held_voices for c in data.clips]) & in_train_pool
+    is_val = in_val_voices & scored
     report: dict[str, Any] = {
         "settings": json.loads(json.dumps(asdict(settings), default=str)),
         "clips": {e: int((data.engines[:n] == e).sum()) for e in sorted(set(data.engines[:n]))},
@@ -153,11 +155,12 @@ def run(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSettings,
         for engine in engines:
             of_engine = data.engines == engine
             result = run_experiment(
-                data, in_train_pool & ~is_val & ~of_engine, is_val & ~of_engine,
-                in_train_pool & of_engine, loeo, out / f"loeo-{engine}")
+                data, in_train_pool & ~in_val_voices & ~of_engine, is_val & ~of_engine,
+                in_train_pool & of_engine & scored, loeo, out / f"loeo-{engine}")
             report["leave_one_engine_out"][engine] = result
     final = run_experiment(
-        data, in_train_pool & ~is_val, is_val, is_val | ~in_train_pool, settings, out / "final",
+        data, in_train_pool & ~in_val_voices, is_val, is_val | ~in_train_pool, settings,
+        out / "final",
         runtimes=("ai-edge-litert", "tflite-runtime"))
     report["final"] = final
     (out / "report.json").write_text(json.dumps(report, indent=1))

@@ -15,8 +15,9 @@ log = logging.getLogger(__name__)
 class TrainSettings:
     """Hyper-parameters of one training run."""
 
-    architecture: str = "dscnn"
-    """`dscnn` (our default) or `article_cnn` (the article's CNN, stft129x124 features)."""
+    architecture: str = "tcresnet"
+    """`tcresnet` (our default), `dscnn`, or `article_cnn` (the article's CNN, stft129x124
+    features)."""
     epochs: int = 30
     """Upper bound; early stopping usually ends sooner."""
     batch_size: int = 128
