@@ -141,10 +141,21 @@ class LogMel:
         self.filters = mel_filterbank(
             params.n_mels, params.n_fft, SAMPLE_RATE, params.fmin, params.fmax
         )
+        self._frame_indices: dict[int, np.ndarray] = {}
 
     @property
     def shape(self) -> tuple[int, int]:
         return (self.params.n_frames, self.params.n_mels)
+
+    def _frame_index(self, count: int) -> np.ndarray:
+        """Sample indices of `count` frames, kept per count (a hop always brings the same)."""
+        index = self._frame_indices.get(count)
+        if index is None:
+            p = self.params
+            index = (np.arange(count)[:, None] * p.hop_samples
+                     + np.arange(p.window_samples)[None, :])
+            self._frame_indices[count] = index
+        return index
 
     def frames(self, audio: np.ndarray) -> np.ndarray:
         """Log-mel energies of every complete frame in `audio`, shape (n, n_mels).
@@ -159,10 +170,7 @@ class LogMel:
         )
         if count == 0:
             return np.zeros((0, p.n_mels), dtype=np.float32)
-        step = audio.strides[0]
-        framed = np.lib.stride_tricks.as_strided(
-            audio, shape=(count, p.window_samples), strides=(p.hop_samples * step, step),
-            writeable=False) * self.window
+        framed = audio[self._frame_index(count)] * self.window
         spectrum = np.fft.rfft(framed, n=p.n_fft, axis=1)
         power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
         energies = power @ self.filters

@@ -20,7 +20,7 @@ def edge_node(*args, **kwargs):
 
 def test_classify_prints_one_json_line_per_wav_recursing_directories(tmp_path, speech):
     (tmp_path / "sub").mkdir()
-    write_wav(tmp_path / "stop.wav", speech("stop", "flite", "slt"))
+    write_wav(tmp_path / "stop.wav", speech("stop", "flite", "rms"))
     write_wav(tmp_path / "sub" / "left.wav", speech("left", "flite", "awb"))
     done = edge_node("classify", str(tmp_path), "--json")
     assert done.returncode == 0, done.stderr
@@ -90,7 +90,7 @@ def test_errors_are_one_clear_line_and_exit_2(args, message):
 
 def test_classify_continues_past_a_corrupt_file(tmp_path, speech):
     (tmp_path / "a_bad.wav").write_bytes(b"RIFF....WAVEfmt garbage")
-    write_wav(tmp_path / "b_good.wav", speech("stop", "flite", "slt"))
+    write_wav(tmp_path / "b_good.wav", speech("stop", "flite", "rms"))
     done = edge_node("classify", str(tmp_path), "--json")
     assert done.returncode == 1
     assert [json.loads(x)["label"] for x in done.stdout.splitlines()] == ["stop"]

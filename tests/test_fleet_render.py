@@ -8,12 +8,14 @@ import os
 import shutil
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
 from edge_node.config import load_config
-from provisioning.inventory import InventoryError
+from provisioning.inventory import InventoryError, load_inventory
+from provisioning.render import render
 from tests.fleet_helpers import INVENTORY, kws_fleet, passwords, render_fleet
 
 
@@ -160,3 +162,12 @@ def test_the_setup_script_uses_the_legacy_boot_config_when_that_is_what_exists(t
     assert result.returncode == 0, result.stderr
     assert "dtoverlay=googlevoicehat-soundcard" in legacy.read_text()
     assert not (root / "boot" / "firmware").exists()
+
+
+def test_the_shipped_example_inventory_renders_nodes_the_node_loads(tmp_path):
+    example = Path(__file__).resolve().parents[1] / "provisioning" / "inventory.example.yaml"
+    done = render(load_inventory(example), tmp_path / "fleet")
+    assert done.nodes == 3
+    garage = load_config(tmp_path / "fleet" / "nodes" / "garage" / "node.yaml")
+    assert garage.group == "outside" and garage.audio.gain_db == 12
+    assert garage.mqtt.port == 1883 and not garage.mqtt.tls.enabled

@@ -32,7 +32,7 @@ def test_bundled_model_loads_and_recognises_a_command(runtime, speech):
     model = Model(DEFAULT_MODEL, runtime=runtime)
     assert model.runtime == runtime
     assert len(model.labels) == 10 and "_unknown_" in model.labels
-    probs = model.predict_waveform(speech("stop", "flite", "slt"))
+    probs = model.predict_waveform(speech("stop", "flite", "rms"))
     assert probs.shape == (10,) and abs(float(probs.sum()) - 1.0) < 0.02
     assert model.labels[int(probs.argmax())] == "stop"
 

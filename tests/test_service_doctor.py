@@ -24,7 +24,7 @@ from edge_node.doctor import (
     check_model,
     check_oled,
 )
-from edge_node.model import DEFAULT_MODEL
+from edge_node.model import DEFAULT_MODEL, read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,8 @@ def test_clock():
 
 def test_model(model_path, tmp_path):
     good = check_model(model_path)
-    assert good.ok and "kws-default 1.0.0" in good.detail
+    manifest = read_manifest(model_path)
+    assert good.ok and f"{manifest.name} {manifest.version}" in good.detail
     bad = check_model(tmp_path / "missing.tflite")
     assert bad.ok is False and "does not exist" in bad.detail and bad.fix
 
