@@ -8,7 +8,7 @@ import numpy as np
 
 from edge_node.audio.wav import read_wav_mono16k, write_wav
 from training.dataset import load_synthetic
-from training.stream_mining import MiningPlan, label_windows, mine
+from training.stream_mining import MiningPlan, hard_negatives, label_windows, mine
 
 SENTENCE = {"label": "_unknown_", "text": "Dinner is ready", "engine": "festival",
             "voice": "festival-s1-0002", "start_s": 2.0, "end_s": 3.5}
@@ -69,3 +69,16 @@ def test_mine_writes_a_dataset_the_trainer_loads(tmp_path):
         start = int(clip.path.stem.split("-")[1]) * 16  # named by its start in ms
         assert window.size == 16000
         assert np.max(np.abs(window - audio[start : start + 16000])) < 1e-3
+
+
+def test_hard_negatives_are_the_unknown_windows_behind_false_detections():
+    windows = label_windows(EVENTS, 18.0)
+    detections = [
+        {"label": "stop", "confidence": 0.9, "time_s": 6.8},  # right: not a negative
+        {"label": "up", "confidence": 0.7, "time_s": 3.4},  # during the sentence: false
+        {"label": "go", "confidence": 0.7, "time_s": 6.9},  # during "stop": wrong command
+    ]
+    hard = hard_negatives(windows, detections, EVENTS)
+    starts = [round(w.start / 16000, 1) for w in hard]
+    assert starts == [2.0, 2.1, 2.2, 2.3, 2.4]  # the five 1 s windows ending by 3.4 s
+    assert {w.label for w in hard} == {"_unknown_"} and {w.engine for w in hard} == {"festival"}

@@ -84,3 +84,22 @@ def test_same_command_and_seed_reproduce_the_result(trained, tmp_path):
     second = json.loads((again / "report.json").read_text())["final"]["models"]
     for key in first:
         assert abs(first[key]["accuracy"] - second[key]["accuracy"]) <= 0.05, key
+
+
+def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_path):
+    """`kws-train default` in miniature: synth, test recording, mining recording and windows,
+    a first model, its hard negatives, the final model, streaming evaluation, install."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed (pip install 'kws-edge-node[train]')")
+    work, installed = tmp_path / "work", tmp_path / "installed" / "model.tflite"
+    run("-m", "training.cli", "default", "--work", str(work), "--voices",
+        "espeak=3,flite=2,festival=1", "--silence", "30", "--stream-minutes", "0.5",
+        "--mine-minutes", "1", "--hard-negatives", "--epochs", "3", "--no-loeo",
+        "--install", str(installed))
+    mined = (work / "mined" / "clips.csv").read_text().splitlines()
+    assert len(mined) > 100 and json.loads((work / "mined" / "dataset.json").read_text())[
+        "kind"] == "stream-windows"
+    assert (work / "hard" / "clips.csv").is_file() and (work / "first" / "final").is_dir()
+    report = json.loads((work / "run" / "report.json").read_text())
+    assert report["streaming"]["commands"] > 0
+    assert read_manifest(installed).version == "1.1.0"

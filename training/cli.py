@@ -100,10 +100,27 @@ def streaming_evaluation(model: Path, recording: Path, commands: Sequence[str]) 
     from training.metrics import streaming_scores
 
     events = json.loads(recording.with_suffix(".json").read_text())
+    return streaming_scores(node_detections(model, recording), events["events"],
+                            events["duration_s"], commands)
+
+
+def node_detections(model: Path, recording: Path, threshold: float | None = None) -> list[dict]:
+    """What the node's own streaming detector reports on a recording (`edge-node detect`)."""
+    extra = ["--threshold", str(threshold)] if threshold is not None else []
     out = subprocess.run([sys.executable, "-m", "edge_node", "detect", str(recording), "--model",
-                          str(model), "--json"], check=True, capture_output=True, text=True)
-    detections = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-    return streaming_scores(detections, events["events"], events["duration_s"], commands)
+                          str(model), "--json", *extra], check=True, capture_output=True,
+                         text=True)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def cmd_hard(args: argparse.Namespace) -> int:
+    """Windows behind a model's false activations on a mining recording (train-only data)."""
+    from training.stream_mining import mine_hard
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    detections = node_detections(args.model, args.recording, args.threshold)
+    mine_hard(args.recording, detections, args.out, words)
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -237,6 +254,20 @@ def cmd_default(args: argparse.Namespace) -> int:
                                     silence=1000, words=None, seed=args.seed,
                                     workers=args.workers))
     sources = ["--data", str(data)] + (["--data", str(mined)] if args.mine_minutes > 0 else [])
+    if args.mine_minutes > 0 and args.hard_negatives:
+        hard = work / "hard"
+        if not (hard / "clips.csv").is_file():
+            # A first model, trained without the leave-one-engine-out runs, shows which
+            # windows of the mining recording it falsely fires on; they are trained on next.
+            first = work / "first"
+            cmd_train(build_parser().parse_args([
+                "train", *sources, "--out", str(first), "--seed", str(args.seed), "--epochs",
+                str(args.epochs), "--copies", str(args.copies), "--workers", str(args.workers),
+                "--name", "kws-default", "--arch", args.arch, "--no-loeo"]))
+            cmd_hard(argparse.Namespace(recording=mined / "recording.wav", out=hard,
+                                        model=first / "final" / "model_int8.tflite",
+                                        threshold=0.4, words=None))
+        sources += ["--data", str(hard)]
     train_args = build_parser().parse_args([
         "train", *sources, "--out", str(work / "run"), "--seed", str(args.seed),
         "--stream", str(recording), "--epochs", str(args.epochs), "--copies", str(args.copies),
@@ -292,6 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
     mine_p.add_argument("--seed", type=int, default=1)
     mine_p.add_argument("--workers", type=int, default=2)
     mine_p.set_defaults(func=cmd_mine)
+
+    hard = sub.add_parser("hard", help="hard negatives: the windows a model falsely fired on "
+                                       "in a mining recording")
+    hard.add_argument("--recording", type=Path, required=True,
+                      help="a `kws-train mine` recording (training voices; events in .json)")
+    hard.add_argument("--model", type=Path, required=True)
+    hard.add_argument("--out", type=Path, required=True, help="dataset dir to write")
+    hard.add_argument("--threshold", type=float, default=0.4,
+                      help="detector threshold (below the node's, to catch near misses too)")
+    hard.add_argument("--words")
+    hard.set_defaults(func=cmd_hard)
 
     train = sub.add_parser("train", help="train, export (float32 + int8) and evaluate")
     train.add_argument("--data", type=Path, action="append", default=[],
@@ -362,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--voices", default="espeak=250,flite=120,festival=60")
     default.add_argument("--silence", type=int, default=1500)
     default.add_argument("--stream-minutes", type=float, default=30.0)
+    default.add_argument("--hard-negatives", action="store_true",
+                         help="train a first model, then add the windows it falsely fires on "
+                              "in the mining recording (fewer false activations, lower "
+                              "accuracy in our measurement: off by default)")
     default.add_argument("--mine-minutes", type=float, default=60.0,
                          help="recording (training voices) to cut streaming windows from; 0: off")
     default.add_argument("--arch", choices=("tcresnet", "dscnn"), default="tcresnet")

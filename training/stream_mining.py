@@ -102,14 +102,35 @@ def choose(windows: list[Window], plan: MiningPlan, seed: int) -> list[Window]:
     return sorted(chosen, key=lambda w: w.start)
 
 
-def mine(recording: Path, out: Path, plan: MiningPlan | None = None, seed: int = 1,
-         commands: Sequence[str] = COMMANDS) -> dict[str, int]:
-    """Write the chosen windows of `recording` (+ its `.json` events) as a dataset in `out`."""
-    plan = plan or MiningPlan()
-    meta = json.loads(Path(recording).with_suffix(".json").read_text())
-    audio = read_wav_mono16k(recording)
-    windows = choose(label_windows(meta["events"], len(audio) / SAMPLE_RATE, commands), plan,
-                     seed)
+def hard_negatives(windows: Sequence[Window], detections: Sequence[dict],
+                   events: Sequence[dict], commands: Sequence[str] = COMMANDS,
+                   per_detection: int = 5, tolerance_s: float = 1.5) -> list[Window]:
+    """The non-command windows a model fired on: its false activations, as training data.
+
+    A detection that names no command spoken between its event's start and `tolerance_s`
+    after its end (the streaming score's rule) is false; the `per_detection` windows ending at
+    and just before it (the detector averages the last few) become training windows, if they
+    are labelled `_unknown_` or `_silence_`.
+    """
+    by_start = {w.start: w for w in windows}
+    step = int(round(STEP_S * SAMPLE_RATE))
+    chosen: dict[int, Window] = {}
+    for det in detections:
+        t = float(det["time_s"])
+        if any(e["label"] == det["label"] and e["start_s"] <= t <= e["end_s"] + tolerance_s
+               for e in events if e["label"] in commands):
+            continue
+        end = int(round(t / STEP_S)) * step
+        for k in range(per_detection):
+            window = by_start.get(end - CLIP_SAMPLES - k * step)
+            if window is not None and window.label in (UNKNOWN_LABEL, SILENCE_LABEL):
+                chosen[window.start] = window
+    return [chosen[k] for k in sorted(chosen)]
+
+
+def write_windows(audio: np.ndarray, windows: Sequence[Window], out: Path,
+                  info: dict) -> dict[str, int]:
+    """Windows as a train-only dataset directory (`clips.csv` + WAVs, `dataset.json`)."""
     out = Path(out)
     rows, counts = [], {}
     for w in windows:
@@ -121,9 +142,32 @@ def mine(recording: Path, out: Path, plan: MiningPlan | None = None, seed: int =
         rows.append({"path": rel.as_posix(), "label": w.label, "engine": w.engine,
                      "voice": w.voice, "text": w.text})
         counts[w.label] = counts.get(w.label, 0) + 1
+    out.mkdir(parents=True, exist_ok=True)
     write_clips_csv(out / "clips.csv", rows)
     (out / "dataset.json").write_text(json.dumps({
-        "kind": STREAM_WINDOWS, "source": str(recording), "seed": seed, "counts": counts,
-        "fields": list(CSV_FIELDS)}, indent=1))
-    log.info("mined %d windows from %s: %s", len(rows), recording, counts)
+        "kind": STREAM_WINDOWS, **info, "counts": counts, "fields": list(CSV_FIELDS)},
+        indent=1))
+    log.info("wrote %d windows to %s: %s", len(rows), out, counts)
     return counts
+
+
+def _load(recording: Path) -> tuple[np.ndarray, dict]:
+    return read_wav_mono16k(recording), json.loads(Path(recording).with_suffix(".json").read_text())
+
+
+def mine(recording: Path, out: Path, plan: MiningPlan | None = None, seed: int = 1,
+         commands: Sequence[str] = COMMANDS) -> dict[str, int]:
+    """Write the chosen windows of `recording` (+ its `.json` events) as a dataset in `out`."""
+    audio, meta = _load(recording)
+    windows = choose(label_windows(meta["events"], len(audio) / SAMPLE_RATE, commands),
+                     plan or MiningPlan(), seed)
+    return write_windows(audio, windows, out, {"source": str(recording), "seed": seed})
+
+
+def mine_hard(recording: Path, detections: Sequence[dict], out: Path,
+              commands: Sequence[str] = COMMANDS) -> dict[str, int]:
+    """Write the windows behind a model's false activations on `recording` to `out`."""
+    audio, meta = _load(recording)
+    windows = label_windows(meta["events"], len(audio) / SAMPLE_RATE, commands)
+    hard = hard_negatives(windows, detections, meta["events"], commands)
+    return write_windows(audio, hard, out, {"source": str(recording), "hard_negatives": True})
