@@ -103,3 +103,19 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
     report = json.loads((work / "run" / "report.json").read_text())
     assert report["streaming"]["commands"] > 0
     assert read_manifest(installed).version == "1.1.0"
+
+
+def test_leave_one_engine_out_over_seeds_reports_each_seed(trained, tmp_path):
+    data, _ = trained
+    out = tmp_path / "seeds"
+    done = run("-m", "training.cli", "train", "--words", WORDS, "--data", str(data), "--out",
+               str(out), "--seeds", "1,2", "--loeo-epochs", "2", "--copies", "1",
+               "--batch-size", "32")
+    result = json.loads((out / "seeds.json").read_text())
+    assert result["seeds"] == [1, 2]
+    assert set(result["loeo"]) == {"espeak", "festival", "flite"}
+    for per_seed in result["loeo"].values():
+        assert len(per_seed["command_accuracy"]) == 2
+        assert all(0.0 <= a <= 1.0 for a in per_seed["command_accuracy"])
+    assert "| espeak |" in done.stdout and (out / "seeds.md").read_text() in done.stdout + "\n"
+    assert not (out / "final").exists()

@@ -146,6 +146,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         copies=args.copies, leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
         name=args.name,
         version=args.version, workers=args.workers)
+    if args.seeds:
+        from training.seeds import format_table, loeo_over_seeds, write
+
+        seeds = [int(v) for v in args.seeds.split(",")]
+        result = loeo_over_seeds(clips, noise_bank(args.seed, extra_noise), settings, seeds)
+        print(format_table(result, seeds))
+        log.info("seed comparison: %s", write(result, seeds, args.out))
+        return 0
     report = run(clips, noise_bank(args.seed, extra_noise), settings)
     final = Path(report["final"]["models"]["float32/ai-edge-litert"]["path"])
     # The article's model format is float32; ours ships int8 (within a point of float, 1/2 size).
@@ -354,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, default=2)
     train.add_argument("--no-loeo", action="store_true", help="skip leave-one-engine-out runs")
     train.add_argument("--loeo-epochs", type=int, default=12)
+    train.add_argument("--seeds", help="only the leave-one-engine-out runs, once per training "
+                                       "seed (e.g. 1,2,3), scored in Keras: is a change "
+                                       "bigger than seed noise?")
     train.add_argument("--stream", type=Path, help="recording (+ .json events) to evaluate on")
     train.add_argument("--name", default="kws-model")
     train.add_argument("--version", default="1.0.0")
