@@ -142,7 +142,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = PipelineSettings(
         out=args.out, commands=words, features=features,
         train=TrainSettings(architecture=args.arch, epochs=args.epochs, seed=args.seed,
-                            batch_size=args.batch_size, freq_warp=args.freq_warp),
+                            batch_size=args.batch_size, freq_warp=args.freq_warp,
+                            time_warp=args.time_warp),
         copies=args.copies, leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
         name=args.name,
         version=args.version, workers=args.workers)
@@ -354,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--arch", choices=("tcresnet", "dscnn", "article_cnn"), default="tcresnet")
     train.add_argument("--freq-warp", type=float, default=0.15,
                        help="online mel-axis stretch, 1 +/- this (0 = off)")
+    train.add_argument("--time-warp", type=float, default=0.0,
+                       help="online time-axis stretch about the centre, 1 +/- this (0 = off)")
     train.add_argument("--normalisation", choices=("none", "cmn", "mvn"), default="mvn")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=128)
