@@ -130,6 +130,35 @@ def run_experiment(data: Prepared, train_mask: np.ndarray, val_mask: np.ndarray,
     return result
 
 
+@dataclass(frozen=True)
+class VoiceMasks:
+    """Which clips of a `Prepared` set may train, validate and be scored."""
+
+    scored: np.ndarray
+    """Clips that validation and test sets may use (not windows mined from a stream)."""
+    val_voices: np.ndarray
+    """Clips of the voices held out for validation: never trained on."""
+
+    @property
+    def validation(self) -> np.ndarray:
+        return self.val_voices & self.scored
+
+
+def voice_masks(data: Prepared, pool: list[Clip], settings: PipelineSettings) -> VoiceMasks:
+    """Validation voices drawn from `pool` (the first clips of `data`; later ones, extra test
+    clips, are never validation)."""
+    _, held = split_by_voice(pool, settings.val_voice_fraction, settings.train.seed)
+    held_voices = {c.voice for c in held}
+    in_pool = np.arange(len(data.clips)) < len(pool)
+    return VoiceMasks(np.array([c.scored for c in data.clips]),
+                      np.array([c.voice in held_voices for c in data.clips]) & in_pool)
+
+
+def held_out_engines(clips: list[Clip]) -> list[str]:
+    """The TTS engines (or other speech sources) a leave-one-engine-out run holds out."""
+    return sorted({c.engine for c in clips if c.label != SILENCE_LABEL and c.engine != "noise"})
+
+
 def run(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSettings,
         extra_test: list[Clip] | None = None) -> dict[str, Any]:
     """All experiments of one run; returns the report data (also written as report.json)."""
@@ -139,17 +168,14 @@ def run(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSettings,
     data = prepare(clips + extra_test, noises, settings)
     n = len(clips)
     in_train_pool = np.arange(len(data.clips)) < n
-    scored = np.array([c.scored for c in data.clips])
-    rest, held = split_by_voice(clips, settings.val_voice_fraction, settings.train.seed)
-    held_voices = {c.voice for c in held}
-    in_val_voices = np.array([c.voice in held_voices for c in data.clips]) & in_train_pool
-    is_val = in_val_voices & scored
+    masks = voice_masks(data, clips, settings)
+    scored, in_val_voices, is_val = masks.scored, masks.val_voices, masks.validation
     report: dict[str, Any] = {
         "settings": json.loads(json.dumps(asdict(settings), default=str)),
         "clips": {e: int((data.engines[:n] == e).sum()) for e in sorted(set(data.engines[:n]))},
         "leave_one_engine_out": {},
     }
-    engines = sorted({c.engine for c in clips if c.label != SILENCE_LABEL and c.engine != "noise"})
+    engines = held_out_engines(clips)
     if settings.leave_one_engine_out and len(engines) > 1:
         loeo = replace(settings, train=replace(settings.train, epochs=settings.loeo_epochs))
         for engine in engines:

@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from training.dataset import Clip, split_by_voice
+from training.dataset import Clip
 from training.metrics import scores
-from training.pipeline import PipelineSettings, prepare
-from training.vocab import SILENCE_LABEL
+from training.pipeline import PipelineSettings, held_out_engines, prepare, voice_masks
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +32,13 @@ def loeo_over_seeds(clips: list[Clip], noises: list[np.ndarray], settings: Pipel
     from training.train import fit
 
     data = prepare(clips, noises, settings)
-    _, held = split_by_voice(clips, settings.val_voice_fraction, settings.train.seed)
-    held_voices = {c.voice for c in held}
-    scored = np.array([c.scored for c in data.clips])
-    in_val_voices = np.array([c.voice in held_voices for c in data.clips])
-    engines = sorted({c.engine for c in clips if c.label != SILENCE_LABEL and c.engine != "noise"})
+    masks = voice_masks(data, clips, settings)
     result: dict[str, Any] = {}
-    for engine in engines:
+    for engine in held_out_engines(clips):
         of_engine = data.engines == engine
-        train_rows = (~in_val_voices & ~of_engine)[data.augmented.clip_index]
-        val = in_val_voices & scored & ~of_engine
-        test = of_engine & scored
+        train_rows = (~masks.val_voices & ~of_engine)[data.augmented.clip_index]
+        val = masks.validation & ~of_engine
+        test = of_engine & masks.scored
         x_train = data.augmented.x[train_rows]
         y_train = data.y[data.augmented.clip_index[train_rows]]
         weights = np.array([data.clips[i].weight
