@@ -11,6 +11,10 @@ need_apt=()
 debs_node=(sox)
 debs_dev=(espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts festvox-kdlpc16k sox
           portaudio19-dev alsa-utils mosquitto shellcheck)
+# Non-English festival voices: accented training speakers (training/accents.py).
+debs_dev+=(festvox-italp16k festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv
+           festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph
+           festvox-ru festvox-ca-ona-hts)
 if [ "$profile" = dev ]; then debs=("${debs_dev[@]}"); else debs=("${debs_node[@]}"); fi
 for pkg in "${debs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")

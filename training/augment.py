@@ -17,6 +17,7 @@ import numpy as np
 from scipy import signal
 
 from edge_node.features import SAMPLE_RATE
+from training.vocoder import resynthesise
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class AugmentSettings:
     speed_range: tuple[float, float] = (0.85, 1.18)
     """Resampling factor: <1 lowers pitch and formants (a bigger speaker) and slows down."""
     p_speed: float = 0.8
+    p_resynth: float = 0.0
+    """Share of speech re-spoken through an LPC vocoder with a new voice source
+    (`training.vocoder`): the words without the engine's way of making sound."""
     p_reverb: float = 0.4
     rt60_range: tuple[float, float] = (0.1, 0.7)
     p_noise: float = 0.8
@@ -104,6 +108,8 @@ class Augmenter:
         """One augmented window of `length` samples."""
         s = self.settings
         x = np.asarray(clip, dtype=np.float32)
+        if is_speech and rng.random() < s.p_resynth:
+            x = resynthesise(x, rng)
         if is_speech and rng.random() < s.p_speed:
             x = change_speed(x, rng.uniform(*s.speed_range))
         if is_speech and rng.random() < s.p_reverb:

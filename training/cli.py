@@ -124,6 +124,7 @@ def cmd_hard(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from training.augment import AugmentSettings
     from training.dataset import load_label_folders, load_synthetic, speech_commands_noise
     from training.pipeline import PipelineSettings, run
     from training.report import write_report
@@ -144,7 +145,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         train=TrainSettings(architecture=args.arch, epochs=args.epochs, seed=args.seed,
                             batch_size=args.batch_size, freq_warp=args.freq_warp,
                             time_warp=args.time_warp),
-        copies=args.copies, leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
+        copies=args.copies, augment=AugmentSettings(p_resynth=args.resynth),
+        leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
         name=args.name,
         version=args.version, workers=args.workers)
     if args.seeds:
@@ -357,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="online mel-axis stretch, 1 +/- this (0 = off)")
     train.add_argument("--time-warp", type=float, default=0.0,
                        help="online time-axis stretch about the centre, 1 +/- this (0 = off)")
+    train.add_argument("--resynth", type=float, default=0.0,
+                       help="share of augmented speech re-spoken through an LPC vocoder")
     train.add_argument("--normalisation", choices=("none", "cmn", "mvn"), default="mvn")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=128)

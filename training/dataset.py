@@ -46,8 +46,9 @@ class Clip:
     """How much this clip counts in training (user recordings are mixed in with a weight)."""
     scored: bool = True
     """Whether validation and test sets may use it. Windows cut from a stream
-    (`training.stream_mining`) train only: their labels come from event times, and the
-    accuracy figures stay comparable with isolated-word test sets."""
+    (`training.stream_mining`) and accented voices (`training.accents`) train only: their
+    labels come from event times or respellings, and the accuracy figures stay comparable
+    with isolated-word test sets."""
 
 
 def label_for(word: str, commands: Sequence[str]) -> str:
@@ -74,7 +75,7 @@ def load_synthetic(root: Path, commands: Sequence[str] = COMMANDS) -> list[Clip]
                 engine=row["engine"],
                 voice=f'{row["engine"]}:{row["voice"]}',
                 text=row.get("text", ""),
-                scored=kind != STREAM_WINDOWS,
+                scored=kind != STREAM_WINDOWS and row.get("scored", "1") != "0",
             ))
     return clips
 

@@ -1,8 +1,9 @@
 """Write a synthetic keyword-spotting dataset to disk, in parallel and deterministically.
 
 Layout: `<out>/<engine>/<label>/<voice_id>_<n>.wav` (16 kHz mono int16), `clips.csv`
-(path,label,engine,voice,text), `dataset.json` (parameters, counts, voices; identical for
-identical arguments) and `run.json` (timing, which is not reproducible).
+(path,label,engine,voice,text,scored: 0 for train-only clips), `dataset.json` (parameters,
+counts, voices; identical for identical arguments) and `run.json` (timing, which is not
+reproducible).
 Every voice says every keyword, so train/test splits by voice or by engine are possible.
 """
 
@@ -42,7 +43,7 @@ FULL_SIZE: dict[str, int] = {"espeak": 250, "flite": 120, "festival": 60}
 NOISE_ENGINE = "noise"
 SILENCE_SECONDS = 1.0
 _SILENCE_CHUNK = 100
-CSV_FIELDS = ("path", "label", "engine", "voice", "text")
+CSV_FIELDS = ("path", "label", "engine", "voice", "text", "scored")
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +55,7 @@ class VoiceJob:
     specs: tuple[ClipSpec, ...]
     labels: tuple[str, ...]
     paths: tuple[str, ...]  # relative to the dataset root
+    scored: bool = True  # False for engines whose clips only train
 
 
 def _crc(text: str) -> int:
@@ -107,11 +109,12 @@ def plan_voice_jobs(
             items[j % n_voices].append((spec, UNKNOWN_LABEL))
         for voice, its in zip(make_voices(engine, n_voices, seed), items, strict=True):
             paths = tuple(
-                f"{engine}/{label_dir(label)}/{voice.voice_id}_{n}.wav"
+                f"{voice.engine}/{label_dir(label)}/{voice.voice_id}_{n}.wav"
                 for n, (_, label) in enumerate(its)
             )
             specs = tuple(s for s, _ in its)
-            jobs.append(VoiceJob(voice, specs, tuple(lbl for _, lbl in its), paths))
+            jobs.append(VoiceJob(voice, specs, tuple(lbl for _, lbl in its), paths,
+                                 not ENGINES[engine].train_only))
     return jobs
 
 
@@ -126,7 +129,7 @@ def _run_voice_job(args: tuple[VoiceJob, Path, Path]) -> tuple[list[dict[str, st
         write_wav(out_dir / path, clip)
         v = job.voice
         rows.append({"path": path, "label": label, "engine": v.engine, "voice": v.voice_id,
-                     "text": spec.text})  # fmt: skip
+                     "text": spec.text, "scored": str(int(job.scored))})  # fmt: skip
     return rows, []
 
 
@@ -139,7 +142,7 @@ def _run_silence_job(args: tuple[int, range, Path]) -> tuple[list[dict[str, str]
         path = f"{NOISE_ENGINE}/{SILENCE_LABEL}/noise-{kind}_{i}.wav"
         write_wav(out_dir / path, make_noise(kind, SILENCE_SECONDS, rng))
         rows.append({"path": path, "label": SILENCE_LABEL, "engine": NOISE_ENGINE,
-                     "voice": f"noise-{kind}", "text": ""})  # fmt: skip
+                     "voice": f"noise-{kind}", "text": "", "scored": "1"})  # fmt: skip
     return rows, []
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edge_node.features import FeatureSpec, logmel_spec
-from training.augment import Augmenter
+from training.augment import Augmenter, AugmentSettings
 from training.dataset import Clip, split_by_voice
 from training.featurize import FeatureSet, featurize, load_audio
 from training.metrics import scores
@@ -43,6 +43,8 @@ class PipelineSettings:
     train: TrainSettings = field(default_factory=TrainSettings)
     copies: int = 3
     """Augmented versions of each clip."""
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+    """The waveform and feature transforms of the augmented copies."""
     val_voice_fraction: float = 0.12
     """Share of each engine's voices held out for validation / early stopping."""
     leave_one_engine_out: bool = True
@@ -80,7 +82,8 @@ def prepare(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSetti
     clean = featurize(audio, clips, indices, settings.features, None, 1, seed,
                       settings.workers, desc="clean features")
     copies = [max(1, int(round(settings.copies * c.weight))) for c in clips]
-    augmented = featurize(audio, clips, indices, settings.features, Augmenter(noises), copies,
+    augmented = featurize(audio, clips, indices, settings.features,
+                          Augmenter(noises, settings.augment), copies,
                           seed, settings.workers, desc="augmented features")
     y = np.array([labels.index(c.label) for c in clips], dtype=np.int64)
     return Prepared(clips, y, np.array([c.engine for c in clips]), clean, augmented)

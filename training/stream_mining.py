@@ -140,7 +140,7 @@ def write_windows(audio: np.ndarray, windows: Sequence[Window], out: Path,
         (out / rel.parent).mkdir(parents=True, exist_ok=True)
         write_wav(out / rel, audio[w.start : w.start + CLIP_SAMPLES])
         rows.append({"path": rel.as_posix(), "label": w.label, "engine": w.engine,
-                     "voice": w.voice, "text": w.text})
+                     "voice": w.voice, "text": w.text, "scored": "0"})
         counts[w.label] = counts.get(w.label, 0) + 1
     out.mkdir(parents=True, exist_ok=True)
     write_clips_csv(out / "clips.csv", rows)

@@ -1,4 +1,4 @@
-"""Offline TTS engines (espeak-ng, flite, festival) behind one interface.
+"""Offline TTS engines (espeak-ng, flite, festival, accented festival) behind one interface.
 
 A `Voice` is an engine base voice plus randomly drawn parameters. Parameters are a pure
 function of (engine, seed, index), so a voice id always means the same speaker and a
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.io import wavfile
 
-from training import espeak_variants
+from training import accents, espeak_variants
 
 SPEAKER_KINDS: tuple[str, ...] = ("male", "female", "child")
 _KIND_P = (0.40, 0.42, 0.18)  # female/child over-weighted: they were recognised worst
@@ -74,11 +74,12 @@ def _common(rng: np.random.Generator, base_tract: float) -> dict[str, Any]:
     }
 
 
-def _voice(engine: str, seed: int, index: int, base: str, c: dict[str, Any], **synth: Any) -> Voice:
+def _voice(engine: str, seed: int, index: int, base: str, c: dict[str, Any], id_prefix: str = "",
+           **synth: Any) -> Voice:
     """Assemble a Voice; c["f0"] is 0 when the engine cannot set f0 (then unknown)."""
     return Voice(
         engine=engine,
-        voice_id=f"{engine}-s{seed}-{index:04d}",
+        voice_id=f"{id_prefix or engine}-s{seed}-{index:04d}",
         base=base,
         kind=c["kind"],
         f0_hz=round(c["f0"], 1),
@@ -114,6 +115,8 @@ class Engine(ABC):
 
     name = ""
     binary = ""
+    train_only = False
+    """True when its clips may train but never be scored (their labels are approximate)."""
 
     def available(self) -> bool:
         """Engines are optional system packages; callers skip missing ones explicitly."""
@@ -224,7 +227,8 @@ class FestivalEngine(Engine):
 
     name = "festival"
     binary = "festival"
-    BASES = ("kal_diphone", "cmu_us_slt_arctic_hts")
+    BASES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+    VOICE_ROOT = Path("/usr/share/festival/voices")
     _HTS_F0 = 175.0  # mean f0 of the slt HTS model; festival ignores its -fm option
 
     def make_voice(self, seed: int, index: int) -> Voice:
@@ -246,6 +250,12 @@ class FestivalEngine(Engine):
 
     def _setup(self, voice: Voice) -> str:
         s = voice.synth
+        if "lang" in s:  # accented voice: speaking rate only; its own intonation model
+            if "rate" in s:
+                return (f"(voice_{voice.base})\n(set! hts_engine_params (append "
+                        f'{voice.base}::hts_engine_params (list \'("-r" {s["rate"]}))))\n')
+            stretch = s["duration_stretch"]
+            return f"(voice_{voice.base})\n(Parameter.set 'Duration_Stretch {stretch})\n"
         if voice.base.endswith("_hts"):
             return (
                 f"(voice_{voice.base})\n(set! hts_engine_params (append "
@@ -258,20 +268,73 @@ class FestivalEngine(Engine):
         )
 
     def render_raw(self, voice: Voice, texts: list[str], scratch: Path) -> Rendered:
-        lines = [self._setup(voice)]
+        lang = voice.synth.get("lang")
+        if lang:
+            texts = [accents.respell(t, lang) for t in texts]
         wavs = [scratch / f"v{i}.wav" for i in range(len(texts))]
-        for text, wav in zip(texts, wavs, strict=True):
+        encoding = accents.ACCENTS[lang].encoding if lang else "utf-8"
+        try:
+            self._run_script(voice, list(zip(texts, wavs, strict=True)), scratch, encoding)
+        except RuntimeError:
+            # Some voices (czech_machac) corrupt their heap after a run of utterances that
+            # each render fine alone: retry one process per text, paying start-up each time.
+            for text, wav in zip(texts, wavs, strict=True):
+                self._run_script(voice, [(text, wav)], scratch, encoding)
+        return [read_wav(w) for w in wavs]
+
+    def _run_script(self, voice: Voice, jobs: list[tuple[str, Path]], scratch: Path,
+                    encoding: str) -> None:
+        lines = [self._setup(voice)]
+        for text, wav in jobs:
             lines.append(
                 f"(set! utt (Utterance Text {_scheme_str(text)}))(utt.synth utt)"
                 f"(utt.save.wave utt {_scheme_str(str(wav))} 'riff)\n"
             )
         script = scratch / "render.scm"
-        script.write_text("".join(lines))
+        script.write_text("".join(lines), encoding=encoding)
         _run([self.binary, "--batch", str(script)])
-        return [read_wav(w) for w in wavs]
 
 
-ENGINES: dict[str, Engine] = {e.name: e for e in (EspeakEngine(), FliteEngine(), FestivalEngine())}
+class AccentEngine(FestivalEngine):
+    """Non-English festival voices reading respelled English (`training.accents`).
+
+    Its voices are festival voices (engine "festival"), so a leave-one-engine-out run that
+    holds festival out holds them out too. They only train: a respelling is an approximation
+    of the word, so their clips are never scored.
+    """
+
+    name = "festival-accent"
+    train_only = True
+    # festival voice -> (language, vocal-tract scale of the speaker relative to an adult male)
+    ACCENT_BASES: dict[str, tuple[str, float]] = {
+        "lp_diphone": ("it", 1.15), "pc_diphone": ("it", 1.0),
+        "suo_fi_lj_diphone": ("fi", 1.15), "hy_fi_mv_diphone": ("fi", 1.0),
+        "czech_dita": ("cs", 1.15), "czech_krb": ("cs", 1.25), "czech_machac": ("cs", 1.0),
+        "czech_ph": ("cs", 1.0), "upc_ca_ona_hts": ("ca", 1.15), "msu_ru_nsh_clunits": ("ru", 1.0),
+    }  # fmt: skip
+    BASES = tuple(ACCENT_BASES)
+
+    def available(self) -> bool:
+        installed = {p.name for p in self.VOICE_ROOT.glob("*/*")}
+        return super().available() and set(self.BASES) <= installed
+
+    def make_voice(self, seed: int, index: int) -> Voice:
+        rng = voice_rng(self.name, seed, index)
+        base = self.BASES[int(rng.integers(len(self.BASES)))]
+        lang, tract = self.ACCENT_BASES[base]
+        c = _common(rng, tract)
+        c["f0"] = 0.0  # each language's intonation model sets it
+        synth: dict[str, Any] = {"lang": lang}
+        if base.endswith("_hts"):
+            synth["rate"] = round(float(rng.uniform(0.55, 1.25)), 3)
+        else:  # czech_machac crashes on long stretches; tempo post-processing does the rest
+            synth["duration_stretch"] = round(float(rng.uniform(0.8, 1.5)), 3)
+        return _voice("festival", seed, index, base, c, id_prefix=self.name, **synth)
+
+
+ENGINES: dict[str, Engine] = {
+    e.name: e for e in (EspeakEngine(), FliteEngine(), FestivalEngine(), AccentEngine())
+}
 
 
 def make_voices(engine: str, n: int, seed: int, start: int = 0) -> list[Voice]:
