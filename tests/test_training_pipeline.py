@@ -93,16 +93,16 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
         pytest.skip("TensorFlow is not installed (pip install 'kws-edge-node[train]')")
     work, installed = tmp_path / "work", tmp_path / "installed" / "model.tflite"
     run("-m", "training.cli", "default", "--work", str(work), "--voices",
-        "espeak=3,flite=2,festival=1", "--silence", "30", "--stream-minutes", "0.5",
-        "--mine-minutes", "1", "--hard-negatives", "--epochs", "3", "--no-loeo",
-        "--install", str(installed))
+        "espeak=3,flite=2,festival=1,festival-accent=2", "--silence", "30",
+        "--stream-minutes", "0.5", "--mine-minutes", "1", "--hard-negatives", "--epochs", "3",
+        "--no-loeo", "--install", str(installed))
     mined = (work / "mined" / "clips.csv").read_text().splitlines()
     assert len(mined) > 100 and json.loads((work / "mined" / "dataset.json").read_text())[
         "kind"] == "stream-windows"
     assert (work / "hard" / "clips.csv").is_file() and (work / "first" / "final").is_dir()
     report = json.loads((work / "run" / "report.json").read_text())
     assert report["streaming"]["commands"] > 0
-    assert read_manifest(installed).version == "1.1.0"
+    assert read_manifest(installed).version == "1.2.0"
 
 
 def test_leave_one_engine_out_over_seeds_reports_each_seed(trained, tmp_path):
@@ -119,3 +119,42 @@ def test_leave_one_engine_out_over_seeds_reports_each_seed(trained, tmp_path):
         assert all(0.0 <= a <= 1.0 for a in per_seed["command_accuracy"])
     assert "| espeak |" in done.stdout and (out / "seeds.md").read_text() in done.stdout + "\n"
     assert not (out / "final").exists()
+
+
+WEIGHT_AVERAGE_SCRIPT = """
+import json, sys
+import numpy as np
+from training.train import TrainSettings, fit
+
+rng = np.random.default_rng(0)
+def toy(n):
+    # class k: a bump on mel bands 4k..4k+3 over random frames, in noise
+    y = rng.integers(0, 3, n)
+    x = rng.normal(0, 1, (n, 49, 40)).astype(np.float32)
+    for i, k in enumerate(y):
+        x[i, 10:40, 4 * k:4 * k + 4] += 2.0
+    return x, y
+x, y = toy(600)
+xv, yv = toy(200)
+out = {}
+for momentum in (0.0, 0.9):
+    settings = TrainSettings(epochs=3, batch_size=32, seed=3, weight_average=momentum)
+    model, history, _ = fit(x, y, np.ones(len(y)), xv, yv, 3, settings, verbose=0)
+    pred = model.predict(xv[..., None], verbose=0).argmax(axis=1)
+    out[str(momentum)] = {"accuracy": float(np.mean(pred == yv)),
+                          "best_val": max(history["val_accuracy"]),
+                          "weights": float(sum(np.abs(w).sum() for w in model.get_weights()))}
+print(json.dumps(out))
+"""
+
+
+def test_weight_averaging_trains_and_returns_the_best_averaged_weights():
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed")
+    done = run("-c", WEIGHT_AVERAGE_SCRIPT)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    plain, averaged = result["0.0"], result["0.9"]
+    assert averaged["weights"] != plain["weights"]
+    # the model returned is the one validation picked: its accuracy is the best epoch's
+    assert averaged["accuracy"] == pytest.approx(averaged["best_val"], abs=1e-6)
+    assert averaged["accuracy"] > 0.9 and plain["accuracy"] > 0.9

@@ -144,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out=args.out, commands=words, features=features,
         train=TrainSettings(architecture=args.arch, epochs=args.epochs, seed=args.seed,
                             batch_size=args.batch_size, freq_warp=args.freq_warp,
-                            time_warp=args.time_warp),
+                            time_warp=args.time_warp, weight_average=args.weight_average),
         copies=args.copies, augment=AugmentSettings(p_resynth=args.resynth),
         leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
         name=args.name,
@@ -359,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="online mel-axis stretch, 1 +/- this (0 = off)")
     train.add_argument("--time-warp", type=float, default=0.0,
                        help="online time-axis stretch about the centre, 1 +/- this (0 = off)")
+    train.add_argument("--weight-average", type=float, default=0.0,
+                       help="momentum of a moving average of the weights (e.g. 0.999; 0 = off)")
     train.add_argument("--resynth", type=float, default=0.0,
                        help="share of augmented speech re-spoken through an LPC vocoder")
     train.add_argument("--normalisation", choices=("none", "cmn", "mvn"), default="mvn")
@@ -419,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     default = sub.add_parser("default", help="rebuild the node's bundled default model")
     default.add_argument("--work", type=Path, default=Path("runs/default"))
-    default.add_argument("--voices", default="espeak=250,flite=120,festival=60")
+    default.add_argument("--voices",
+                         default="espeak=250,flite=120,festival=60,festival-accent=120")
     default.add_argument("--silence", type=int, default=1500)
     default.add_argument("--stream-minutes", type=float, default=30.0)
     default.add_argument("--hard-negatives", action="store_true",
@@ -433,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)
     default.add_argument("--workers", type=int, default=2)
-    default.add_argument("--version", default="1.1.0")
+    default.add_argument("--version", default="1.2.0")
     default.add_argument("--no-loeo", action="store_true")
     default.add_argument("--install", type=Path, default=DEFAULT_MODEL,
                          help="where the node's default model lives")

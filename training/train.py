@@ -32,7 +32,52 @@ class TrainSettings:
     time_warp: float = 0.0
     """Online augmentation: each example's time axis is stretched about its centre by a
     random factor within 1 +/- this (speaking rate)."""
+    weight_average: float = 0.0
+    """When > 0, the momentum of an exponential moving average of the weights, updated every
+    batch; validation, early stopping and the returned model use the averaged weights (0 = off).
+    Averaged weights sit in flatter minima, which transfer better to unseen voices."""
     seed: int = 1
+
+
+def _weight_average_callback(momentum: float) -> Any:
+    """A Keras callback keeping an exponential moving average of the model's weights.
+
+    Validation runs on the averaged weights (swapped in and out around it); the best averaged
+    weights by validation accuracy are kept and installed when training ends.
+    """
+    import tensorflow as tf
+
+    class WeightAverage(tf.keras.callbacks.Callback):
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.average = [w.copy() for w in self.model.get_weights()]
+            self.raw: list[np.ndarray] | None = None
+            self.best: list[np.ndarray] | None = None
+            self.best_accuracy = -1.0
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            for avg, w in zip(self.average, self.model.get_weights(), strict=True):
+                avg *= momentum
+                avg += (1.0 - momentum) * w
+
+        def on_test_begin(self, logs: Any = None) -> None:
+            self.raw = self.model.get_weights()
+            self.model.set_weights(self.average)
+
+        def on_test_end(self, logs: Any = None) -> None:
+            if self.raw is not None:
+                self.model.set_weights(self.raw)
+                self.raw = None
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            accuracy = float((logs or {}).get("val_accuracy", -1.0))
+            if accuracy > self.best_accuracy:
+                self.best_accuracy = accuracy
+                self.best = [w.copy() for w in self.average]
+
+        def on_train_end(self, logs: Any = None) -> None:
+            self.model.set_weights(self.best if self.best is not None else self.average)
+
+    return WeightAverage()
 
 
 def warp_features(x: Any, freq_warp: float, time_warp: float, seed: int) -> Any:
@@ -109,9 +154,12 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray, x_val: np
     train = train.prefetch(2)
     val = (tf.data.Dataset.from_tensor_slices((x_val[..., None], one_hot[y_val]))
            .batch(512).map(lambda x, y: (tf.cast(x, tf.float32), y)))
-    stop = tf.keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=settings.patience,
-                                            restore_best_weights=True, mode="max")
-    history = model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=[stop],
+    averaging = settings.weight_average > 0
+    callbacks = [_weight_average_callback(settings.weight_average)] if averaging else []
+    callbacks.append(tf.keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", patience=settings.patience, restore_best_weights=not averaging,
+        mode="max"))
+    history = model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=callbacks,
                         verbose=verbose)
     log.info("trained %s: %d params, best val accuracy %.3f", settings.architecture,
              model.count_params(), max(history.history["val_accuracy"]))
