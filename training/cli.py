@@ -265,25 +265,24 @@ def cmd_default(args: argparse.Namespace) -> int:
                                     silence=1000, words=None, seed=args.seed,
                                     workers=args.workers))
     sources = ["--data", str(data)] + (["--data", str(mined)] if args.mine_minutes > 0 else [])
+    recipe = ["--seed", str(args.seed), "--epochs", str(args.epochs), "--copies", str(args.copies),
+              "--workers", str(args.workers), "--name", "kws-default", "--arch", args.arch,
+              "--resynth", str(args.resynth), "--weight-average", str(args.weight_average)]
     if args.mine_minutes > 0 and args.hard_negatives:
         hard = work / "hard"
         if not (hard / "clips.csv").is_file():
             # A first model, trained without the leave-one-engine-out runs, shows which
             # windows of the mining recording it falsely fires on; they are trained on next.
             first = work / "first"
-            cmd_train(build_parser().parse_args([
-                "train", *sources, "--out", str(first), "--seed", str(args.seed), "--epochs",
-                str(args.epochs), "--copies", str(args.copies), "--workers", str(args.workers),
-                "--name", "kws-default", "--arch", args.arch, "--no-loeo"]))
+            cmd_train(build_parser().parse_args(
+                ["train", *sources, "--out", str(first), *recipe, "--no-loeo"]))
             cmd_hard(argparse.Namespace(recording=mined / "recording.wav", out=hard,
                                         model=first / "final" / "model_int8.tflite",
                                         threshold=0.4, words=None))
         sources += ["--data", str(hard)]
     train_args = build_parser().parse_args([
-        "train", *sources, "--out", str(work / "run"), "--seed", str(args.seed),
-        "--stream", str(recording), "--epochs", str(args.epochs), "--copies", str(args.copies),
-        "--workers", str(args.workers), "--version", args.version, "--name", "kws-default",
-        "--arch", args.arch,
+        "train", *sources, "--out", str(work / "run"), *recipe, "--stream", str(recording),
+        "--version", args.version,
         *(["--no-loeo"] if args.no_loeo else []),
         *(["--install", str(args.install)] if args.install else []),
         *(["--benchmarks", str(args.benchmarks)] if args.benchmarks else []),
@@ -432,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--mine-minutes", type=float, default=60.0,
                          help="recording (training voices) to cut streaming windows from; 0: off")
     default.add_argument("--arch", choices=("tcresnet", "dscnn"), default="tcresnet")
+    default.add_argument("--resynth", type=float, default=0.3,
+                         help="share of augmented speech re-spoken through an LPC vocoder")
+    default.add_argument("--weight-average", type=float, default=0.998,
+                         help="momentum of the moving average of the weights (0 = off)")
     default.add_argument("--epochs", type=int, default=20)
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)
