@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from bench.mqtt_common import TimedSubscriber
-from bench.record import machine, write_section
 from edge_node.detector import DetectorSettings
 from edge_node.events import EventHub
 from edge_node.model import DEFAULT_MODEL, Model, read_manifest
@@ -40,6 +39,7 @@ from provisioning.broker import BrokerOptions
 from provisioning.keys import keygen
 from provisioning.push import Pusher, scope_for
 from tests.mqtt_broker import Broker
+from training.benchmarks import machine, write_section
 
 ARTICLE = DEFAULT_MODEL.parent / "article_cnn.tflite"
 

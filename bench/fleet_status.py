@@ -36,13 +36,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from bench.record import machine, write_section
 from provisioning.broker import BrokerOptions
 from provisioning.inventory import load_inventory
 from provisioning.render import render
 from provisioning.status import FleetStatus, NodeState
 from tests.fleet_helpers import fleet_broker
 from tests.mqtt_node import REPO
+from training.benchmarks import machine, write_section
 
 
 class Sims:

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.mqtt_common import RealNode, TimedSubscriber, build_recording, match
-from bench.record import machine, write_section
 from tests.mqtt_broker import Broker
+from training.benchmarks import machine, write_section
 
 TOPIC = "kws/bench/detection"
 

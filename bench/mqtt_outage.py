@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.mqtt_common import RealNode, TimedSubscriber, Word, build_recording, dedup
-from bench.record import machine, write_section
 from tests.mqtt_broker import Broker
+from training.benchmarks import machine, write_section
 
 TOPIC = "kws/bench/detection"
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.record import machine, write_section
 from edge_node.audio.wav import read_wav_mono16k, write_wav
 from edge_node.config import DEFAULT_EXAMPLE
 from edge_node.features import make_extractor
 from edge_node.model import DEFAULT_MODEL, Model, load_interpreter_class, read_manifest
+from training.benchmarks import machine, write_section
 
 ARTICLE_MODEL = DEFAULT_MODEL.with_name("article_cnn.tflite")
 HOP = 1600

@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.record import machine, write_section
 from edge_node.model import DEFAULT_MODEL, read_manifest
+from training.benchmarks import machine, write_section
 from training.metrics import streaming_scores
 from training.vocab import COMMANDS
 

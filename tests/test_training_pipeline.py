@@ -158,3 +158,18 @@ def test_weight_averaging_trains_and_returns_the_best_averaged_weights():
     # the model returned is the one validation picked: its accuracy is the best epoch's
     assert averaged["accuracy"] == pytest.approx(averaged["best_val"], abs=1e-6)
     assert averaged["accuracy"] > 0.9 and plain["accuracy"] > 0.9
+
+
+def test_console_script_records_benchmarks_from_any_directory(trained, tmp_path):
+    """`kws-train ... --benchmarks` must not depend on the source checkout being the cwd."""
+    _, out = trained
+    script = os.path.join(os.path.dirname(sys.executable), "kws-train")
+    if not os.path.exists(script):
+        pytest.skip("kws-train console script not installed")
+    benchmarks = tmp_path / "BENCHMARKS.md"
+    done = subprocess.run([script, "report", str(out), "--benchmarks", str(benchmarks)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = benchmarks.read_text()
+    assert "<!-- training-" in text and "Final model on held-out voices" in text
+    assert "| int8/ai-edge-litert |" in text

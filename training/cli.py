@@ -178,7 +178,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def record_benchmarks(report: dict, benchmarks: Path, name: str, arch: str, command: str) -> None:
     """Write a run's figures into BENCHMARKS.md (needs the source checkout's bench/)."""
-    from bench.record import write_section
+    from training.benchmarks import write_section
     from training.report import benchmark_summary
 
     write_section(f"training-{name}", f"Training: {name} ({arch})",

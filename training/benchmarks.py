@@ -1,4 +1,8 @@
-"""Write one benchmark's section into BENCHMARKS.md, replacing that section's previous text."""
+"""Write one benchmark's section into BENCHMARKS.md, replacing that section's previous text.
+
+Used by `kws-train --benchmarks` and the `bench/` scripts; it lives in the installed `training`
+package so the `kws-train` console script finds it from any directory.
+"""
 
 from __future__ import annotations
 
