@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from edge_node.model import DEFAULT_MODEL, read_manifest
 from training.benchmarks import machine, write_section
 from training.metrics import streaming_scores
+from training.node_eval import node_detections
 from training.vocab import COMMANDS
-
-
-def detect(recording: Path, model: Path, threshold: float) -> list[dict]:
-    out = subprocess.run([sys.executable, "-m", "edge_node", "detect", str(recording),
-                          "--model", str(model), "--threshold", str(threshold), "--json"],
-                         check=True, capture_output=True, text=True)
-    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
 def main() -> None:
@@ -37,8 +29,8 @@ def main() -> None:
     meta = json.loads(args.recording.with_suffix(".json").read_text())
     rows = []
     for threshold in (float(t) for t in args.thresholds.split(",")):
-        scores = streaming_scores(detect(args.recording, args.model, threshold), meta["events"],
-                                  meta["duration_s"], COMMANDS)
+        detections = node_detections(args.model, args.recording, threshold)
+        scores = streaming_scores(detections, meta["events"], meta["duration_s"], COMMANDS)
         rows.append((threshold, scores))
         print(json.dumps({"threshold": threshold,
                           **{k: v for k, v in scores.items() if k != "false_examples"}}))

@@ -7,7 +7,6 @@ import argparse
 import json
 import logging
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,26 +94,9 @@ def cmd_mine(args: argparse.Namespace) -> int:
     return 0
 
 
-def streaming_evaluation(model: Path, recording: Path, commands: Sequence[str]) -> dict:
-    """Run the recording through the node's own detector (`edge-node detect`) and score it."""
-    from training.metrics import streaming_scores
-
-    events = json.loads(recording.with_suffix(".json").read_text())
-    return streaming_scores(node_detections(model, recording), events["events"],
-                            events["duration_s"], commands)
-
-
-def node_detections(model: Path, recording: Path, threshold: float | None = None) -> list[dict]:
-    """What the node's own streaming detector reports on a recording (`edge-node detect`)."""
-    extra = ["--threshold", str(threshold)] if threshold is not None else []
-    out = subprocess.run([sys.executable, "-m", "edge_node", "detect", str(recording), "--model",
-                          str(model), "--json", *extra], check=True, capture_output=True,
-                         text=True)
-    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-
-
 def cmd_hard(args: argparse.Namespace) -> int:
     """Windows behind a model's false activations on a mining recording (train-only data)."""
+    from training.node_eval import node_detections
     from training.stream_mining import mine_hard
 
     words = tuple(args.words.split(",")) if args.words else COMMANDS
@@ -163,6 +145,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     ours_int8 = settings.quantize and args.arch != "article_cnn"
     chosen = final.with_name("model_int8.tflite") if ours_int8 else final
     if args.stream:
+        from training.node_eval import streaming_evaluation
+
         report["streaming"] = streaming_evaluation(chosen, args.stream, words)
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     path = write_report(report, settings.labels, args.out)
@@ -177,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def record_benchmarks(report: dict, benchmarks: Path, name: str, arch: str, command: str) -> None:
-    """Write a run's figures into BENCHMARKS.md (needs the source checkout's bench/)."""
+    """Write a run's figures into a BENCHMARKS.md."""
     from training.benchmarks import write_section
     from training.report import benchmark_summary
 
@@ -187,6 +171,8 @@ def record_benchmarks(report: dict, benchmarks: Path, name: str, arch: str, comm
 
 def cmd_stream_eval(args: argparse.Namespace) -> int:
     """Score a model's streaming detections on a recording; optionally update a run's report."""
+    from training.node_eval import streaming_evaluation
+
     words = tuple(args.words.split(",")) if args.words else COMMANDS
     result = streaming_evaluation(args.model, args.recording, words)
     print(json.dumps({k: v for k, v in result.items() if k != "false_examples"}))

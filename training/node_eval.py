@@ -1,4 +1,4 @@
-"""Score an exported model in the node's own runtime, in a separate process.
+"""Score an exported model in the node's own runtime and streaming detector, in a separate process.
 
 Re-evaluating the `.tflite` (not the Keras model) catches conversion and quantisation damage.
 It runs in a child process with EDGE_NODE_TFLITE_RUNTIME set, so each runtime is measured
@@ -8,10 +8,12 @@ fails to create interpreters).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,24 @@ def predict_in_runtime(model: Path, features: np.ndarray, runtime: str) -> np.nd
         subprocess.run([sys.executable, "-m", "training.node_eval", str(model), str(inputs),
                         str(outputs)], check=True, env=env)
         return np.load(outputs)
+
+
+def streaming_evaluation(model: Path, recording: Path, commands: Sequence[str]) -> dict:
+    """Run the recording through the node's own detector (`edge-node detect`) and score it."""
+    from training.metrics import streaming_scores
+
+    events = json.loads(recording.with_suffix(".json").read_text())
+    return streaming_scores(node_detections(model, recording), events["events"],
+                            events["duration_s"], commands)
+
+
+def node_detections(model: Path, recording: Path, threshold: float | None = None) -> list[dict]:
+    """What the node's own streaming detector reports on a recording (`edge-node detect`)."""
+    extra = ["--threshold", str(threshold)] if threshold is not None else []
+    out = subprocess.run([sys.executable, "-m", "edge_node", "detect", str(recording), "--model",
+                          str(model), "--json", *extra], check=True, capture_output=True,
+                         text=True)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
 def main(argv: list[str]) -> None:
