@@ -250,17 +250,14 @@ class FestivalEngine(Engine):
 
     def _setup(self, voice: Voice) -> str:
         s = voice.synth
-        if "lang" in s:  # accented voice: speaking rate only; its own intonation model
-            if "rate" in s:
-                return (f"(voice_{voice.base})\n(set! hts_engine_params (append "
-                        f'{voice.base}::hts_engine_params (list \'("-r" {s["rate"]}))))\n')
-            stretch = s["duration_stretch"]
-            return f"(voice_{voice.base})\n(Parameter.set 'Duration_Stretch {stretch})\n"
         if voice.base.endswith("_hts"):
             return (
                 f"(voice_{voice.base})\n(set! hts_engine_params (append "
                 f'{voice.base}::hts_engine_params (list \'("-r" {s["rate"]}))))\n'
             )
+        if "lang" in s:  # accented diphone voice: rate only; its language's own intonation
+            stretch = s["duration_stretch"]
+            return f"(voice_{voice.base})\n(Parameter.set 'Duration_Stretch {stretch})\n"
         return (
             f"(voice_{voice.base})\n(Parameter.set 'Duration_Stretch {s['duration_stretch']})\n"
             f"(set! int_lr_params '((target_f0_mean {s['f0_mean']}) (target_f0_std "
