@@ -138,7 +138,7 @@ class VoiceMasks:
     """Which clips of a `Prepared` set may train, validate and be scored."""
 
     scored: np.ndarray
-    """Clips that validation and test sets may use (not windows mined from a stream)."""
+    """Clips that validation and test sets may use (not mined windows, not accented voices)."""
     val_voices: np.ndarray
     """Clips of the voices held out for validation: never trained on."""
 
