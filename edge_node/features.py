@@ -16,20 +16,27 @@ Profiles:
   noverlap=124, nfft=256)`` magnitude, shape (129, 124).
 - ``logmel``: log mel energies (default 40 bands, 30 ms window, 20 ms hop -> 49 frames per
   second) with a per-window normalisation chosen by the manifest.
+- ``speech-embedding``: Google's speech_embedding network over the window (96 values every
+  50 ms by default; `edge_node.speech_embedding`), pre-trained on real speech.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from edge_node.speech_embedding import EmbeddingStream, SpeechEmbedding
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE
 
 STFT_PROFILE = "stft129x124"
 LOGMEL_PROFILE = "logmel"
+EMBEDDING_PROFILE = "speech-embedding"
+PROFILES = (STFT_PROFILE, LOGMEL_PROFILE, EMBEDDING_PROFILE)
 NORMALISATIONS = ("none", "cmn", "mvn")
 LOG_FLOOR = 1e-10
 """Added to mel power before the log: far below any real microphone's noise floor."""
@@ -128,6 +135,38 @@ class LogMelParams:
     @property
     def n_frames(self) -> int:
         return 1 + (self.clip_samples - self.window_samples) // self.hop_samples
+
+
+@dataclass(frozen=True)
+class EmbeddingParams:
+    """Parameters of the speech-embedding profile; stored in each model's manifest."""
+
+    step_ms: int = 50
+    """Time between the window's embeddings; the streaming hop must be a multiple of it."""
+    clip_ms: int = 1000
+    """Length of the audio window the model sees; a multiple of `step_ms`."""
+
+    def __post_init__(self) -> None:
+        if self.step_ms < 30 or self.step_ms % 10 or self.clip_ms % self.step_ms:
+            raise FeatureConfigError(
+                "speech-embedding step_ms must be a multiple of 10, at least 30, dividing clip_ms")
+        if self.count < 1:
+            raise FeatureConfigError("speech-embedding clip_ms is too short for one embedding")
+
+    @property
+    def step_samples(self) -> int:
+        return SAMPLE_RATE * self.step_ms // 1000
+
+    @property
+    def clip_samples(self) -> int:
+        return SAMPLE_RATE * self.clip_ms // 1000
+
+    @property
+    def count(self) -> int:
+        """Embeddings per window."""
+        from edge_node.speech_embedding import embedding_count
+
+        return embedding_count(self.clip_samples, self.step_samples)
 
 
 class LogMel:
@@ -241,15 +280,32 @@ def logmel_spec(**overrides: Any) -> FeatureSpec:
     return FeatureSpec(LOGMEL_PROFILE, asdict(LogMelParams(**overrides)))
 
 
+def embedding_spec(**overrides: Any) -> FeatureSpec:
+    """The default speech-embedding profile as a manifest entry."""
+    return FeatureSpec(EMBEDDING_PROFILE, asdict(EmbeddingParams(**overrides)))
+
+
+def spec_for_profile(profile: str) -> FeatureSpec:
+    """A profile's manifest entry with default parameters."""
+    if profile == LOGMEL_PROFILE:
+        return logmel_spec()
+    if profile == EMBEDDING_PROFILE:
+        return embedding_spec()
+    if profile == STFT_PROFILE:
+        return FeatureSpec(STFT_PROFILE)
+    raise FeatureConfigError(f"unknown feature profile {profile!r}; known: {PROFILES}")
+
+
 class FeatureExtractor:
     """A profile bound to its parameters: one-shot `compute` and streaming `stream`."""
 
-    def __init__(self, spec: FeatureSpec) -> None:
+    def __init__(self, spec: FeatureSpec, runtime: str | None = None) -> None:
         self.spec = spec
+        self.logmel: LogMel | None = None
+        self.embedding: SpeechEmbedding | None = None
         if spec.profile == STFT_PROFILE:
             if spec.params:
                 raise FeatureConfigError(f"profile {STFT_PROFILE} takes no parameters")
-            self.logmel: LogMel | None = None
             self.shape: tuple[int, ...] = (129, 124)
             self.clip_samples = CLIP_SAMPLES
             self.frame_step = 1
@@ -262,13 +318,36 @@ class FeatureExtractor:
             self.shape = self.logmel.shape
             self.clip_samples = params.clip_samples
             self.frame_step = params.hop_samples
+        elif spec.profile == EMBEDDING_PROFILE:
+            from edge_node.speech_embedding import EmbeddingUnavailableError, SpeechEmbedding
+
+            try:
+                self.embedding_params = EmbeddingParams(**spec.params)
+            except TypeError as exc:
+                raise FeatureConfigError(f"bad speech-embedding parameters: {exc}") from exc
+            try:
+                self.embedding = SpeechEmbedding(runtime)
+            except EmbeddingUnavailableError as exc:
+                raise FeatureConfigError(str(exc)) from exc
+            from edge_node.speech_embedding import EMBEDDING_SIZE
+
+            self.shape = (self.embedding_params.count, EMBEDDING_SIZE)
+            self.clip_samples = self.embedding_params.clip_samples
+            self.frame_step = self.embedding_params.step_samples
         else:
-            raise FeatureConfigError(
-                f"unknown feature profile {spec.profile!r}; known: {STFT_PROFILE}, {LOGMEL_PROFILE}"
-            )
+            raise FeatureConfigError(f"unknown feature profile {spec.profile!r}; known: {PROFILES}")
+
+    @property
+    def is_spectrogram(self) -> bool:
+        """Time x frequency features (SpecAugment and mel-axis warping make sense on them)."""
+        return self.embedding is None
 
     def compute(self, waveform: np.ndarray) -> np.ndarray:
         """Features of one clip; a clip of exactly the window length is used as it is."""
+        if self.embedding is not None:
+            p = self.embedding_params
+            return self.embedding.window_features(
+                centre_clip(waveform, self.clip_samples), p.step_samples)
         if self.logmel is None:
             return stft129x124(fit_clip(waveform, self.clip_samples))
         return self.logmel.compute(waveform)
@@ -282,8 +361,9 @@ class StreamingFeatures:
 
     Audio is pushed in hops; `features()` returns the features of the most recent clip-length
     window, identical to `compute()` on that window when the hop is a multiple of the frame step.
-    For log-mel only the frames completed by each push are computed; earlier frames are kept in
-    a ring. The article's STFT profile normalises the whole window, so it is recomputed.
+    For log-mel and speech embeddings only the frames (and embeddings) completed by each push
+    are computed; earlier ones are kept in a ring. The article's STFT profile normalises the
+    whole window, so it is recomputed.
     """
 
     def __init__(self, extractor: FeatureExtractor) -> None:
@@ -296,6 +376,14 @@ class StreamingFeatures:
             p = logmel.params
             self._pending = np.zeros(0, dtype=np.float32)
             self._frames = np.full((p.n_frames, p.n_mels), np.log(LOG_FLOOR), dtype=np.float32)
+        self._embeddings: EmbeddingStream | None = None
+        if extractor.embedding is not None:
+            from edge_node.speech_embedding import EmbeddingStream
+
+            p_emb = extractor.embedding_params
+            self._embeddings = EmbeddingStream(extractor.embedding, p_emb.step_samples, p_emb.count)
+            # As if the stream had been preceded by silence, like the audio ring.
+            self._embeddings.push(np.zeros(self.clip_samples, dtype=np.float32))
 
     def push(self, block: np.ndarray) -> None:
         block = np.asarray(block, dtype=np.float32)
@@ -306,6 +394,9 @@ class StreamingFeatures:
             self.audio[:-n] = self.audio[n:]
             self.audio[-n:] = block
         self.samples_seen += n
+        if self._embeddings is not None and n:
+            self._embeddings.push(block)
+            return
         logmel = self.extractor.logmel
         if logmel is None or n == 0:
             return
@@ -325,14 +416,18 @@ class StreamingFeatures:
         return self.audio
 
     def features(self) -> np.ndarray:
+        if self._embeddings is not None:
+            return self._embeddings.features()
         logmel = self.extractor.logmel
         if logmel is None:
             return self.extractor.compute(self.audio)
         return logmel.normalise(self._frames)
 
 
-def make_extractor(spec: FeatureSpec | dict[str, Any]) -> FeatureExtractor:
-    """Build the extractor a manifest asks for."""
+def make_extractor(spec: FeatureSpec | dict[str, Any],
+                   runtime: str | None = None) -> FeatureExtractor:
+    """Build the extractor a manifest asks for (`runtime`: the TFLite runtime for profiles that
+    run a network)."""
     if isinstance(spec, dict):
         spec = FeatureSpec.from_json(spec)
-    return FeatureExtractor(spec)
+    return FeatureExtractor(spec, runtime)

@@ -1,4 +1,4 @@
-"""Model runtime: one shim over tflite-runtime and ai-edge-litert, plus the model manifest.
+"""The classifier model and its manifest (the runtime shim is `edge_node.runtime`).
 
 The node never imports TensorFlow. The interpreter is created once per model and reused for
 every window (the article rebuilt it for each inference). Each ``model.tflite`` has a
@@ -9,10 +9,8 @@ manifest against the model's tensors at load and refuses a model that disagrees.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +18,10 @@ from typing import Any
 import numpy as np
 
 from edge_node.features import FeatureConfigError, FeatureExtractor, FeatureSpec, make_extractor
+from edge_node.runtime import RuntimeUnavailableError, load_interpreter_class
 
 log = logging.getLogger(__name__)
 
-RUNTIME_ENV = "EDGE_NODE_TFLITE_RUNTIME"
-RUNTIMES = {
-    "ai-edge-litert": "ai_edge_litert.interpreter",
-    "tflite-runtime": "tflite_runtime.interpreter",
-}
 MANIFEST_FORMAT = 1
 OUTPUT_KINDS = ("probabilities", "logits")
 DEFAULT_MODEL = Path(__file__).parent / "models" / "default.tflite"
@@ -35,28 +29,6 @@ DEFAULT_MODEL = Path(__file__).parent / "models" / "default.tflite"
 
 class ModelError(RuntimeError):
     """A model that cannot be used: missing, corrupt, or disagreeing with its manifest."""
-
-
-def load_interpreter_class(preferred: str | None = None) -> tuple[str, type]:
-    """The Interpreter class of the installed runtime (`preferred` or $EDGE_NODE_TFLITE_RUNTIME
-    first, then ai-edge-litert, then tflite-runtime)."""
-    preferred = preferred or os.environ.get(RUNTIME_ENV) or None
-    if preferred and preferred not in RUNTIMES:
-        raise ModelError(f"unknown TFLite runtime {preferred!r}; use one of {sorted(RUNTIMES)}")
-    order = [preferred] if preferred else list(RUNTIMES)
-    errors = []
-    for name in order:
-        try:
-            module = importlib.import_module(RUNTIMES[name])
-        except ImportError as exc:
-            errors.append(f"{name}: {exc}")
-            continue
-        return name, module.Interpreter
-    raise ModelError(
-        "no TensorFlow Lite runtime could be imported ("
-        + "; ".join(errors)
-        + "); install 'ai-edge-litert' or 'tflite-runtime'"
-    )
 
 
 @dataclass(frozen=True)
@@ -163,10 +135,13 @@ class Model:
         if self.manifest.sha256 and file_sha256(self.path) != self.manifest.sha256:
             raise ModelError(f"{self.path}: sha256 does not match its manifest (corrupt?)")
         try:
-            self.features: FeatureExtractor = make_extractor(self.manifest.features)
+            self.runtime, interpreter_class = load_interpreter_class(runtime)
+        except RuntimeUnavailableError as exc:
+            raise ModelError(str(exc)) from exc
+        try:
+            self.features: FeatureExtractor = make_extractor(self.manifest.features, self.runtime)
         except FeatureConfigError as exc:
             raise ModelError(f"{self.path}: {exc}") from exc
-        self.runtime, interpreter_class = load_interpreter_class(runtime)
         try:
             self.interpreter = interpreter_class(model_path=str(self.path), num_threads=1)
             self.interpreter.allocate_tensors()

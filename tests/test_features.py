@@ -1,4 +1,5 @@
-"""The one feature module: the article's profile against scipy, log-mel streaming vs batch."""
+"""The one feature module: the article's profile against scipy; log-mel and speech-embedding
+streaming vs batch."""
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from edge_node.features import (
     FeatureConfigError,
     FeatureSpec,
     article_normalise,
+    embedding_spec,
     logmel_spec,
     make_extractor,
 )
@@ -49,7 +51,7 @@ def test_logmel_shape_and_gain_invariance():
     assert abs(float(loud.mean())) < 1e-4 and abs(float(loud.std()) - 1.0) < 1e-2
 
 
-@pytest.mark.parametrize("profile", [logmel_spec(), FeatureSpec("stft129x124")])
+@pytest.mark.parametrize("profile", [logmel_spec(), FeatureSpec("stft129x124"), embedding_spec()])
 def test_streaming_features_equal_batch_features_on_every_window(profile):
     extractor = make_extractor(profile)
     stream = extractor.stream()
@@ -82,7 +84,41 @@ def test_streaming_handles_odd_block_sizes():
     ({"profile": "logmel", "params": {"bands": 40}}, "bad log-mel parameters"),
     ({"profile": "stft129x124", "params": {"n_fft": 512}}, "takes no parameters"),
     ({"params": {}}, "profile"),
+    ({"profile": "speech-embedding", "params": {"step_ms": 45}}, "step_ms"),
+    ({"profile": "speech-embedding", "params": {"clip_ms": 500}}, "too short"),
+    ({"profile": "speech-embedding", "params": {"hop": 1}}, "bad speech-embedding"),
 ])
 def test_bad_feature_specs_are_refused_clearly(spec, message):
     with pytest.raises(FeatureConfigError, match=message):
         make_extractor(spec)
+
+
+def test_speech_embedding_window_shape_and_exact_streaming_through_silence():
+    """The mel graph floors at 80 dB below its input's peak, so digital silence next to speech
+    is where a different block grid would show; streaming and batch must still agree."""
+    extractor = make_extractor(embedding_spec())
+    assert extractor.shape == (4, 96) and extractor.frame_step == 800
+    assert not extractor.is_spectrogram
+    audio = np.concatenate([np.zeros(8000, np.float32), speechlike(1.5, seed=5),
+                            np.zeros(12000, np.float32), 1e-6 * speechlike(1.0, seed=6)])
+    for hop in (800, 4000):
+        stream = extractor.stream()
+        for end in range(hop, audio.size + 1, hop):
+            stream.push(audio[end - hop : end])
+            window = np.concatenate([np.zeros(16000, np.float32), audio[:end]])[-16000:]
+            np.testing.assert_array_equal(stream.features(), extractor.compute(window))
+
+
+def test_speech_embedding_tells_sounds_apart():
+    extractor = make_extractor(embedding_spec())
+    tone, other = (extractor.compute(speechlike(1.0, seed=s)) for s in (1, 2))
+    hiss = extractor.compute(0.1 * np.random.default_rng(0).standard_normal(16000))
+    assert np.abs(tone - other).max() < np.abs(tone - hiss).max()
+
+
+def test_speech_embedding_without_its_package_is_a_clear_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyopen_wakeword", None)
+    with pytest.raises(FeatureConfigError, match="pyopen-wakeword"):
+        make_extractor(embedding_spec())

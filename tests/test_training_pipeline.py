@@ -76,6 +76,25 @@ def test_exported_model_classifies_in_the_node_runtime(trained, runtime):
     assert hits[True] / (hits[True] + hits[False]) >= 0.7
 
 
+def test_embedding_head_trains_exports_int8_and_classifies_in_the_node(trained, tmp_path):
+    """The speech-embedding path end to end: features from the pre-trained graphs, a dense head,
+    int8 export, and the node classifying through the same frontend."""
+    data, _ = trained
+    out = tmp_path / "emb"
+    run("-m", "training.cli", "train", *TRAIN_ARGS, "--arch", "embedding_dnn", "--data",
+        str(data), "--out", str(out))
+    model = out / "final" / "model_int8.tflite"
+    manifest = read_manifest(model)
+    assert manifest.features.profile == "speech-embedding"
+    assert model.stat().st_size < 100_000
+    done = run("-m", "edge_node", "classify", str(data / "espeak"), "--model", str(model),
+               "--json")
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    commands = [r for r in results if r["file"].split("/")[-2] in ("lights", "music")]
+    right = sum(r["label"] == r["file"].split("/")[-2] for r in commands)
+    assert len(commands) > 20 and right / len(commands) >= 0.7
+
+
 def test_same_command_and_seed_reproduce_the_result(trained, tmp_path):
     data, out = trained
     again = tmp_path / "again"

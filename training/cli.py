@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_node.features import FeatureSpec, logmel_spec
+from edge_node.features import EMBEDDING_PROFILE, FeatureSpec, embedding_spec, logmel_spec
 from edge_node.logs import setup_logging
 from edge_node.model import DEFAULT_MODEL, manifest_path
+from training.train import ARCHITECTURES
 from training.vocab import COMMANDS
 
 log = logging.getLogger("training")
@@ -105,6 +106,15 @@ def cmd_hard(args: argparse.Namespace) -> int:
     return 0
 
 
+def features_for(architecture: str, normalisation: str = "mvn") -> FeatureSpec:
+    """The feature profile an architecture is trained on."""
+    if architecture == "article_cnn":
+        return FeatureSpec("stft129x124")
+    if architecture == "embedding_dnn":
+        return embedding_spec()
+    return logmel_spec(normalisation=normalisation)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from training.augment import AugmentSettings
     from training.dataset import load_label_folders, load_synthetic, speech_commands_noise
@@ -120,13 +130,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         extra_noise = speech_commands_noise(args.speech_commands)
     if args.user:
         clips += load_label_folders(args.user, words, "user", weight=args.user_weight)
-    features: FeatureSpec = (FeatureSpec("stft129x124") if args.arch == "article_cnn"
-                             else logmel_spec(normalisation=args.normalisation))
+    features = features_for(args.arch, args.normalisation)
+    # Warping stretches a spectrogram's axes; an embedding's values have no such axes.
+    warp = features.profile != EMBEDDING_PROFILE
     settings = PipelineSettings(
         out=args.out, commands=words, features=features,
         train=TrainSettings(architecture=args.arch, epochs=args.epochs, seed=args.seed,
-                            batch_size=args.batch_size, freq_warp=args.freq_warp,
-                            time_warp=args.time_warp, weight_average=args.weight_average),
+                            batch_size=args.batch_size,
+                            freq_warp=args.freq_warp if warp else 0.0,
+                            time_warp=args.time_warp if warp else 0.0,
+                            weight_average=args.weight_average),
         copies=args.copies, augment=AugmentSettings(p_resynth=args.resynth),
         leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
         name=args.name,
@@ -339,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--user-weight", type=float, default=3.0)
     train.add_argument("--words", help="comma-separated keywords (default: the 8 commands)")
     train.add_argument("--out", type=Path, required=True, help="run directory")
-    train.add_argument("--arch", choices=("tcresnet", "dscnn", "article_cnn"), default="tcresnet")
+    train.add_argument("--arch", choices=ARCHITECTURES, default="tcresnet",
+                       help="embedding_dnn trains on speech-embedding features")
     train.add_argument("--freq-warp", type=float, default=0.15,
                        help="online mel-axis stretch, 1 +/- this (0 = off)")
     train.add_argument("--time-warp", type=float, default=0.0,
@@ -416,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "accuracy in our measurement: off by default)")
     default.add_argument("--mine-minutes", type=float, default=60.0,
                          help="recording (training voices) to cut streaming windows from; 0: off")
-    default.add_argument("--arch", choices=("tcresnet", "dscnn"), default="tcresnet")
+    default.add_argument("--arch", choices=("tcresnet", "dscnn", "embedding_dnn"),
+                         default="tcresnet")
     default.add_argument("--resynth", type=float, default=0.3,
                          help="share of augmented speech re-spoken through an LPC vocoder")
     default.add_argument("--weight-average", type=float, default=0.998,

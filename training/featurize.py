@@ -60,7 +60,10 @@ def _features(task: tuple[int, int]) -> np.ndarray:
         return extractor.compute(place(clip, length, rng, centre=True)).astype(np.float16)
     is_speech = clips[index].label != SILENCE_LABEL
     wave = augmenter.waveform(clip, length, rng, is_speech=is_speech)
-    return augmenter.spec_augment(extractor.compute(wave), rng).astype(np.float16)
+    features = extractor.compute(wave)
+    if extractor.is_spectrogram:
+        features = augmenter.spec_augment(features, rng)
+    return features.astype(np.float16)
 
 
 def featurize(audio: list[np.ndarray], clips: Sequence[Clip], indices: Sequence[int],

@@ -1,4 +1,5 @@
-"""Keras model definitions: our DS-CNN (default) and the article's CNN (compatibility)."""
+"""Keras model definitions: TC-ResNet (default on log-mel), DS-CNN, a dense head on speech
+embeddings, and the article's CNN (compatibility)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from typing import Any
 
 import tensorflow as tf
 
+from training.train import ARCHITECTURES
+
 keras = tf.keras
 layers = keras.layers
 
-ARCHITECTURES = ("tcresnet", "dscnn", "article_cnn")
 BN_MOMENTUM = 0.9
 """Batch-norm statistics must settle within a few short epochs (Keras's 0.99 takes ~500 steps)."""
 
@@ -69,6 +71,25 @@ def tc_resnet(input_shape: tuple[int, int], n_labels: int,
     return keras.Model(inputs, outputs, name="tcresnet")
 
 
+def embedding_dnn(input_shape: tuple[int, int], n_labels: int, width: int = 96,
+                  dropout: float = 0.3) -> keras.Model:
+    """A small fully-connected head on speech-embedding features (openWakeWord's design).
+
+    The pre-trained embedding already says what was spoken; the head only maps a window's few
+    embeddings to labels. Batch norm (folded into the dense layers at export) rather than layer
+    norm keeps every op an int8 TFLite kernel.
+    """
+    inputs = keras.Input(shape=(*input_shape, 1), name="embeddings")
+    x = layers.Flatten()(inputs)
+    for _ in range(2):
+        x = layers.Dense(width, use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+        x = layers.ReLU()(x)
+        x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="embedding_dnn")
+
+
 def article_cnn(input_shape: tuple[int, int], n_labels: int,
                 normaliser_data: Any | None = None) -> keras.Model:
     """The CNN of TensorFlow's "simple audio" tutorial as the article trained it (logits out).
@@ -101,6 +122,8 @@ def build(architecture: str, input_shape: tuple[int, int], n_labels: int,
         return tc_resnet(input_shape, n_labels), "probabilities"
     if architecture == "dscnn":
         return ds_cnn(input_shape, n_labels), "probabilities"
+    if architecture == "embedding_dnn":
+        return embedding_dnn(input_shape, n_labels), "probabilities"
     if architecture == "article_cnn":
         return article_cnn(input_shape, n_labels, normaliser_data), "logits"
     raise ValueError(f"unknown architecture {architecture!r}; use one of {ARCHITECTURES}")

@@ -10,14 +10,16 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+ARCHITECTURES = ("tcresnet", "dscnn", "embedding_dnn", "article_cnn")
+
 
 @dataclass(frozen=True)
 class TrainSettings:
     """Hyper-parameters of one training run."""
 
     architecture: str = "tcresnet"
-    """`tcresnet` (our default), `dscnn`, or `article_cnn` (the article's CNN, stft129x124
-    features)."""
+    """`tcresnet` (our default), `dscnn`, `embedding_dnn` (speech-embedding features) or
+    `article_cnn` (the article's CNN, stft129x124 features)."""
     epochs: int = 30
     """Upper bound; early stopping usually ends sooner."""
     batch_size: int = 128
