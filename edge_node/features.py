@@ -18,6 +18,9 @@ Profiles:
   second) with a per-window normalisation chosen by the manifest.
 - ``speech-embedding``: Google's speech_embedding network over the window (96 values every
   50 ms by default; `edge_node.speech_embedding`), pre-trained on real speech.
+- ``concat``: several profiles over the same window, each flattened and scaled, joined into one
+  vector: one model input (so manifests, OTA and the runtime stay single-input) for a model
+  whose members each read their own part (`ensemble_spec`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,11 @@ CLIP_SAMPLES = SAMPLE_RATE
 STFT_PROFILE = "stft129x124"
 LOGMEL_PROFILE = "logmel"
 EMBEDDING_PROFILE = "speech-embedding"
-PROFILES = (STFT_PROFILE, LOGMEL_PROFILE, EMBEDDING_PROFILE)
+CONCAT_PROFILE = "concat"
+PROFILES = (STFT_PROFILE, LOGMEL_PROFILE, EMBEDDING_PROFILE, CONCAT_PROFILE)
+EMBEDDING_SCALE = 0.1
+"""Scale of embeddings (std ~16) inside a concat vector, to the range of normalised log-mel
+(std 1): an int8 model quantises its one input tensor with one scale."""
 NORMALISATIONS = ("none", "cmn", "mvn")
 LOG_FLOOR = 1e-10
 """Added to mel power before the log: far below any real microphone's noise floor."""
@@ -285,6 +292,14 @@ def embedding_spec(**overrides: Any) -> FeatureSpec:
     return FeatureSpec(EMBEDDING_PROFILE, asdict(EmbeddingParams(**overrides)))
 
 
+def ensemble_spec() -> FeatureSpec:
+    """Log-mel (for a TC-ResNet) and speech embeddings (for a dense head) of one window."""
+    return FeatureSpec(CONCAT_PROFILE, {"parts": [
+        {**logmel_spec().to_json(), "scale": 1.0},
+        {**embedding_spec().to_json(), "scale": EMBEDDING_SCALE},
+    ]})
+
+
 def spec_for_profile(profile: str) -> FeatureSpec:
     """A profile's manifest entry with default parameters."""
     if profile == LOGMEL_PROFILE:
@@ -293,6 +308,8 @@ def spec_for_profile(profile: str) -> FeatureSpec:
         return embedding_spec()
     if profile == STFT_PROFILE:
         return FeatureSpec(STFT_PROFILE)
+    if profile == CONCAT_PROFILE:
+        return ensemble_spec()
     raise FeatureConfigError(f"unknown feature profile {profile!r}; known: {PROFILES}")
 
 
@@ -303,7 +320,10 @@ class FeatureExtractor:
         self.spec = spec
         self.logmel: LogMel | None = None
         self.embedding: SpeechEmbedding | None = None
-        if spec.profile == STFT_PROFILE:
+        self.parts: list[tuple[FeatureExtractor, float]] = []
+        if spec.profile == CONCAT_PROFILE:
+            self._init_parts(spec, runtime)
+        elif spec.profile == STFT_PROFILE:
             if spec.params:
                 raise FeatureConfigError(f"profile {STFT_PROFILE} takes no parameters")
             self.shape: tuple[int, ...] = (129, 124)
@@ -337,13 +357,55 @@ class FeatureExtractor:
         else:
             raise FeatureConfigError(f"unknown feature profile {spec.profile!r}; known: {PROFILES}")
 
+    def _init_parts(self, spec: FeatureSpec, runtime: str | None) -> None:
+        entries = spec.params.get("parts")
+        if set(spec.params) != {"parts"} or not isinstance(entries, list) or not entries:
+            raise FeatureConfigError("concat profile takes one parameter: a list of 'parts'")
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise FeatureConfigError("each concat part must be an object")
+            part = FeatureSpec.from_json(entry)
+            if part.profile == CONCAT_PROFILE:
+                raise FeatureConfigError("concat parts cannot be concat profiles")
+            try:
+                scale = float(entry.get("scale", 1.0))
+            except (TypeError, ValueError) as exc:
+                raise FeatureConfigError(f"concat part scale must be a number: {exc}") from exc
+            self.parts.append((FeatureExtractor(part, runtime), scale))
+        lengths = {extractor.clip_samples for extractor, _ in self.parts}
+        if len(lengths) != 1:
+            raise FeatureConfigError("concat parts must share one window length")
+        self.clip_samples = lengths.pop()
+        self.frame_step = int(np.lcm.reduce([e.frame_step for e, _ in self.parts]))
+        self.shape = (sum(int(np.prod(e.shape)) for e, _ in self.parts),)
+
     @property
     def is_spectrogram(self) -> bool:
         """Time x frequency features (SpecAugment and mel-axis warping make sense on them)."""
-        return self.embedding is None
+        return self.embedding is None and not self.parts
+
+    @property
+    def part_shapes(self) -> list[tuple[int, ...]]:
+        """The shape of each part of a concat vector (or of the one feature matrix)."""
+        return [e.shape for e, _ in self.parts] if self.parts else [self.shape]
+
+    def compute_parts(self, waveform: np.ndarray) -> list[np.ndarray]:
+        """Each part's own features (unscaled), e.g. to augment the spectrogram parts."""
+        if not self.parts:
+            return [self.compute(waveform)]
+        return [extractor.compute(waveform) for extractor, _ in self.parts]
+
+    def join(self, parts: list[np.ndarray]) -> np.ndarray:
+        """The model input made of `compute_parts` output."""
+        if not self.parts:
+            return parts[0]
+        return np.concatenate([np.asarray(x, dtype=np.float32).reshape(-1) * np.float32(scale)
+                               for x, (_, scale) in zip(parts, self.parts, strict=True)])
 
     def compute(self, waveform: np.ndarray) -> np.ndarray:
         """Features of one clip; a clip of exactly the window length is used as it is."""
+        if self.parts:
+            return self.join(self.compute_parts(waveform))
         if self.embedding is not None:
             p = self.embedding_params
             return self.embedding.window_features(
@@ -376,6 +438,7 @@ class StreamingFeatures:
             p = logmel.params
             self._pending = np.zeros(0, dtype=np.float32)
             self._frames = np.full((p.n_frames, p.n_mels), np.log(LOG_FLOOR), dtype=np.float32)
+        self._parts = [part.stream() for part, _ in extractor.parts]
         self._embeddings: EmbeddingStream | None = None
         if extractor.embedding is not None:
             from edge_node.speech_embedding import EmbeddingStream
@@ -394,6 +457,8 @@ class StreamingFeatures:
             self.audio[:-n] = self.audio[n:]
             self.audio[-n:] = block
         self.samples_seen += n
+        for part in self._parts:
+            part.push(block)
         if self._embeddings is not None and n:
             self._embeddings.push(block)
             return
@@ -416,6 +481,8 @@ class StreamingFeatures:
         return self.audio
 
     def features(self) -> np.ndarray:
+        if self._parts:
+            return self.extractor.join([part.features() for part in self._parts])
         if self._embeddings is not None:
             return self._embeddings.features()
         logmel = self.extractor.logmel

@@ -10,6 +10,7 @@ from edge_node.features import (
     FeatureSpec,
     article_normalise,
     embedding_spec,
+    ensemble_spec,
     logmel_spec,
     make_extractor,
 )
@@ -51,7 +52,8 @@ def test_logmel_shape_and_gain_invariance():
     assert abs(float(loud.mean())) < 1e-4 and abs(float(loud.std()) - 1.0) < 1e-2
 
 
-@pytest.mark.parametrize("profile", [logmel_spec(), FeatureSpec("stft129x124"), embedding_spec()])
+@pytest.mark.parametrize("profile", [logmel_spec(), FeatureSpec("stft129x124"), embedding_spec(),
+                                     ensemble_spec()])
 def test_streaming_features_equal_batch_features_on_every_window(profile):
     extractor = make_extractor(profile)
     stream = extractor.stream()
@@ -87,6 +89,13 @@ def test_streaming_handles_odd_block_sizes():
     ({"profile": "speech-embedding", "params": {"step_ms": 45}}, "step_ms"),
     ({"profile": "speech-embedding", "params": {"clip_ms": 500}}, "too short"),
     ({"profile": "speech-embedding", "params": {"hop": 1}}, "bad speech-embedding"),
+    ({"profile": "concat", "params": {"parts": []}}, "list of 'parts'"),
+    ({"profile": "concat", "params": {"parts": [{"profile": "concat"}]}}, "cannot be concat"),
+    ({"profile": "concat", "params": {"parts": [
+        {"profile": "logmel", "params": {"clip_ms": 1000}},
+        {"profile": "logmel", "params": {"clip_ms": 1500}}]}}, "one window length"),
+    ({"profile": "concat", "params": {"parts": [
+        {"profile": "logmel", "scale": "big"}]}}, "scale must be a number"),
 ])
 def test_bad_feature_specs_are_refused_clearly(spec, message):
     with pytest.raises(FeatureConfigError, match=message):
@@ -122,3 +131,15 @@ def test_speech_embedding_without_its_package_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyopen_wakeword", None)
     with pytest.raises(FeatureConfigError, match="pyopen-wakeword"):
         make_extractor(embedding_spec())
+
+
+def test_concat_features_are_the_scaled_parts_side_by_side():
+    ensemble = make_extractor(ensemble_spec())
+    logmel, embedding = make_extractor(logmel_spec()), make_extractor(embedding_spec())
+    x = speechlike(1.0, seed=7)
+    joined = ensemble.compute(x)
+    assert ensemble.shape == (49 * 40 + 4 * 96,) and ensemble.frame_step == 1600
+    assert ensemble.part_shapes == [(49, 40), (4, 96)]
+    np.testing.assert_array_equal(joined[: 49 * 40], logmel.compute(x).reshape(-1))
+    np.testing.assert_allclose(joined[49 * 40 :], 0.1 * embedding.compute(x).reshape(-1),
+                               rtol=1e-6)

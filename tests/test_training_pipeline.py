@@ -76,16 +76,20 @@ def test_exported_model_classifies_in_the_node_runtime(trained, runtime):
     assert hits[True] / (hits[True] + hits[False]) >= 0.7
 
 
-def test_embedding_head_trains_exports_int8_and_classifies_in_the_node(trained, tmp_path):
-    """The speech-embedding path end to end: features from the pre-trained graphs, a dense head,
-    int8 export, and the node classifying through the same frontend."""
+@pytest.mark.parametrize("arch, profile", [("embedding_dnn", "speech-embedding"),
+                                           ("ensemble", "concat")])
+def test_embedding_models_train_export_int8_and_classify_in_the_node(trained, tmp_path, arch,
+                                                                    profile):
+    """The speech-embedding paths end to end: features from the pre-trained graphs (alone, or
+    beside log-mel for the ensemble), int8 export, and the node classifying through the same
+    frontend."""
     data, _ = trained
-    out = tmp_path / "emb"
-    run("-m", "training.cli", "train", *TRAIN_ARGS, "--arch", "embedding_dnn", "--data",
+    out = tmp_path / arch
+    run("-m", "training.cli", "train", *TRAIN_ARGS, "--arch", arch, "--data",
         str(data), "--out", str(out))
     model = out / "final" / "model_int8.tflite"
     manifest = read_manifest(model)
-    assert manifest.features.profile == "speech-embedding"
+    assert manifest.features.profile == profile
     assert model.stat().st_size < 100_000
     done = run("-m", "edge_node", "classify", str(data / "espeak"), "--model", str(model),
                "--json")

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_node.features import EMBEDDING_PROFILE, FeatureSpec, embedding_spec, logmel_spec
+from edge_node.features import (
+    EMBEDDING_PROFILE,
+    FeatureSpec,
+    embedding_spec,
+    ensemble_spec,
+    logmel_spec,
+)
 from edge_node.logs import setup_logging
 from edge_node.model import DEFAULT_MODEL, manifest_path
 from training.train import ARCHITECTURES
@@ -112,6 +118,8 @@ def features_for(architecture: str, normalisation: str = "mvn") -> FeatureSpec:
         return FeatureSpec("stft129x124")
     if architecture == "embedding_dnn":
         return embedding_spec()
+    if architecture == "ensemble":
+        return ensemble_spec()
     return logmel_spec(normalisation=normalisation)
 
 
@@ -131,7 +139,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.user:
         clips += load_label_folders(args.user, words, "user", weight=args.user_weight)
     features = features_for(args.arch, args.normalisation)
-    # Warping stretches a spectrogram's axes; an embedding's values have no such axes.
+    # Warping stretches a spectrogram's axes; an embedding's values have no such axes (an
+    # ensemble warps only its log-mel member's part).
     warp = features.profile != EMBEDDING_PROFILE
     settings = PipelineSettings(
         out=args.out, commands=words, features=features,
@@ -353,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--words", help="comma-separated keywords (default: the 8 commands)")
     train.add_argument("--out", type=Path, required=True, help="run directory")
     train.add_argument("--arch", choices=ARCHITECTURES, default="tcresnet",
-                       help="embedding_dnn trains on speech-embedding features")
+                       help="embedding_dnn trains on speech-embedding features, ensemble on "
+                            "log-mel and speech embeddings")
     train.add_argument("--freq-warp", type=float, default=0.15,
                        help="online mel-axis stretch, 1 +/- this (0 = off)")
     train.add_argument("--time-warp", type=float, default=0.0,
@@ -430,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "accuracy in our measurement: off by default)")
     default.add_argument("--mine-minutes", type=float, default=60.0,
                          help="recording (training voices) to cut streaming windows from; 0: off")
-    default.add_argument("--arch", choices=("tcresnet", "dscnn", "embedding_dnn"),
+    default.add_argument("--arch", choices=("tcresnet", "dscnn", "embedding_dnn", "ensemble"),
                          default="tcresnet")
     default.add_argument("--resynth", type=float, default=0.3,
                          help="share of augmented speech re-spoken through an LPC vocoder")

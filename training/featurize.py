@@ -60,10 +60,10 @@ def _features(task: tuple[int, int]) -> np.ndarray:
         return extractor.compute(place(clip, length, rng, centre=True)).astype(np.float16)
     is_speech = clips[index].label != SILENCE_LABEL
     wave = augmenter.waveform(clip, length, rng, is_speech=is_speech)
-    features = extractor.compute(wave)
-    if extractor.is_spectrogram:
-        features = augmenter.spec_augment(features, rng)
-    return features.astype(np.float16)
+    kinds = [part for part, _ in extractor.parts] or [extractor]
+    parts = [augmenter.spec_augment(x, rng) if kind.is_spectrogram else x
+             for x, kind in zip(extractor.compute_parts(wave), kinds, strict=True)]
+    return extractor.join(parts).astype(np.float16)
 
 
 def featurize(audio: list[np.ndarray], clips: Sequence[Clip], indices: Sequence[int],

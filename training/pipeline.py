@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_node.features import FeatureSpec, logmel_spec
+from edge_node.features import FeatureSpec, logmel_spec, make_extractor
 from training.augment import Augmenter, AugmentSettings
 from training.dataset import Clip, split_by_voice
 from training.featurize import FeatureSet, featurize, load_audio
@@ -59,6 +59,11 @@ class PipelineSettings:
     @property
     def labels(self) -> list[str]:
         return [*self.commands, UNKNOWN_LABEL, SILENCE_LABEL]
+
+    @property
+    def part_shapes(self) -> list[tuple[int, ...]]:
+        """The shapes of the parts of concat features (one part otherwise)."""
+        return make_extractor(self.features).part_shapes
 
 
 @dataclass
@@ -107,7 +112,7 @@ def run_experiment(data: Prepared, train_mask: np.ndarray, val_mask: np.ndarray,
     from training.train import fit
 
     model, history, output = fit(x_train, y_train, w_train, x_val, y_val, len(settings.labels),
-                                 settings.train)
+                                 settings.train, part_shapes=settings.part_shapes)
     model.save(out / "model.keras")
     common = dict(name=settings.name, version=settings.version, labels=settings.labels,
                   features=settings.features, output=output)

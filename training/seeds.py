@@ -47,7 +47,8 @@ def loeo_over_seeds(clips: list[Clip], noises: list[np.ndarray], settings: Pipel
         for seed in seeds:
             train = replace(settings.train, seed=seed, epochs=settings.loeo_epochs)
             model, _, _ = fit(x_train, y_train, weights, data.clean.x[val], data.y[val],
-                              len(settings.labels), train, verbose=0)
+                              len(settings.labels), train, verbose=0,
+                              part_shapes=settings.part_shapes)
             probs = model.predict(data.clean.x[test][..., None].astype(np.float32),
                                   batch_size=512, verbose=0)
             got = scores(probs, data.y[test], settings.labels, data.engines[test])

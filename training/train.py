@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURES = ("tcresnet", "dscnn", "embedding_dnn", "article_cnn")
+ARCHITECTURES = ("tcresnet", "dscnn", "embedding_dnn", "ensemble", "article_cnn")
+ENSEMBLE_MEMBERS = ("tcresnet", "embedding_dnn")
+"""The members of `ensemble`, one per part of `edge_node.features.ensemble_spec`, in order."""
 
 
 @dataclass(frozen=True)
@@ -18,8 +20,9 @@ class TrainSettings:
     """Hyper-parameters of one training run."""
 
     architecture: str = "tcresnet"
-    """`tcresnet` (our default), `dscnn`, `embedding_dnn` (speech-embedding features) or
-    `article_cnn` (the article's CNN, stft129x124 features)."""
+    """`tcresnet` (log-mel), `dscnn`, `embedding_dnn` (speech-embedding features),
+    `ensemble` (both of the first and second, averaged; concat features) or `article_cnn`
+    (the article's CNN, stft129x124 features)."""
     epochs: int = 30
     """Upper bound; early stopping usually ends sooner."""
     batch_size: int = 128
@@ -126,9 +129,14 @@ def set_seeds(seed: int) -> None:
 
 
 def fit(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray, x_val: np.ndarray,
-        y_val: np.ndarray, n_labels: int, settings: TrainSettings,
-        verbose: int = 2) -> tuple[Any, dict[str, list[float]], str]:
-    """Train a fresh model; returns (model, history, output kind)."""
+        y_val: np.ndarray, n_labels: int, settings: TrainSettings, verbose: int = 2,
+        part_shapes: list[tuple[int, ...]] | None = None,
+        ) -> tuple[Any, dict[str, list[float]], str]:
+    """Train a fresh model; returns (model, history, output kind). An `ensemble` needs the
+    `part_shapes` of its concat features."""
+    if settings.architecture == "ensemble":
+        return fit_ensemble(x_train, y_train, w_train, x_val, y_val, n_labels, settings,
+                            verbose, part_shapes or [])
     import tensorflow as tf
 
     from training.models import build
@@ -166,3 +174,38 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray, x_val: np
     log.info("trained %s: %d params, best val accuracy %.3f", settings.architecture,
              model.count_params(), max(history.history["val_accuracy"]))
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}, output
+
+
+def fit_ensemble(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray,
+                 x_val: np.ndarray, y_val: np.ndarray, n_labels: int, settings: TrainSettings,
+                 verbose: int, part_shapes: list[tuple[int, ...]],
+                 ) -> tuple[Any, dict[str, list[float]], str]:
+    """Each member trained on its own part of the concat features, as a model of its own, then
+    joined into one model that averages their probabilities.
+
+    Trained apart, the members stay different: the log-mel TC-ResNet is the sharper on voices
+    like its training voices, the speech-embedding head on voices unlike them, and their errors
+    differ (measured in BENCHMARKS.md)."""
+    from training.models import ensemble
+
+    if len(part_shapes) != len(ENSEMBLE_MEMBERS):
+        raise ValueError(f"an ensemble needs {len(ENSEMBLE_MEMBERS)} feature parts, "
+                         f"got {part_shapes}")
+    members, history = [], {}
+    offset = 0
+    for architecture, shape in zip(ENSEMBLE_MEMBERS, part_shapes, strict=True):
+        size = int(np.prod(shape))
+        def part(x: np.ndarray, start: int = offset, end: int = offset + size,
+                 shape: tuple[int, ...] = shape) -> np.ndarray:
+            return x[:, start:end].reshape(-1, *shape)
+        spectrogram = architecture != "embedding_dnn"
+        member_settings = replace(
+            settings, architecture=architecture,
+            freq_warp=settings.freq_warp if spectrogram else 0.0,
+            time_warp=settings.time_warp if spectrogram else 0.0)
+        model, member_history, _ = fit(part(x_train), y_train, w_train, part(x_val), y_val,
+                                       n_labels, member_settings, verbose)
+        members.append(model)
+        history.update({f"{architecture}_{k}": v for k, v in member_history.items()})
+        offset += size
+    return ensemble(members, part_shapes), history, "probabilities"
