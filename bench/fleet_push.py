@@ -144,9 +144,9 @@ def main() -> None:
         broker = Broker(folder / "broker").start()
         try:
             fleet = push(folder / "fleet", broker, (private, public), args.nodes,
-                         DEFAULT_MODEL, "2.0.0", 64 * 1024)
+                         DEFAULT_MODEL, "9.0.0", 64 * 1024)
             print(json.dumps(fleet))
-            big = push(folder / "big", broker, (private, public), 1, ARTICLE, "2.0.0",
+            big = push(folder / "big", broker, (private, public), 1, ARTICLE, "9.0.0",
                        64 * 1024)
             print(json.dumps(big))
         finally:

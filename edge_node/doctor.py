@@ -124,7 +124,8 @@ def check_model(path: Path) -> Check:
     model.predict_features(np.zeros(model.features.shape, dtype=np.float32))
     ms = (time.perf_counter() - started) * 1000
     return Check("model", True, f"{model.name} {model.version} ({model.runtime}), "
-                 f"{len(model.labels)} labels, first inference {ms:.0f} ms")
+                 f"{len(model.labels)} labels, {model.manifest.features.profile} features, "
+                 f"first inference {ms:.0f} ms")
 
 
 def ntp_synchronized() -> bool | None:

@@ -63,7 +63,8 @@ def test_missing_model_file_is_refused(tmp_path):
 def test_manifest_feature_shape_disagreeing_with_model_input_is_refused(model_copy, runtime):
     data = json.loads(manifest_path(model_copy).read_text())
     features = data["features"]
-    features["params"]["n_mels"] = 32
+    parts = features["params"].get("parts")  # a concat profile: change its log-mel part
+    (parts[0] if parts else features)["params"]["n_mels"] = 32
     edit_manifest(model_copy, features=features)
     with pytest.raises(ModelError, match="input shape .* does not fit feature profile"):
         Model(model_copy, runtime=runtime)

@@ -20,6 +20,8 @@ from tests.ota_node import OtaNode, node_config
 from tests.ota_packages import bad_packages, good, make_keys
 
 OLD = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["version"]
+NEW = f"{int(OLD.split('.')[0]) + 1}.0.0"
+"""A version newer than the bundled model's."""
 
 
 @pytest.fixture(scope="module")
@@ -69,30 +71,30 @@ def test_a_signed_model_installs_live_and_is_kept_across_a_restart(broker, keys,
     sub = Subscriber(broker, "kws/kitchen/#", "homeassistant/#")
     status(sub, "kitchen", lambda s: s["installed_version"] == OLD)
     assert node.versions_heard() == {OLD}
-    package = good(keys, "2.0.0").write(tmp_path / "v2.kwspkg")
+    package = good(keys, NEW).write(tmp_path / "v2.kwspkg")
     code = fleet(["push-model", str(package), "--group", "downstairs", "--mqtt-host",
                   "127.0.0.1", "--mqtt-port", str(broker.port), "--username", "",
                   "--timeout", "60"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "kitchen: ok installed 2.0.0" in out
+    assert f"kitchen: ok installed {NEW}" in out
     done = status(sub, "kitchen", lambda s: s["state"] == "installed")
-    assert done["installed_version"] == done["latest_version"] == "2.0.0"
+    assert done["installed_version"] == done["latest_version"] == NEW
     assert done["in_progress"] is False and "self-test" in done["reason"]
     states = [m.json()["state"] for m in sub.on("kws/kitchen/model/status")]
     assert states.index("downloading") < states.index("verifying") < states.index("self-test")
-    assert node.versions_heard() == {"2.0.0"}
+    assert node.versions_heard() == {NEW}
     status(sub, "kitchen", lambda s: s["confirmed"], "trial confirmed")
     update = sub.last("homeassistant/update/kitchen/model/config").json()
     assert update["command_topic"] == "kws/kitchen/model/install"
     assert update["state_topic"] == "kws/kitchen/model/status"
     device = sub.wait_for(lambda ms: [m for m in ms if m.topic.endswith("command/config")
-                                      and "model 2.0.0" in m.text], what="re-announced")
-    assert device[-1].json()["device"]["sw_version"].endswith("(model 2.0.0)")
+                                      and f"model {NEW}" in m.text], what="re-announced")
+    assert device[-1].json()["device"]["sw_version"].endswith(f"(model {NEW})")
 
     node.restart()
-    assert node.versions_heard() == {"2.0.0"}
-    assert node.proc.log_has("starting with installed model kws-default 2.0.0")
+    assert node.versions_heard() == {NEW}
+    assert node.proc.log_has(f"starting with installed model kws-default {NEW}")
 
 
 def test_bad_packages_are_refused_and_the_node_keeps_detecting(broker, keys, nodes, pusher,

@@ -125,7 +125,8 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
     assert (work / "hard" / "clips.csv").is_file() and (work / "first" / "final").is_dir()
     report = json.loads((work / "run" / "report.json").read_text())
     assert report["streaming"]["commands"] > 0
-    assert read_manifest(installed).version == "1.2.0"
+    assert read_manifest(installed).version == "2.0.0"
+    assert read_manifest(installed).features.profile == "concat"
 
 
 def test_leave_one_engine_out_over_seeds_reports_each_seed(trained, tmp_path):

@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run", type=Path, help="run directory with report.json")
     rep.add_argument("--benchmarks", type=Path)
     rep.add_argument("--name", default="kws-default")
-    rep.add_argument("--arch", default="tcresnet")
+    rep.add_argument("--arch", default="ensemble")
     rep.add_argument("--command-line", default="kws-train default",
                      help="the command that made the run, quoted in BENCHMARKS.md")
     rep.set_defaults(func=cmd_report)
@@ -441,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--mine-minutes", type=float, default=60.0,
                          help="recording (training voices) to cut streaming windows from; 0: off")
     default.add_argument("--arch", choices=("tcresnet", "dscnn", "embedding_dnn", "ensemble"),
-                         default="tcresnet")
+                         default="ensemble")
     default.add_argument("--resynth", type=float, default=0.3,
                          help="share of augmented speech re-spoken through an LPC vocoder")
     default.add_argument("--weight-average", type=float, default=0.998,
@@ -450,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)
     default.add_argument("--workers", type=int, default=2)
-    default.add_argument("--version", default="1.2.0")
+    default.add_argument("--version", default="2.0.0")
     default.add_argument("--no-loeo", action="store_true")
     default.add_argument("--install", type=Path, default=DEFAULT_MODEL,
                          help="where the node's default model lives")
