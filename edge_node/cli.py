@@ -14,7 +14,7 @@ from edge_node import __version__
 from edge_node.audio import AudioSourceError, open_source
 from edge_node.audio.wav import WavSource, read_wav_mono16k
 from edge_node.config import DEFAULT_EXAMPLE, ConfigError, load_config
-from edge_node.detector import DetectorSettings
+from edge_node.detector import DetectorConfigError, DetectorSettings
 from edge_node.events import Detected
 from edge_node.logs import setup_logging
 from edge_node.model import DEFAULT_MODEL, Model, ModelError
@@ -243,7 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level or "INFO")
     try:
         return args.func(args)
-    except (ConfigError, ModelError, AudioSourceError, FileNotFoundError) as exc:
+    except (ConfigError, ModelError, AudioSourceError, DetectorConfigError,
+            FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
 

@@ -23,6 +23,10 @@ NON_COMMAND_LABELS = frozenset({"_unknown_", "_silence_", "unknown", "silence"})
 MODES = ("stream", "block")
 
 
+class DetectorConfigError(ValueError):
+    """Detector settings that do not fit the model (e.g. a hop off its feature grid)."""
+
+
 @dataclass(frozen=True)
 class DetectorSettings:
     """How the detector decides; every field can be changed live (e.g. from Home Assistant)."""
@@ -106,7 +110,10 @@ class Detector:
         self.hop_samples = SAMPLE_RATE * s.hop_ms // 1000
         step = self.model.features.frame_step
         if self.hop_samples % step:
-            raise ValueError(f"hop of {s.hop_ms} ms is not a multiple of the feature step")
+            raise DetectorConfigError(
+                f"detector hop of {s.hop_ms} ms is not a multiple of model "
+                f"{self.model.name} {self.model.version}'s feature step "
+                f"({1000 * step // SAMPLE_RATE} ms); set detector hop_ms to a multiple of it")
         self._stream = self.model.features.stream()
         self._pending = np.zeros(0, dtype=np.float32)
         hops_per_window = -(-self.model.features.clip_samples // self.hop_samples)

@@ -80,6 +80,7 @@ def test_bundled_example_is_recognised():
     (["detect", "/nonexistent.wav"], "nonexistent.wav"),
     (["classify", "--model", "/nonexistent.tflite", "x.wav"], "does not exist"),
     (["run", "--source", "bluetooth"], "bluetooth"),
+    (["detect", str(DEFAULT_EXAMPLE), "--hop-ms", "50"], "not a multiple of model"),
 ])
 def test_errors_are_one_clear_line_and_exit_2(args, message):
     done = edge_node(*args)
