@@ -26,14 +26,19 @@ Profiles:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from edge_node.speech_embedding import EmbeddingStream, SpeechEmbedding
+from edge_node.logmel import LOG_FLOOR, SAMPLE_RATE, LogMel, LogMelParams
+from edge_node.speech_embedding import (
+    EMBEDDING_SIZE,
+    EmbeddingParams,
+    EmbeddingStream,
+    EmbeddingUnavailableError,
+    SpeechEmbedding,
+)
 
-SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE
 
 STFT_PROFILE = "stft129x124"
@@ -44,9 +49,6 @@ PROFILES = (STFT_PROFILE, LOGMEL_PROFILE, EMBEDDING_PROFILE, CONCAT_PROFILE)
 EMBEDDING_SCALE = 0.1
 """Scale of embeddings (std ~16) inside a concat vector, to the range of normalised log-mel
 (std 1): an int8 model quantises its one input tensor with one scale."""
-NORMALISATIONS = ("none", "cmn", "mvn")
-LOG_FLOOR = 1e-10
-"""Added to mel power before the log: far below any real microphone's noise floor."""
 
 
 class FeatureConfigError(ValueError):
@@ -77,172 +79,6 @@ def stft129x124(waveform: np.ndarray) -> np.ndarray:
     x = article_normalise(waveform)
     _, _, spec = signal.stft(x, fs=SAMPLE_RATE, nperseg=255, noverlap=124, nfft=256)
     return np.abs(spec).astype(np.float32)
-
-
-def mel_filterbank(n_mels: int, n_fft: int, rate: int, fmin: float, fmax: float) -> np.ndarray:
-    """Triangular HTK-style mel filters, shape (n_fft // 2 + 1, n_mels)."""
-
-    def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-        return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
-
-    def mel_to_hz(mel: np.ndarray) -> np.ndarray:
-        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-
-    bins = np.linspace(0.0, rate / 2.0, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (bins[None, :] - lower) / (centre - lower)
-    falling = (upper - bins[None, :]) / (upper - centre)
-    return np.maximum(0.0, np.minimum(rising, falling)).T.astype(np.float32)
-
-
-@dataclass(frozen=True)
-class LogMelParams:
-    """Parameters of the log-mel profile; stored in each model's manifest."""
-
-    n_mels: int = 40
-    """Number of mel bands."""
-    window_ms: int = 30
-    """Analysis window length (Hann)."""
-    hop_ms: int = 20
-    """Frame step; the streaming hop must be a multiple of it."""
-    n_fft: int = 512
-    """FFT size (>= window samples)."""
-    fmin: float = 20.0
-    """Lowest mel edge in Hz."""
-    fmax: float = 7600.0
-    """Highest mel edge in Hz."""
-    normalisation: str = "mvn"
-    """Per-window normalisation: none, cmn (per-band mean removal) or mvn (cmn + global std)."""
-    clip_ms: int = 1000
-    """Length of the audio window the model sees."""
-
-    def __post_init__(self) -> None:
-        if self.normalisation not in NORMALISATIONS:
-            raise FeatureConfigError(
-                f"unknown log-mel normalisation {self.normalisation!r}; use one of {NORMALISATIONS}"
-            )
-        if self.window_samples > self.n_fft:
-            raise FeatureConfigError("log-mel window is longer than n_fft")
-        if self.clip_samples < self.window_samples or self.hop_samples <= 0:
-            raise FeatureConfigError("log-mel clip must hold at least one window")
-
-    @property
-    def window_samples(self) -> int:
-        return SAMPLE_RATE * self.window_ms // 1000
-
-    @property
-    def hop_samples(self) -> int:
-        return SAMPLE_RATE * self.hop_ms // 1000
-
-    @property
-    def clip_samples(self) -> int:
-        return SAMPLE_RATE * self.clip_ms // 1000
-
-    @property
-    def n_frames(self) -> int:
-        return 1 + (self.clip_samples - self.window_samples) // self.hop_samples
-
-
-@dataclass(frozen=True)
-class EmbeddingParams:
-    """Parameters of the speech-embedding profile; stored in each model's manifest."""
-
-    step_ms: int = 50
-    """Time between the window's embeddings; the streaming hop must be a multiple of it."""
-    clip_ms: int = 1000
-    """Length of the audio window the model sees; a multiple of `step_ms`."""
-
-    def __post_init__(self) -> None:
-        if self.step_ms < 30 or self.step_ms % 10 or self.clip_ms % self.step_ms:
-            raise FeatureConfigError(
-                "speech-embedding step_ms must be a multiple of 10, at least 30, dividing clip_ms")
-        if self.count < 1:
-            raise FeatureConfigError("speech-embedding clip_ms is too short for one embedding")
-
-    @property
-    def step_samples(self) -> int:
-        return SAMPLE_RATE * self.step_ms // 1000
-
-    @property
-    def clip_samples(self) -> int:
-        return SAMPLE_RATE * self.clip_ms // 1000
-
-    @property
-    def count(self) -> int:
-        """Embeddings per window."""
-        from edge_node.speech_embedding import embedding_count
-
-        return embedding_count(self.clip_samples, self.step_samples)
-
-
-class LogMel:
-    """Log-mel frames and their per-window normalisation."""
-
-    def __init__(self, params: LogMelParams) -> None:
-        self.params = params
-        n = params.window_samples
-        # Periodic Hann, as scipy.signal.get_window("hann", n) gives.
-        self.window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
-        self.filters = mel_filterbank(
-            params.n_mels, params.n_fft, SAMPLE_RATE, params.fmin, params.fmax
-        )
-        self._frame_indices: dict[int, np.ndarray] = {}
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.params.n_frames, self.params.n_mels)
-
-    def _frame_index(self, count: int) -> np.ndarray:
-        """Sample indices of `count` frames, kept per count (a hop always brings the same)."""
-        index = self._frame_indices.get(count)
-        if index is None:
-            p = self.params
-            index = (np.arange(count)[:, None] * p.hop_samples
-                     + np.arange(p.window_samples)[None, :])
-            self._frame_indices[count] = index
-        return index
-
-    def frames(self, audio: np.ndarray) -> np.ndarray:
-        """Log-mel energies of every complete frame in `audio`, shape (n, n_mels).
-
-        Runs on every 100 ms hop of the live node, so it avoids numpy's slower conveniences
-        (`sliding_window_view`, `abs` of a complex array): ~3x less time per hop.
-        """
-        p = self.params
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
-        count = 0 if audio.size < p.window_samples else 1 + (audio.size - p.window_samples) // (
-            p.hop_samples
-        )
-        if count == 0:
-            return np.zeros((0, p.n_mels), dtype=np.float32)
-        framed = audio[self._frame_index(count)] * self.window
-        spectrum = np.fft.rfft(framed, n=p.n_fft, axis=1)
-        power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
-        energies = power @ self.filters
-        energies += LOG_FLOOR
-        return np.log(energies, out=energies)
-
-    def normalise(self, frames: np.ndarray) -> np.ndarray:
-        """Per-window normalisation; makes the model indifferent to gain and channel colour.
-
-        `mvn`: each band's mean removed, then one scale for the whole window (its RMS), so the
-        spectral shape within the window is kept.
-        """
-        mode = self.params.normalisation
-        if mode == "none":
-            return np.array(frames, dtype=np.float32)
-        frames = np.asarray(frames, dtype=np.float32)
-        centred = frames - np.add.reduce(frames, axis=0) * np.float32(1.0 / len(frames))
-        if mode == "cmn":
-            return centred
-        flat = centred.ravel()
-        centred *= np.float32(1.0 / (np.sqrt(flat.dot(flat) / flat.size) + 1e-3))
-        return centred
-
-    def compute(self, waveform: np.ndarray) -> np.ndarray:
-        clip = centre_clip(waveform, self.params.clip_samples)
-        return self.normalise(self.frames(clip))
 
 
 def fit_clip(waveform: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
@@ -300,19 +136,6 @@ def ensemble_spec() -> FeatureSpec:
     ]})
 
 
-def spec_for_profile(profile: str) -> FeatureSpec:
-    """A profile's manifest entry with default parameters."""
-    if profile == LOGMEL_PROFILE:
-        return logmel_spec()
-    if profile == EMBEDDING_PROFILE:
-        return embedding_spec()
-    if profile == STFT_PROFILE:
-        return FeatureSpec(STFT_PROFILE)
-    if profile == CONCAT_PROFILE:
-        return ensemble_spec()
-    raise FeatureConfigError(f"unknown feature profile {profile!r}; known: {PROFILES}")
-
-
 class FeatureExtractor:
     """A profile bound to its parameters: one-shot `compute` and streaming `stream`."""
 
@@ -332,25 +155,21 @@ class FeatureExtractor:
         elif spec.profile == LOGMEL_PROFILE:
             try:
                 params = LogMelParams(**spec.params)
-            except TypeError as exc:
+            except (TypeError, ValueError) as exc:
                 raise FeatureConfigError(f"bad log-mel parameters: {exc}") from exc
             self.logmel = LogMel(params)
             self.shape = self.logmel.shape
             self.clip_samples = params.clip_samples
             self.frame_step = params.hop_samples
         elif spec.profile == EMBEDDING_PROFILE:
-            from edge_node.speech_embedding import EmbeddingUnavailableError, SpeechEmbedding
-
             try:
                 self.embedding_params = EmbeddingParams(**spec.params)
-            except TypeError as exc:
+            except (TypeError, ValueError) as exc:
                 raise FeatureConfigError(f"bad speech-embedding parameters: {exc}") from exc
             try:
                 self.embedding = SpeechEmbedding(runtime)
             except EmbeddingUnavailableError as exc:
                 raise FeatureConfigError(str(exc)) from exc
-            from edge_node.speech_embedding import EMBEDDING_SIZE
-
             self.shape = (self.embedding_params.count, EMBEDDING_SIZE)
             self.clip_samples = self.embedding_params.clip_samples
             self.frame_step = self.embedding_params.step_samples
@@ -412,7 +231,7 @@ class FeatureExtractor:
                 centre_clip(waveform, self.clip_samples), p.step_samples)
         if self.logmel is None:
             return stft129x124(fit_clip(waveform, self.clip_samples))
-        return self.logmel.compute(waveform)
+        return self.logmel.compute(centre_clip(waveform, self.clip_samples))
 
     def stream(self) -> StreamingFeatures:
         return StreamingFeatures(self)
@@ -441,8 +260,6 @@ class StreamingFeatures:
         self._parts = [part.stream() for part, _ in extractor.parts]
         self._embeddings: EmbeddingStream | None = None
         if extractor.embedding is not None:
-            from edge_node.speech_embedding import EmbeddingStream
-
             p_emb = extractor.embedding_params
             self._embeddings = EmbeddingStream(extractor.embedding, p_emb.step_samples, p_emb.count)
             # As if the stream had been preceded by silence, like the audio ring.

@@ -14,10 +14,12 @@ window's end, and streaming (`EmbeddingStream`) gives the numbers `window_featur
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edge_node.logmel import SAMPLE_RATE
 from edge_node.runtime import RuntimeUnavailableError, load_interpreter_class
 
 MEL_HOP = 160
@@ -54,6 +56,36 @@ def embedding_count(clip_samples: int, step_samples: int) -> int:
     return 1 + (frames - EMBEDDING_FRAMES) * MEL_HOP // step_samples
 
 
+@dataclass(frozen=True)
+class EmbeddingParams:
+    """Parameters of the speech-embedding profile; stored in each model's manifest."""
+
+    step_ms: int = 50
+    """Time between the window's embeddings; the streaming hop must be a multiple of it."""
+    clip_ms: int = 1000
+    """Length of the audio window the model sees; a multiple of `step_ms`."""
+
+    def __post_init__(self) -> None:
+        if self.step_ms < 30 or self.step_ms % 10 or self.clip_ms % self.step_ms:
+            raise ValueError(
+                "speech-embedding step_ms must be a multiple of 10, at least 30, dividing clip_ms")
+        if self.count < 1:
+            raise ValueError("speech-embedding clip_ms is too short for one embedding")
+
+    @property
+    def step_samples(self) -> int:
+        return SAMPLE_RATE * self.step_ms // 1000
+
+    @property
+    def clip_samples(self) -> int:
+        return SAMPLE_RATE * self.clip_ms // 1000
+
+    @property
+    def count(self) -> int:
+        """Embeddings per window."""
+        return embedding_count(self.clip_samples, self.step_samples)
+
+
 class SpeechEmbedding:
     """The two graphs, each with one interpreter reused across calls."""
 
@@ -69,6 +101,11 @@ class SpeechEmbedding:
                                             num_threads=1)
         self._mel_input = -1
         self._batch = -1
+        # Tensor indices survive resizing; looked up once, not on every hop.
+        self._mel_in = self._mel.get_input_details()[0]["index"]
+        self._mel_out = self._mel.get_output_details()[0]["index"]
+        self._embedding_in = self._embedding.get_input_details()[0]["index"]
+        self._embedding_out = self._embedding.get_output_details()[0]["index"]
 
     def mel_block(self, audio: np.ndarray) -> np.ndarray:
         """(step / 160, 32) log-mel frames of one block: MEL_CONTEXT samples, then a step.
@@ -81,9 +118,9 @@ class SpeechEmbedding:
             self._mel.allocate_tensors()
             self._mel_input = audio.size
         x = (np.asarray(audio, dtype=np.float32) * np.float32(PCM_SCALE))[None]
-        self._mel.set_tensor(self._mel.get_input_details()[0]["index"], x)
+        self._mel.set_tensor(self._mel_in, x)
         self._mel.invoke()
-        out = self._mel.get_tensor(self._mel.get_output_details()[0]["index"])
+        out = self._mel.get_tensor(self._mel_out)
         frames = (audio.size - MEL_CONTEXT) // MEL_HOP
         # The embedding graph was trained on this rescaling of the mel graph's output.
         return (out.reshape(-1, N_MELS)[:frames] / 10.0 + 2.0).astype(np.float32)
@@ -97,9 +134,9 @@ class SpeechEmbedding:
             self._embedding.allocate_tensors()
             self._batch = batch
         x = np.ascontiguousarray(windows, dtype=np.float32)[..., None]
-        self._embedding.set_tensor(self._embedding.get_input_details()[0]["index"], x)
+        self._embedding.set_tensor(self._embedding_in, x)
         self._embedding.invoke()
-        out = self._embedding.get_tensor(self._embedding.get_output_details()[0]["index"])
+        out = self._embedding.get_tensor(self._embedding_out)
         return out.reshape(batch, EMBEDDING_SIZE).astype(np.float32)
 
     def window_features(self, audio: np.ndarray, step_samples: int) -> np.ndarray:

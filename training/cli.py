@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from edge_node.features import (
-    EMBEDDING_PROFILE,
     FeatureSpec,
     embedding_spec,
     ensemble_spec,
@@ -138,17 +137,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         extra_noise = speech_commands_noise(args.speech_commands)
     if args.user:
         clips += load_label_folders(args.user, words, "user", weight=args.user_weight)
-    features = features_for(args.arch, args.normalisation)
-    # Warping stretches a spectrogram's axes; an embedding's values have no such axes (an
-    # ensemble warps only its log-mel member's part).
-    warp = features.profile != EMBEDDING_PROFILE
     settings = PipelineSettings(
-        out=args.out, commands=words, features=features,
+        out=args.out, commands=words, features=features_for(args.arch, args.normalisation),
         train=TrainSettings(architecture=args.arch, epochs=args.epochs, seed=args.seed,
-                            batch_size=args.batch_size,
-                            freq_warp=args.freq_warp if warp else 0.0,
-                            time_warp=args.time_warp if warp else 0.0,
-                            weight_average=args.weight_average),
+                            batch_size=args.batch_size, freq_warp=args.freq_warp,
+                            time_warp=args.time_warp, weight_average=args.weight_average),
         copies=args.copies, augment=AugmentSettings(p_resynth=args.resynth),
         leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
         name=args.name,

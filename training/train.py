@@ -33,7 +33,8 @@ class TrainSettings:
     label_smoothing: float = 0.05
     freq_warp: float = 0.0
     """Online augmentation: each example's mel axis is stretched by a random factor within
-    1 +/- this every epoch (vocal-tract-length perturbation in the feature domain)."""
+    1 +/- this every epoch (vocal-tract-length perturbation in the feature domain). Spectrogram
+    models only: `embedding_dnn` (and an ensemble's embedding member) ignores it."""
     time_warp: float = 0.0
     """Online augmentation: each example's time axis is stretched about its centre by a
     random factor within 1 +/- this (speaking rate)."""
@@ -158,7 +159,9 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray, x_val: np
         .shuffle(len(x_train), seed=settings.seed, reshuffle_each_iteration=True)
         .batch(settings.batch_size)
         .map(lambda x, y, w: (tf.cast(x, tf.float32), y, w)))
-    if settings.freq_warp > 0 or settings.time_warp > 0:
+    # Warping stretches a spectrogram's axes; an embedding's values have no such axes.
+    warps = settings.architecture != "embedding_dnn"
+    if warps and (settings.freq_warp > 0 or settings.time_warp > 0):
         train = train.map(lambda x, y, w: (
             warp_features(x, settings.freq_warp, settings.time_warp, settings.seed), y, w))
     train = train.prefetch(2)
@@ -198,13 +201,9 @@ def fit_ensemble(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray,
         def part(x: np.ndarray, start: int = offset, end: int = offset + size,
                  shape: tuple[int, ...] = shape) -> np.ndarray:
             return x[:, start:end].reshape(-1, *shape)
-        spectrogram = architecture != "embedding_dnn"
-        member_settings = replace(
-            settings, architecture=architecture,
-            freq_warp=settings.freq_warp if spectrogram else 0.0,
-            time_warp=settings.time_warp if spectrogram else 0.0)
         model, member_history, _ = fit(part(x_train), y_train, w_train, part(x_val), y_val,
-                                       n_labels, member_settings, verbose)
+                                       n_labels, replace(settings, architecture=architecture),
+                                       verbose)
         members.append(model)
         history.update({f"{architecture}_{k}": v for k, v in member_history.items()})
         offset += size
