@@ -46,8 +46,12 @@ class DetectorSettings:
 
     A word stays in the 1 s window for 1 s plus its own length; its tail alone can look like
     another command ("stop" -> "op" -> "up"), so this covers that time."""
-    gate_dbfs: float = -55.0
-    """Windows whose loudest hop is quieter than this (RMS, dBFS) skip the model entirely."""
+    gate_dbfs: float = -65.0
+    """Windows whose loudest hop is quieter than this (RMS, dBFS) skip the model entirely.
+
+    The SPH0645 gives speech at 1-2 m only about -60..-50 dBFS (-26 dBFS at 94 dB SPL), so a
+    higher gate drops quiet commands; its self-noise (about -91 dBFS) and a quiet room stay
+    well below, so the model still sleeps most of the time."""
     block_s: float = 2.8
     """Block length in block mode (the article recorded 11 x 4096 samples = 2.8 s)."""
 

@@ -62,6 +62,17 @@ def test_refractory_period_suppresses_a_second_detection(model, speech):
     assert [d.label for d in found] == ["stop"]
 
 
+def test_a_command_at_the_sph0645s_level_from_across_a_room_is_heard(model, speech):
+    """Speech from 2 m reaches the SPH0645 at about -60 dBFS: the default gate lets it through."""
+    word = speech("stop", "flite", "slt")
+    loudest_hop = max(float(np.sqrt(np.mean(np.square(word[i : i + 1600]))))
+                      for i in range(0, word.size, 1600))
+    audio = noise(3.5, -85, 1)  # the microphone's own noise runs under the word
+    audio[RATE : RATE + word.size] += word * (10 ** (-60 / 20) / loudest_hop)
+    assert [d.label for d in run(Detector(model), audio)] == ["stop"]
+    assert run(Detector(model, DetectorSettings(gate_dbfs=-55.0)), audio) == []
+
+
 def test_per_command_threshold_can_silence_a_command(model, speech):
     audio = np.concatenate([noise(1.0, -55), speech("stop", "flite", "slt") * 0.5,
                             noise(1.5, -55)])
