@@ -12,15 +12,17 @@ from scipy.io import wavfile
 
 from training.dataset_synth import read_clips_csv, synthesize_dataset
 from training.noise import LEVELS_DBFS, NOISE_KINDS, make_noise, rms_dbfs
-from training.stream_synth import VOICE_SEED_OFFSET, make_stream_recording
+from training.stream_synth import VOICE_SEED_OFFSET, _plan_items, make_stream_recording
 from training.synthesis import MAX_WORD_S, SAMPLE_RATE, ClipSpec, render_clips, trim_silence
 from training.tts_engines import ENGINES, make_voices, scratch_dir
 from training.vocab import (
     COMMANDS,
+    NEAR_MISSES,
     SENTENCES,
     SILENCE_LABEL,
     UNKNOWN_LABEL,
     contains_phrase,
+    near_misses,
     unknown_material,
 )
 
@@ -93,6 +95,36 @@ def test_vocabulary_is_consistent() -> None:
     assert len(words) >= 100 and len(sentences) >= 30
     custom_words, _ = unknown_material(("lights", "music"))
     assert "music" not in custom_words and "stop" in custom_words
+
+
+def test_near_misses_are_unknown_words_of_their_command() -> None:
+    words, _ = unknown_material(COMMANDS)
+    assert set(NEAR_MISSES) == set(COMMANDS)
+    assert set(near_misses(COMMANDS)) <= set(words)
+    assert near_misses(("lights", "music")) == ()
+
+
+def _unknown_words_planned(share: float) -> list[str]:
+    voices = make_voices("espeak", 3, 1)
+    items = _plan_items(2000, 0, np.random.default_rng(7), voices, COMMANDS, 0.0, 0.0, 1, share)
+    return [spec.text.strip("!?.").lower() for _, spec, _ in items]
+
+
+def test_mining_can_favour_near_misses_and_share_zero_draws_as_before() -> None:
+    close = set(near_misses(COMMANDS))
+    plain, favoured = _unknown_words_planned(0.0), _unknown_words_planned(0.8)
+    base_rate = len(close) / len(unknown_material(COMMANDS)[0])
+    assert abs(np.mean([w in close for w in plain]) - base_rate) < 0.05
+    assert np.mean([w in close for w in favoured]) > 0.8 + 0.2 * base_rate - 0.05
+    # Share 0 makes exactly the draws of the uniform sampler (evaluation recordings unchanged).
+    rng, words = np.random.default_rng(7), unknown_material(COMMANDS)[0]
+    voices = make_voices("espeak", 3, 1)
+    expected = []
+    for _ in range(2000):
+        rng.integers(len(voices)), rng.random()
+        expected.append(words[int(rng.integers(len(words)))])
+        rng.integers(8)  # pick_variant
+    assert plain == expected
 
 
 @pytest.mark.parametrize("kind", NOISE_KINDS)

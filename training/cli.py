@@ -94,7 +94,8 @@ def cmd_mine(args: argparse.Namespace) -> int:
                               duration_s=args.minutes * 60, seed=args.seed + MINING_SEED_OFFSET,
                               voice_seed=voice_seed, words=words,
                               voices_per_engine=args.voices_per_engine, workers=args.workers,
-                              command_share=0.35, max_gap_s=4.0)
+                              command_share=0.35, max_gap_s=4.0,
+                              near_miss_share=args.near_miss_share)
     mine(recording, args.out, MiningPlan(args.unknown, args.commands, args.silence),
          seed=args.seed, commands=words)
     return 0
@@ -264,6 +265,7 @@ def cmd_default(args: argparse.Namespace) -> int:
         cmd_mine(argparse.Namespace(data=data, out=mined, minutes=args.mine_minutes,
                                     voices_per_engine=40, unknown=8000, commands=3000,
                                     silence=1000, words=None, seed=args.seed,
+                                    near_miss_share=args.near_miss_share,
                                     workers=args.workers))
     sources = ["--data", str(data)] + (["--data", str(mined)] if args.mine_minutes > 0 else [])
     recipe = ["--seed", str(args.seed), "--epochs", str(args.epochs), "--copies", str(args.copies),
@@ -331,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     mine_p.add_argument("--commands", type=int, default=3000, help="command windows to keep")
     mine_p.add_argument("--silence", type=int, default=1000, help="_silence_ windows to keep")
     mine_p.add_argument("--words")
+    mine_p.add_argument("--near-miss-share", type=float, default=0.0,
+                        help="share of the other words that sound like a command ('gown', "
+                             "'lift'): the windows a streaming model falsely fires on")
     mine_p.add_argument("--seed", type=int, default=1)
     mine_p.add_argument("--workers", type=int, default=2)
     mine_p.set_defaults(func=cmd_mine)
@@ -433,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "accuracy in our measurement: off by default)")
     default.add_argument("--mine-minutes", type=float, default=60.0,
                          help="recording (training voices) to cut streaming windows from; 0: off")
+    default.add_argument("--near-miss-share", type=float, default=0.0,
+                         help="share of the mining recording's other words that sound like a "
+                              "command (0: every other word alike)")
     default.add_argument("--arch", choices=("tcresnet", "dscnn", "embedding_dnn", "ensemble"),
                          default="ensemble")
     default.add_argument("--resynth", type=float, default=0.3,

@@ -22,6 +22,8 @@ from training.tts_engines import Voice, make_voices
 from training.vocab import (
     COMMANDS,
     UNKNOWN_LABEL,
+    near_misses,
+    pick_unknown_word,
     pick_variant,
     sentence_variants,
     text_variants,
@@ -62,10 +64,11 @@ def _background(duration_s: float, rng: np.random.Generator) -> tuple[np.ndarray
 
 def _plan_items(
     n: int, first: int, rng: np.random.Generator, voices: Sequence[Voice], words: Sequence[str],
-    command_share: float, sentence_share: float, seed: int,
+    command_share: float, sentence_share: float, seed: int, near_miss_share: float = 0.0,
 ) -> list[tuple[Voice, ClipSpec, str]]:  # fmt: skip
     """Random (voice, text, label) items; item k's clip seed depends only on (seed, k)."""
     unk_words, unk_sentences = unknown_material(words)
+    close = near_misses(words)
     items = []
     for k in range(first, first + n):
         voice = voices[int(rng.integers(len(voices)))]
@@ -78,7 +81,7 @@ def _plan_items(
             label, s = UNKNOWN_LABEL, unk_sentences[int(rng.integers(len(unk_sentences)))]
             spec = ClipSpec(pick_variant(sentence_variants(s), rng), "sentence", seed_t)
         else:
-            label, w = UNKNOWN_LABEL, unk_words[int(rng.integers(len(unk_words)))]
+            label, w = UNKNOWN_LABEL, pick_unknown_word(unk_words, close, near_miss_share, rng)
             spec = ClipSpec(pick_variant(text_variants(w), rng), "word", seed_t)
         items.append((voice, spec, label))
     return items
@@ -121,11 +124,14 @@ def make_stream_recording(
     snr_db: tuple[float, float] = (5.0, 30.0),
     command_share: float = 0.5,
     sentence_share: float = 0.2,
+    near_miss_share: float = 0.0,
     workers: int = 1,
 ) -> dict[str, Any]:
     """Write the recording (16 kHz int16) and its event list; return the JSON content.
 
     `voice_seed` defaults to seed + VOICE_SEED_OFFSET so stream speakers are held out.
+    `near_miss_share` of the other words are near-misses of the commands (for mining hard
+    negatives; evaluation recordings keep 0, every other word alike).
     """
     rng = np.random.default_rng([seed, zlib.crc32(b"stream")])
     vseed = seed + VOICE_SEED_OFFSET if voice_seed is None else voice_seed
@@ -138,7 +144,8 @@ def make_stream_recording(
     batch = max(4, int(duration_s / ((min_gap_s + max_gap_s) / 2 + 0.6) * 1.2))
     planned = 0
     while t < duration_s - 1.0:
-        items = _plan_items(batch, planned, rng, voices, words, command_share, sentence_share, seed)
+        items = _plan_items(batch, planned, rng, voices, words, command_share, sentence_share,
+                            seed, near_miss_share)
         planned += batch
         for (voice, spec, label), clip in zip(items, _render(items, workers), strict=True):
             start = int(round(t * SAMPLE_RATE))
@@ -174,6 +181,7 @@ def make_stream_recording(
     write_wav(Path(out_wav), np.clip(mix, -1.0, 1.0).astype(np.float32))
     meta = {"sample_rate": SAMPLE_RATE, "duration_s": duration_s, "seed": seed,
             "voice_seed": vseed, "engines": list(engines), "words": list(words),
-            "min_gap_s": min_gap_s, "events": events, "background": segments}  # fmt: skip
+            "min_gap_s": min_gap_s, "near_miss_share": near_miss_share, "events": events,
+            "background": segments}  # fmt: skip
     Path(out_events_json).write_text(json.dumps(meta, indent=1))
     return meta

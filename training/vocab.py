@@ -40,6 +40,19 @@ UNKNOWN_WORDS: tuple[str, ...] = tuple(
     """.split()
 )
 
+# Which of UNKNOWN_WORDS sound most like each command: the words a streaming model falsely
+# fires on (measured on held-out streams: "gown" -> down, "lift" -> left, "ride" -> right).
+NEAR_MISSES: dict[str, tuple[str, ...]] = {
+    "go": ("going", "gone", "goat", "goal", "good", "ghost", "toe", "row", "so", "low"),
+    "down": ("town", "gown", "done", "dune", "dawn", "downy", "sound", "crown", "now"),
+    "up": ("cup", "pup", "us", "upper", "hut", "on", "off"),
+    "stop": ("shop", "top", "stopped", "stock", "step", "spot", "drop", "mop"),
+    "yes": ("yet", "yeah", "yell", "chess", "less", "mess", "guess"),
+    "left": ("lift", "laughed", "leaf", "lefty", "felt"),
+    "right": ("light", "bright", "night", "ride", "rice", "white", "fight", "wrote"),
+    "no": ("now", "nope", "note", "low", "snow", "nose", "nine", "new", "knee"),
+}
+
 # Sentences must not contain a default command word (checked by a test).
 SENTENCES: tuple[str, ...] = (
     "what time is it",
@@ -117,6 +130,26 @@ def contains_phrase(text: str, phrase: str) -> bool:
     target = _WORD_RE.findall(phrase.lower())
     n = len(target)
     return n > 0 and any(words[i : i + n] == target for i in range(len(words) - n + 1))
+
+
+def near_misses(targets: Iterable[str]) -> tuple[str, ...]:
+    """Unknown words that sound like one of `targets` (none for custom keywords)."""
+    words: dict[str, None] = {}
+    for t in targets:
+        words.update(dict.fromkeys(NEAR_MISSES.get(t.lower(), ())))
+    return tuple(words)
+
+
+def pick_unknown_word(words: Sequence[str], close: Sequence[str], near_miss_share: float,
+                      rng: np.random.Generator) -> str:
+    """An unknown word; with probability `near_miss_share` one of the `close` near-misses.
+
+    A share of 0 draws exactly as before the option existed (same RNG calls), so recordings
+    made without it stay byte-identical.
+    """
+    if close and near_miss_share > 0 and rng.random() < near_miss_share:
+        return close[int(rng.integers(len(close)))]
+    return words[int(rng.integers(len(words)))]
 
 
 def unknown_material(targets: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
