@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from edge_node.detector import DetectorSettings
 from edge_node.model import DEFAULT_MODEL, read_manifest
 from training.benchmarks import machine, write_section
 from training.metrics import streaming_scores
@@ -35,12 +36,14 @@ def main() -> None:
         print(json.dumps({"threshold": threshold,
                           **{k: v for k, v in scores.items() if k != "false_examples"}}))
     manifest = read_manifest(args.model)
+    d = DetectorSettings()
     others = sum(e["label"] not in COMMANDS for e in meta["events"])
     body = [
         f"Machine: {machine()}. `python -m bench.streaming --recording {args.recording}`: "
         f"`edge-node detect --threshold T` with `{args.model.name}` ({manifest.name} "
-        f"{manifest.version}, {manifest.extra.get('architecture', '?')}; hop 100 ms, 3-window "
-        "smoothing, refractory 1.5 s), scored against the recording's event list (a hit is the "
+        f"{manifest.version}, {manifest.extra.get('architecture', '?')}; hop {d.hop_ms} ms, "
+        f"{d.smoothing_windows}-window smoothing, refractory {d.refractory_s} s, gate "
+        f"{d.gate_dbfs:.0f} dBFS), scored against the recording's event list (a hit is the "
         "right command between the word's start and 1.5 s after its end; anything else is a "
         f"false activation). The {meta['duration_s'] / 60:.0f}-minute recording has "
         f"{rows[0][1]['commands']} commands and {others} other words/sentences from voices the "
