@@ -71,6 +71,17 @@ def test_espeak_survives_hundreds_of_voices_per_process(tmp_path: Path) -> None:
         assert np.max(np.abs(x)) > 0.01, voice.voice_id
 
 
+def test_piper_returns_one_clip_per_text_in_order(tmp_path: Path) -> None:
+    """piper names its files by a clock; repeated and long texts must still map back in order."""
+    _need("piper")
+    voice = make_voices("piper", 1, seed=3)[0]
+    texts = ["go", "Have you seen my glasses? I think I left them here.", "go"]
+    out = ENGINES["piper"].render_raw(voice, texts, scratch_dir(tmp_path))
+    durations = [len(x) / sr for x, sr in out]
+    assert len(out) == 3
+    assert durations[1] > 2 * max(durations[0], durations[2]), durations
+
+
 @pytest.mark.parametrize("engine", ENGINE_NAMES)
 def test_voices_are_stable_and_distinct(engine: str) -> None:
     voices = make_voices(engine, 6, seed=4)

@@ -76,7 +76,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     make_stream_recording(args.out, args.out.with_suffix(".json"), duration_s=args.duration,
                           seed=args.seed + STREAM_SEED_OFFSET, words=words,
                           voices_per_engine=args.voices_per_engine, workers=args.workers,
-                          command_share=args.command_share, max_gap_s=args.max_gap)
+                          command_share=args.command_share, max_gap_s=args.max_gap,
+                          engines=tuple(args.engines.split(",")))
     return 0
 
 
@@ -259,7 +260,8 @@ def cmd_default(args: argparse.Namespace) -> int:
     if not recording.is_file():
         cmd_stream(argparse.Namespace(out=recording, duration=args.stream_minutes * 60,
                                       seed=args.seed, words=None, voices_per_engine=20,
-                                      workers=args.workers, command_share=0.5, max_gap=8.0))
+                                      workers=args.workers, command_share=0.5, max_gap=8.0,
+                                      engines="espeak,flite,festival"))
     mined = work / "mined"
     if args.mine_minutes > 0 and not (mined / "clips.csv").is_file():
         cmd_mine(argparse.Namespace(data=data, out=mined, minutes=args.mine_minutes,
@@ -317,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--words")
     stream.add_argument("--seed", type=int, default=1)
     stream.add_argument("--voices-per-engine", type=int, default=20)
+    stream.add_argument("--engines", default="espeak,flite,festival",
+                        help="engines whose voices speak (e.g. piper: neural voices only)")
     stream.add_argument("--command-share", type=float, default=0.5,
                         help="share of inserted items that are commands")
     stream.add_argument("--max-gap", type=float, default=8.0, help="longest pause (s)")
@@ -429,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     default = sub.add_parser("default", help="rebuild the node's bundled default model")
     default.add_argument("--work", type=Path, default=Path("runs/default"))
     default.add_argument("--voices",
-                         default="espeak=250,flite=120,festival=60,festival-accent=120")
+                         default="espeak=250,flite=120,festival=60,festival-accent=120,piper=120")
     default.add_argument("--silence", type=int, default=1500)
     default.add_argument("--stream-minutes", type=float, default=30.0)
     default.add_argument("--hard-negatives", action="store_true",
@@ -451,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)
     default.add_argument("--workers", type=int, default=2)
-    default.add_argument("--version", default="2.0.0")
+    default.add_argument("--version", default="2.1.0")
     default.add_argument("--no-loeo", action="store_true")
     default.add_argument("--install", type=Path, default=DEFAULT_MODEL,
                          help="where the node's default model lives")
