@@ -251,3 +251,19 @@ def test_stream_recording_events(tmp_path: Path) -> None:
         seg = x[int(e["start_s"] * sr) : int(e["end_s"] * sr)]
         floor = e["noise_dbfs"] if e["noise_dbfs"] is not None else -80.0
         assert rms_dbfs(seg) > floor + 3.0, e
+
+
+def test_stream_recording_refuses_an_engine_it_cannot_run(tmp_path: Path) -> None:
+    wav, js = tmp_path / "s.wav", tmp_path / "s.json"
+    with pytest.raises(RuntimeError, match="not available: \\['no-such-engine'\\]"):
+        make_stream_recording(wav, js, seed=3, duration_s=10.0, engines=("no-such-engine",))
+    assert not wav.exists() and not js.exists()
+
+
+def test_piper_stream_recording_is_spoken_by_piper_voices(tmp_path: Path) -> None:
+    _need("piper")
+    wav, js = tmp_path / "p.wav", tmp_path / "p.json"
+    meta = make_stream_recording(wav, js, seed=2, duration_s=20.0, engines=("piper",),
+                                 voices_per_engine=2)  # fmt: skip
+    assert meta["engines"] == ["piper"] and meta["events"]
+    assert {e["engine"] for e in meta["events"]} == {"piper"}

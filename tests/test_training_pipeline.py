@@ -116,7 +116,7 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
         pytest.skip("TensorFlow is not installed (pip install 'kws-edge-node[train]')")
     work, installed = tmp_path / "work", tmp_path / "installed" / "model.tflite"
     run("-m", "training.cli", "default", "--work", str(work), "--voices",
-        "espeak=3,flite=2,festival=1,festival-accent=2", "--silence", "30",
+        "espeak=3,flite=2,festival=1,festival-accent=2,piper=1", "--silence", "30",
         "--stream-minutes", "0.5", "--mine-minutes", "1", "--hard-negatives", "--epochs", "3",
         "--no-loeo", "--install", str(installed))
     mined = (work / "mined" / "clips.csv").read_text().splitlines()

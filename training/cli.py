@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     default = sub.add_parser("default", help="rebuild the node's bundled default model")
     default.add_argument("--work", type=Path, default=Path("runs/default"))
     default.add_argument("--voices",
-                         default="espeak=250,flite=120,festival=60,festival-accent=120,piper=120")
+                         default="espeak=250,flite=120,festival=60,festival-accent=120")
     default.add_argument("--silence", type=int, default=1500)
     default.add_argument("--stream-minutes", type=float, default=30.0)
     default.add_argument("--hard-negatives", action="store_true",
@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)
     default.add_argument("--workers", type=int, default=2)
-    default.add_argument("--version", default="2.1.0")
+    default.add_argument("--version", default="2.0.0")
     default.add_argument("--no-loeo", action="store_true")
     default.add_argument("--install", type=Path, default=DEFAULT_MODEL,
                          help="where the node's default model lives")
