@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from training.noise import NOISE_KINDS, make_noise
 from training.synthesis import SAMPLE_RATE, ClipSpec, render_clips, write_wav
-from training.tts_engines import ENGINES, Voice, make_voices
+from training.tts_engines import ENGINES, Voice, make_voices, require_engines
 from training.vocab import (
     COMMANDS,
     SILENCE_LABEL,
@@ -179,9 +179,7 @@ def synthesize_dataset(
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty")
-    missing = [e for e in engines if e not in ENGINES or not ENGINES[e].available()]
-    if missing:
-        raise RuntimeError(f"TTS engines not available: {missing}")
+    require_engines(engines)
     if seed < 0 or takes_per_voice < 1:
         raise ValueError("seed must be >= 0 and takes_per_voice >= 1")
     words = tuple(words)

@@ -18,7 +18,7 @@ import numpy as np
 
 from training.noise import LEVELS_DBFS, NOISE_KINDS, make_noise, rms_dbfs
 from training.synthesis import SAMPLE_RATE, ClipSpec, render_clips, write_wav
-from training.tts_engines import ENGINES, Voice, make_voices
+from training.tts_engines import Voice, make_voices, require_engines
 from training.vocab import (
     COMMANDS,
     UNKNOWN_LABEL,
@@ -133,9 +133,7 @@ def make_stream_recording(
     `near_miss_share` of the other words are near-misses of the commands (for mining hard
     negatives; evaluation recordings keep 0, every other word alike).
     """
-    missing = [e for e in engines if e not in ENGINES or not ENGINES[e].available()]
-    if missing:
-        raise RuntimeError(f"TTS engines not available: {missing}")
+    require_engines(engines)
     rng = np.random.default_rng([seed, zlib.crc32(b"stream")])
     vseed = seed + VOICE_SEED_OFFSET if voice_seed is None else voice_seed
     voices = [v for e in engines for v in make_voices(e, voices_per_engine, vseed)]

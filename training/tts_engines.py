@@ -18,6 +18,7 @@ import subprocess
 import sys
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -423,6 +424,13 @@ ENGINES: dict[str, Engine] = {
     e.name: e
     for e in (EspeakEngine(), FliteEngine(), FestivalEngine(), AccentEngine(), PiperEngine())
 }
+
+
+def require_engines(engines: Sequence[str]) -> None:
+    """Fail before any work when an engine is unknown or not installed, naming them all."""
+    missing = [e for e in engines if e not in ENGINES or not ENGINES[e].available()]
+    if missing:
+        raise RuntimeError(f"TTS engines not available: {missing}")
 
 
 def make_voices(engine: str, n: int, seed: int, start: int = 0) -> list[Voice]:
