@@ -1,0 +1,246 @@
+"""What each `kws-train` subcommand does; `training.cli` holds their arguments and the recipe."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edge_node.features import (
+    FeatureSpec,
+    embedding_spec,
+    ensemble_spec,
+    logmel_spec,
+)
+from edge_node.model import manifest_path
+from training.vocab import COMMANDS
+
+log = logging.getLogger("training")
+
+SPEECH_COMMANDS_URL = (
+    "http://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz")
+STREAM_SEED_OFFSET = 1000
+"""Voices of the streaming recording are drawn with seed + this: none of them trained."""
+MINING_SEED_OFFSET = 2000
+"""Texts, noise and timing of the mining recording (its voices are the training voices)."""
+
+
+def parse_voices(text: str) -> dict[str, int]:
+    """'espeak=250,flite=120' -> {'espeak': 250, 'flite': 120}."""
+    result = {}
+    for part in text.split(","):
+        engine, _, count = part.partition("=")
+        result[engine.strip()] = int(count)
+    return result
+
+
+def noise_bank(seed: int, extra: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
+    """Background noise for augmentation: every generated kind, a few seeds each."""
+    from training.noise import NOISE_KINDS, make_noise
+
+    rng = np.random.default_rng([seed, 77])
+    bank = [make_noise(kind, 20.0, rng) for kind in NOISE_KINDS if kind != "digital_silence"
+            for _ in range(3)]
+    return bank + list(extra)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from training.dataset_synth import synthesize_dataset
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    voices = parse_voices(args.voices)
+    takes = getattr(args, "takes", 1)
+    unknown = {engine: int(round(count * args.unknown_per_voice))
+               for engine, count in voices.items()}
+    per_word = {engine: count * takes for engine, count in voices.items()}
+    synthesize_dataset(args.out, seed=args.seed, words=words, clips_per_word_per_engine=per_word,
+                       unknown_clips_per_engine=unknown, silence_clips=args.silence,
+                       workers=args.workers, engines=tuple(voices),
+                       takes_per_voice=takes)
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from training.stream_synth import make_stream_recording
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    make_stream_recording(args.out, args.out.with_suffix(".json"), duration_s=args.duration,
+                          seed=args.seed + STREAM_SEED_OFFSET, words=words,
+                          voices_per_engine=args.voices_per_engine, workers=args.workers,
+                          command_share=args.command_share, max_gap_s=args.max_gap,
+                          engines=tuple(args.engines.split(",")))
+    return 0
+
+
+def cmd_mine(args: argparse.Namespace) -> int:
+    """Render a recording with the dataset's own voices and cut labelled windows from it."""
+    from training.stream_mining import MiningPlan, mine
+    from training.stream_synth import make_stream_recording
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    voice_seed = json.loads((args.data / "dataset.json").read_text())["seed"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    recording = args.out / "recording.wav"
+    if not recording.is_file():
+        make_stream_recording(recording, recording.with_suffix(".json"),
+                              duration_s=args.minutes * 60, seed=args.seed + MINING_SEED_OFFSET,
+                              voice_seed=voice_seed, words=words,
+                              voices_per_engine=args.voices_per_engine, workers=args.workers,
+                              command_share=0.35, max_gap_s=4.0,
+                              near_miss_share=args.near_miss_share)
+    mine(recording, args.out, MiningPlan(args.unknown, args.commands, args.silence),
+         seed=args.seed, commands=words)
+    return 0
+
+
+def cmd_hard(args: argparse.Namespace) -> int:
+    """Windows behind a model's false activations on a mining recording (train-only data)."""
+    from training.node_eval import node_detections
+    from training.stream_mining import mine_hard
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    detections = node_detections(args.model, args.recording, args.threshold)
+    mine_hard(args.recording, detections, args.out, words)
+    return 0
+
+
+def features_for(architecture: str, normalisation: str = "mvn") -> FeatureSpec:
+    """The feature profile an architecture is trained on."""
+    if architecture == "article_cnn":
+        return FeatureSpec("stft129x124")
+    if architecture == "embedding_dnn":
+        return embedding_spec()
+    if architecture == "ensemble":
+        return ensemble_spec()
+    return logmel_spec(normalisation=normalisation)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.augment import AugmentSettings
+    from training.dataset import load_label_folders, load_synthetic, speech_commands_noise
+    from training.pipeline import PipelineSettings, run
+    from training.report import write_report
+    from training.train import TrainSettings
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    clips = [c for root in args.data for c in load_synthetic(root, words)]
+    extra_noise: list[np.ndarray] = []
+    if args.speech_commands:
+        clips += load_label_folders(args.speech_commands, words, "human")
+        extra_noise = speech_commands_noise(args.speech_commands)
+    if args.user:
+        clips += load_label_folders(args.user, words, "user", weight=args.user_weight)
+    settings = PipelineSettings(
+        out=args.out, commands=words, features=features_for(args.arch, args.normalisation),
+        train=TrainSettings(architecture=args.arch, epochs=args.epochs, seed=args.seed,
+                            batch_size=args.batch_size, freq_warp=args.freq_warp,
+                            time_warp=args.time_warp, weight_average=args.weight_average),
+        copies=args.copies, augment=AugmentSettings(p_resynth=args.resynth),
+        leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
+        name=args.name,
+        version=args.version, workers=args.workers)
+    if args.seeds:
+        from training.seeds import format_table, loeo_over_seeds, write
+
+        seeds = [int(v) for v in args.seeds.split(",")]
+        result = loeo_over_seeds(clips, noise_bank(args.seed, extra_noise), settings, seeds)
+        print(format_table(result, seeds))
+        log.info("seed comparison: %s", write(result, seeds, args.out))
+        return 0
+    report = run(clips, noise_bank(args.seed, extra_noise), settings)
+    final = Path(report["final"]["models"]["float32/ai-edge-litert"]["path"])
+    # The article's model format is float32; ours ships int8 (within a point of float, 1/2 size).
+    ours_int8 = settings.quantize and args.arch != "article_cnn"
+    chosen = final.with_name("model_int8.tflite") if ours_int8 else final
+    if args.stream:
+        from training.node_eval import streaming_evaluation
+
+        report["streaming"] = streaming_evaluation(chosen, args.stream, words)
+    (args.out / "report.json").write_text(json.dumps(report, indent=1))
+    path = write_report(report, settings.labels, args.out)
+    log.info("report: %s", path)
+    if args.install:
+        install_model(chosen, args.install)
+    if args.benchmarks:
+        command = "kws-train " + " ".join(sys.argv[1:]) if args.command == "train" else (
+            "kws-train default")
+        record_benchmarks(report, args.benchmarks, args.name, args.arch, command)
+    return 0
+
+
+def record_benchmarks(report: dict, benchmarks: Path, name: str, arch: str, command: str) -> None:
+    """Write a run's figures into a BENCHMARKS.md."""
+    from training.benchmarks import write_section
+    from training.report import benchmark_summary
+
+    write_section(f"training-{name}", f"Training: {name} ({arch})",
+                  benchmark_summary(report, command), benchmarks)
+
+
+def cmd_stream_eval(args: argparse.Namespace) -> int:
+    """Score a model's streaming detections on a recording; optionally update a run's report."""
+    from training.node_eval import streaming_evaluation
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    result = streaming_evaluation(args.model, args.recording, words)
+    print(json.dumps({k: v for k, v in result.items() if k != "false_examples"}))
+    if args.run:
+        path = args.run / "report.json"
+        report = json.loads(path.read_text())
+        report["streaming"] = result
+        path.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render report.md and plots (and optionally BENCHMARKS.md) from a run's report.json."""
+    from training.report import write_report
+
+    report = json.loads((args.run / "report.json").read_text())
+    labels = json.loads(manifest_path(Path(report["final"]["models"][
+        "float32/ai-edge-litert"]["path"])).read_text())["labels"]
+    print(write_report(report, labels, args.run))
+    if args.benchmarks:
+        record_benchmarks(report, args.benchmarks, args.name, args.arch, args.command_line)
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from training.dataset import download_archive
+
+    download_archive(args.url, args.dest, args.sha256)
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from training.dataset import load_label_folders, load_synthetic
+    from training.finetune import FinetuneSettings, finetune
+
+    base = json.loads(manifest_path(args.base / "model_int8.tflite").read_text())
+    commands = [lab for lab in base["labels"] if not lab.startswith("_")]
+    user = load_label_folders(args.user, commands, "user")
+    # Replay only what the base model trained on, so the gain is the user's clips' alone.
+    trained_on = set(base.get("engines") or ())
+    replay = [c for root in args.data for c in load_synthetic(root, commands)
+              if not trained_on or c.engine in trained_on]
+    settings = FinetuneSettings(shots=args.shots, epochs=args.epochs, seed=args.seed,
+                                workers=args.workers)
+    result = finetune(args.base, user, replay, noise_bank(args.seed), args.out, settings)
+    print(json.dumps({k: result[k]["accuracy"] for k in ("base", "personalised")}))
+    if args.install:
+        install_model(args.out / "model_int8.tflite", args.install)
+    return 0
+
+
+def install_model(model: Path, destination: Path) -> None:
+    """Copy a model and its manifest to where the node loads it."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model, destination)
+    shutil.copyfile(manifest_path(model), manifest_path(destination))
+    log.info("installed %s as %s", model, destination)
