@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seeds", help="only the leave-one-engine-out runs, once per training "
                                        "seed (e.g. 1,2,3), scored in Keras: is a change "
                                        "bigger than seed noise?")
+    train.add_argument("--holdout", help="with --seeds: hold out only these engines "
+                                         "(e.g. espeak)")
     train.add_argument("--stream", type=Path, help="recording (+ .json events) to evaluate on")
     train.add_argument("--name", default="kws-model")
     train.add_argument("--version", default="1.0.0")

@@ -149,7 +149,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         from training.seeds import format_table, loeo_over_seeds, write
 
         seeds = [int(v) for v in args.seeds.split(",")]
-        result = loeo_over_seeds(clips, noise_bank(args.seed, extra_noise), settings, seeds)
+        holdout = tuple(args.holdout.split(",")) if args.holdout else ()
+        result = loeo_over_seeds(clips, noise_bank(args.seed, extra_noise), settings, seeds,
+                                 holdout)
         print(format_table(result, seeds))
         log.info("seed comparison: %s", write(result, seeds, args.out))
         return 0
