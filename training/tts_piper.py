@@ -107,7 +107,7 @@ class PiperEngine(Engine):
         run_engine([sys.executable, "-c", _SEEDED_PIPER, seed, "-m", str(model), "-i", str(lines),
               "-d", str(out_dir), "--output-dir-naming", "timestamp", "-s", str(s["speaker"]),
               "--length-scale", str(s["length_scale"]), "--noise-scale", str(s["noise_scale"]),
-              "--noise-w-scale", str(s["noise_w"])])  # fmt: skip
+              "--noise-w-scale", str(s["noise_w"])], name="piper")  # fmt: skip
         # One file per line, named by a monotonic clock: numeric order is line order.
         wavs = sorted(out_dir.glob("*.wav"), key=lambda w: int(w.stem))
         if len(wavs) != len(texts):

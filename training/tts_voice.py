@@ -101,12 +101,13 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     return x, int(sr)
 
 
-def run_engine(cmd: list[str]) -> None:
-    """Run an engine; failures carry its stderr, which says what went wrong."""
+def run_engine(cmd: list[str], name: str = "") -> None:
+    """Run an engine (`name` when `cmd[0]` is an interpreter, not the engine); failures carry
+    its stderr, which says what went wrong."""
     res = subprocess.run(cmd, capture_output=True, timeout=_SUBPROCESS_TIMEOUT_S)
     if res.returncode != 0:
         err = res.stderr.decode(errors="replace").strip()[-300:]
-        raise RuntimeError(f"{cmd[0]} exited {res.returncode}: {err}")
+        raise RuntimeError(f"{name or cmd[0]} exited {res.returncode}: {err}")
 
 
 class Engine(ABC):
