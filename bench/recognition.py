@@ -6,9 +6,10 @@
   - ours: the interpreter created once, incremental features (only the new frames, and
     embeddings, of a 100 ms hop), the bundled int8 model;
 - CPU share of one core and peak RSS of the streaming node (`edge-node run`) on audio paced in
-  real time, and whether TensorFlow was imported.
+  real time, and whether TensorFlow was imported; with `--candidate MODEL`, the same for a
+  model not (yet) bundled, run right after the bundled one so the two compare side by side.
 
-Run: `.venv/bin/python -m bench.recognition [--seconds 30]`
+Run: `.venv/bin/python -m bench.recognition [--seconds 30] [--candidate MODEL.tflite]`
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +109,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def streaming_node(seconds: float, runtime: str | None, warmup_s: float = 5.0) -> dict[str, float]:
+def streaming_node(seconds: float, runtime: str | None, model: Path = DEFAULT_MODEL,
+                   warmup_s: float = 5.0) -> dict[str, Any]:
     """Run the real node on `seconds` of real-time audio: steady-state CPU share (start-up and
     imports excluded: sampled from /proc after `warmup_s`) and peak RSS."""
     example = read_wav_mono16k(DEFAULT_EXAMPLE)
@@ -120,7 +123,8 @@ def streaming_node(seconds: float, runtime: str | None, warmup_s: float = 5.0) -
         if runtime:
             env["EDGE_NODE_TFLITE_RUNTIME"] = runtime
         proc = subprocess.Popen([sys.executable, "-c", NODE_PROBE, "--log-level", "WARNING",
-                                 "run", "--source", f"wav:{wav}", "--display", "none"],
+                                 "run", "--source", f"wav:{wav}", "--display", "none",
+                                 "--model", str(model)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         time.sleep(warmup_s)
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
@@ -139,6 +143,8 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=30.0, help="real-time streaming run")
     parser.add_argument("--runtimes", default="ai-edge-litert,tflite-runtime")
+    parser.add_argument("--candidate", type=Path,
+                        help="also run the streaming node with this model, beside the bundled one")
     args = parser.parse_args()
     audio = np.tile(read_wav_mono16k(DEFAULT_EXAMPLE), 3)
     ours_manifest = read_manifest(DEFAULT_MODEL)
@@ -147,11 +153,16 @@ def main() -> None:
         row = latency(audio, args.windows, runtime)
         rows.append(row)
         print(json.dumps(row))
+    models = [DEFAULT_MODEL] + ([args.candidate] if args.candidate else [])
     for runtime in args.runtimes.split(","):
-        node = streaming_node(args.seconds, runtime)
-        node["runtime"] = runtime
-        nodes.append(node)
-        print(json.dumps(node))
+        for model in models:
+            node = streaming_node(args.seconds, runtime, model)
+            node["runtime"] = runtime
+            version = read_manifest(model).version
+            role = "bundled" if model == DEFAULT_MODEL else "candidate"
+            node["model"] = f"{role} {version}"
+            nodes.append(node)
+            print(json.dumps(node))
     article_manifest = read_manifest(ARTICLE_MODEL)
     body = [
         f"Machine: {machine()}. `python -m bench.recognition` ({args.windows} windows per "
@@ -174,11 +185,11 @@ def main() -> None:
                     f"| {r['ours_median_ms']:.3f} / {r['ours_p95_ms']:.3f} | "
                     f"{r['speedup_median']:.0f}x |")
     body += ["", "Streaming node (`edge-node run --source wav:...`, real-time pacing, hop 100 ms):",
-             "", "| runtime | steady CPU (share of one core) | peak RSS | TensorFlow imported |",
-             "|---|---|---|---|"]
+             "", "| runtime | model | steady CPU (share of one core) | peak RSS | "
+             "TensorFlow imported |", "|---|---|---|---|---|"]
     for n in nodes:
-        body.append(f"| {n['runtime']} | {100 * n['cpu_share']:.1f}% | {n['max_rss_mb']:.0f} MB | "
-                    f"{'yes' if n['tensorflow_imported'] else 'no'} |")
+        body.append(f"| {n['runtime']} | {n['model']} | {100 * n['cpu_share']:.1f}% | "
+                    f"{n['max_rss_mb']:.0f} MB | {'yes' if n['tensorflow_imported'] else 'no'} |")
     write_section("recognition", "Recognition speed: article vs ours", "\n".join(body))
     print(f"max RSS of this benchmark process: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
