@@ -183,7 +183,7 @@ def main() -> None:
     for r in rows:
         body.append(f"| {r['runtime']} | {r['article_median_ms']:.2f} / {r['article_p95_ms']:.2f} "
                     f"| {r['ours_median_ms']:.3f} / {r['ours_p95_ms']:.3f} | "
-                    f"{r['speedup_median']:.0f}x |")
+                    f"{r['speedup_median']:.1f}x |")
     body += ["", "Streaming node (`edge-node run --source wav:...`, real-time pacing, hop 100 ms):",
              "", "| runtime | model | steady CPU (share of one core) | peak RSS | "
              "TensorFlow imported |", "|---|---|---|---|---|"]

@@ -17,7 +17,8 @@ Profiles:
 - ``logmel``: log mel energies (default 40 bands, 30 ms window, 20 ms hop -> 49 frames per
   second) with a per-window normalisation chosen by the manifest.
 - ``speech-embedding``: Google's speech_embedding network over the window (96 values every
-  50 ms by default; `edge_node.speech_embedding`), pre-trained on real speech.
+  50 ms by default, every 100 ms in the bundled ensemble; `edge_node.speech_embedding`),
+  pre-trained on real speech.
 - ``concat``: several profiles over the same window, each flattened and scaled, joined into one
   vector: one model input (so manifests, OTA and the runtime stay single-input) for a model
   whose members each read their own part (`ensemble_spec`).
@@ -129,10 +130,14 @@ def embedding_spec(**overrides: Any) -> FeatureSpec:
 
 
 def ensemble_spec() -> FeatureSpec:
-    """Log-mel (for a TC-ResNet) and speech embeddings (for a dense head) of one window."""
+    """Log-mel (for a TC-ResNet) and speech embeddings (for a dense head) of one window.
+
+    Embeddings every 100 ms, not 50: inside the ensemble they score the same and cost
+    0.6x the CPU on the node (BENCHMARKS.md, kws-default 2.1.0).
+    """
     return FeatureSpec(CONCAT_PROFILE, {"parts": [
         {**logmel_spec().to_json(), "scale": 1.0},
-        {**embedding_spec().to_json(), "scale": EMBEDDING_SCALE},
+        {**embedding_spec(step_ms=100).to_json(), "scale": EMBEDDING_SCALE},
     ]})
 
 

@@ -45,6 +45,31 @@ def test_respelling_keeps_punctuation_and_applies_spelling_rules() -> None:
     assert respell("Kitchen? Chess, shop!", "ca") == "quitxan? txes, xap!"
 
 
+@pytest.mark.parametrize(("dialect", "expected"), [
+    ("en-gb-x-rp", "gheu daun ap stop ies left rait neu"),
+    ("en-gb-x-gbcwmd", "gau deun up stop ies left roit nau"),
+    ("en-gb-scotland", "go daun ap stop ies left rait no"),
+])  # fmt: skip
+def test_commands_respelled_as_spoken_in_an_english_dialect(dialect: str, expected: str) -> None:
+    assert respell(" ".join(COMMANDS), "it", dialect) == expected
+
+
+def test_sentences_respell_in_every_english_dialect() -> None:
+    from training.tts_engines import DialectAccentEngine
+
+    for dialect in DialectAccentEngine.DIALECTS:
+        for text in SENTENCES:
+            assert respell(text, "cs", dialect), (dialect, text)
+
+
+def test_dialect_voices_draw_dialects_and_are_festival_voices() -> None:
+    voices = make_voices("festival-dialect", 40, seed=1)
+    assert {v.engine for v in voices} == {"festival"}
+    assert all(v.voice_id.startswith("festival-dialect-s1-") for v in voices)
+    assert len({v.synth["dialect"] for v in voices}) >= 6
+    assert ENGINES["festival-dialect"].train_only
+
+
 def test_every_language_spells_every_phoneme() -> None:
     from training.accents import _PHONEMES
 

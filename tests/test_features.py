@@ -135,11 +135,13 @@ def test_speech_embedding_without_its_package_is_a_clear_error(monkeypatch):
 
 def test_concat_features_are_the_scaled_parts_side_by_side():
     ensemble = make_extractor(ensemble_spec())
-    logmel, embedding = make_extractor(logmel_spec()), make_extractor(embedding_spec())
+    # The ensemble takes one embedding per 100 ms hop (2.1.0), not the profile's default two.
+    logmel = make_extractor(logmel_spec())
+    embedding = make_extractor(embedding_spec(step_ms=100))
     x = speechlike(1.0, seed=7)
     joined = ensemble.compute(x)
-    assert ensemble.shape == (49 * 40 + 4 * 96,) and ensemble.frame_step == 1600
-    assert ensemble.part_shapes == [(49, 40), (4, 96)]
+    assert ensemble.shape == (49 * 40 + 2 * 96,) and ensemble.frame_step == 1600
+    assert ensemble.part_shapes == [(49, 40), (2, 96)]
     np.testing.assert_array_equal(joined[: 49 * 40], logmel.compute(x).reshape(-1))
     np.testing.assert_allclose(joined[49 * 40 :], 0.1 * embedding.compute(x).reshape(-1),
                                rtol=1e-6)

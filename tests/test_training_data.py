@@ -2,6 +2,7 @@
 
 import hashlib
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +84,7 @@ def test_streaming_scores_match_detections_to_events():
     assert result["recall"] == 0.5
     assert result["false_activations"] == 2
     assert result["false_activations_per_hour"] == 2.0
+    assert result["recall_per_command"] == {"stop": 1.0, "go": 0.0}
 
 
 def test_zip_archives_are_verified_and_unpacked(speech_commands_tree, tmp_path):
@@ -95,3 +97,35 @@ def test_zip_archives_are_verified_and_unpacked(speech_commands_tree, tmp_path):
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     dest = download_archive(archive.as_uri(), tmp_path / "zip", digest)
     assert len(load_label_folders(dest / "mini", ("go", "stop"), "human")) == 4
+
+
+def test_leave_one_engine_out_report_shows_each_word_on_each_held_out_engine():
+    from training.report import loeo_word_table
+
+    def result(per_class):
+        return {"models": {"int8/ai-edge-litert": {"per_class": per_class}}}
+
+    table = loeo_word_table({
+        "espeak": result({"go": 0.5, "stop": 1.0, "_unknown_": 0.7, "_silence_": 1.0}),
+        "flite": result({"go": 0.25, "stop": 0.875, "_unknown_": 0.6, "_silence_": 1.0}),
+    })
+    assert table[0] == "| held-out engine | go | stop |"
+    assert table[2:] == ["| espeak | 50.0% | 100.0% |", "| flite | 25.0% | 87.5% |"]
+
+
+def test_breakdown_counts_each_word_per_voice_group_and_the_confusions():
+    from training.breakdown import breakdown, format_breakdown
+
+    clips = [Clip(Path(f"{i}.wav"), label, "espeak", f"espeak:v{i % 2}")
+             for i, label in enumerate(["go", "go", "no", "no", "go", "no"])]
+    predicted = ["go", "go", "go", "no", "_unknown_", "no"]
+    voices = {"espeak:v0": {"base": "en-gb-x-rp"}, "espeak:v1": {"base": "en-us"}}
+    result = breakdown(clips, predicted, voices, ["go", "no"], lambda v: v["base"])
+    # v0 (rp) said go, no, go: right, wrong, wrong; v1 (us) said go, no, no: all right.
+    assert result["table"]["en-gb-x-rp"]["go"] == [True, False]
+    assert result["table"]["en-us"]["all"] == [True, True, True]
+    assert result["table"]["all"]["no"] == [False, True, True]
+    assert sorted(result["confusions"]) == [(("go", "_unknown_"), 1), (("no", "go"), 1)]
+    text = format_breakdown(result, ["go", "no"], "base")
+    assert "| en-gb-x-rp (n=3) | 50% | 0% | 33% |" in text
+    assert "| all (n=6) | 67% | 67% | 67% |" in text

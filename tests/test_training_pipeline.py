@@ -99,6 +99,18 @@ def test_embedding_models_train_export_int8_and_classify_in_the_node(trained, tm
     assert len(commands) > 20 and right / len(commands) >= 0.7
 
 
+def test_breakdown_shows_each_word_per_voice_of_an_engine(trained):
+    data, out = trained
+    done = run("-m", "training.cli", "breakdown", "--model",
+               str(out / "final" / "model_int8.tflite"), "--data", str(data), "--engine", "flite")
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| base | lights | music | all |"
+    # flite's voices (kal, slt, awb...) each get a row; the last row covers all 8 voices' clips.
+    assert all(r.split(" ")[1] in ("kal", "kal16", "awb", "rms", "slt", "all") for r in rows[1:])
+    assert rows[-1].startswith("| all (n=16) |")
+    assert "Most frequent confusions" in done.stdout
+
+
 def test_same_command_and_seed_reproduce_the_result(trained, tmp_path):
     data, out = trained
     again = tmp_path / "again"
@@ -125,7 +137,7 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
     assert (work / "hard" / "clips.csv").is_file() and (work / "first" / "final").is_dir()
     report = json.loads((work / "run" / "report.json").read_text())
     assert report["streaming"]["commands"] > 0
-    assert read_manifest(installed).version == "2.0.0"
+    assert read_manifest(installed).version == "2.1.0"
     assert read_manifest(installed).features.profile == "concat"
 
 

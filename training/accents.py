@@ -22,7 +22,13 @@ _PHONEMES: tuple[str, ...] = (
     "ɐ", "ᵻ", "e", "o", "a", "p", "b", "t", "d", "k", "ɡ", "f", "v", "θ", "ð", "s", "z", "ʃ",
     "ʒ", "h", "m", "n", "ŋ", "l", "ɹ", "j", "w", "ɾ", "ʔ", "x", "r",
 )  # fmt: skip
-_IGNORED = set("ˈˌ‍̩")  # stress, zero-width joiner and syllabic marks
+_IGNORED = set("ˈˌ‍̩̪")  # stress, zero-width joiner, syllabic and dental marks
+# Phonemes of espeak-ng's British, Scottish and Caribbean English that the en-us tables lack,
+# as the nearest en-us phonemes: RP "go" is [ɡəʊ], spelled like [ɡɛʊ], not like "gow".
+_DIALECT_EQUIVALENTS: dict[str, tuple[str, ...]] = {
+    "əʊ": ("ɛ", "ʊ"), "ɒ": ("ɔ",), "ɜ": ("ɜː",), "ʉ": ("u",), "ʍ": ("w",), ":": (),
+}  # fmt: skip
+_TOKENS = tuple(sorted((*_PHONEMES, *_DIALECT_EQUIVALENTS), key=len, reverse=True))
 
 _VOWELS_EN = {
     "ɚ": "er", "ə": "a", "ɪ": "i", "i": "i", "iː": "i", "ɛ": "e", "æ": "e", "ɑ": "a", "ɑː": "a",
@@ -82,21 +88,22 @@ _FRONT = ("e", "i")
 
 
 @functools.lru_cache(maxsize=4096)
-def english_phonemes(word: str) -> tuple[str, ...]:
-    """espeak-ng's American English pronunciation of one word, as IPA phoneme tokens."""
-    res = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", "en-us", "--", word],
+def english_phonemes(word: str, dialect: str = "en-us") -> tuple[str, ...]:
+    """espeak-ng's pronunciation of one word in an English `dialect` (an espeak-ng voice:
+    en-us, en-gb-x-rp, en-gb-scotland...), as IPA phoneme tokens of the en-us tables."""
+    res = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", dialect, "--", word],
                          capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
     ipa = "".join(ch for ch in res.stdout.strip() if ch not in _IGNORED and not ch.isspace())
     tokens: list[str] = []
     i = 0
     while i < len(ipa):
-        match = next((p for p in _PHONEMES if ipa.startswith(p, i)), None)
+        match = next((p for p in _TOKENS if ipa.startswith(p, i)), None)
         if match is None and ipa[i] == "ː":  # length on a vowel the table has only short
             i += 1
             continue
         if match is None:
             raise ValueError(f"unknown IPA symbol {ipa[i]!r} in {word!r} ({ipa})")
-        tokens.append(match)
+        tokens.extend(_DIALECT_EQUIVALENTS.get(match, (match,)))
         i += len(match)
     return tuple(tokens)
 
@@ -120,13 +127,14 @@ def _spell_word(phonemes: tuple[str, ...], accent: Accent) -> str:
 _WORD_RE = re.compile(r"[A-Za-z']+|[^A-Za-z']+")
 
 
-def respell(text: str, lang: str) -> str:
-    """`text` (English) respelled for `lang`; punctuation and spacing are kept for prosody."""
+def respell(text: str, lang: str, dialect: str = "en-us") -> str:
+    """`text` (English, as spoken in `dialect`) respelled for `lang`; punctuation and spacing
+    are kept for prosody."""
     accent = ACCENTS[lang]
     out = []
     for chunk in _WORD_RE.findall(text):
         if chunk[0].isalpha() or chunk[0] == "'":
-            out.append(_spell_word(english_phonemes(chunk.lower()), accent))
+            out.append(_spell_word(english_phonemes(chunk.lower(), dialect), accent))
         else:
             out.append(chunk)
     return "".join(out)

@@ -12,6 +12,7 @@ from edge_node.logs import setup_logging
 from edge_node.model import DEFAULT_MODEL
 from training.commands import (
     SPEECH_COMMANDS_URL,
+    cmd_breakdown,
     cmd_download,
     cmd_finetune,
     cmd_hard,
@@ -178,6 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
     sev.add_argument("--run", type=Path, help="also store the result in this run's report.json")
     sev.set_defaults(func=cmd_stream_eval)
 
+    brk = sub.add_parser("breakdown", help="a model's accuracy per word and voice group "
+                                           "(which words and accents an unseen engine misses)")
+    brk.add_argument("--model", type=Path, required=True,
+                     help="e.g. a run's loeo-espeak/model_int8.tflite")
+    brk.add_argument("--data", type=Path, required=True, help="a `kws-train synth` dataset")
+    brk.add_argument("--engine", help="only this engine's clips (the one the model never heard)")
+    brk.add_argument("--by", default="base",
+                     help="voice field to group by: base (espeak-ng accent, flite/festival "
+                          "voice), kind (male/female/child)...")
+    brk.set_defaults(func=cmd_breakdown)
+
     rep = sub.add_parser("report", help="re-render a run's report (and BENCHMARKS.md section)")
     rep.add_argument("run", type=Path, help="run directory with report.json")
     rep.add_argument("--benchmarks", type=Path)
@@ -233,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)
     default.add_argument("--workers", type=int, default=2)
-    default.add_argument("--version", default="2.0.0")
+    default.add_argument("--version", default="2.1.0")
     default.add_argument("--no-loeo", action="store_true")
     default.add_argument("--install", type=Path, default=DEFAULT_MODEL,
                          help="where the node's default model lives")

@@ -185,6 +185,14 @@ def record_benchmarks(report: dict, benchmarks: Path, name: str, arch: str, comm
                   benchmark_summary(report, command), benchmarks)
 
 
+def cmd_breakdown(args: argparse.Namespace) -> int:
+    """Print a model's accuracy per word and voice group on a synthetic dataset."""
+    from training.breakdown import run_breakdown
+
+    print(run_breakdown(args.model, args.data, args.engine, args.by))
+    return 0
+
+
 def cmd_stream_eval(args: argparse.Namespace) -> int:
     """Score a model's streaming detections on a recording; optionally update a run's report."""
     from training.node_eval import streaming_evaluation

@@ -89,10 +89,16 @@ def streaming_scores(detections: Sequence[dict[str, Any]], events: Sequence[dict
         else:
             matched.add(hit)
     hours = duration_s / 3600.0
+    per_command = {}
+    for command in commands:
+        mine = [i for i, e in enumerate(targets) if e["label"] == command]
+        if mine:
+            per_command[command] = sum(i in matched for i in mine) / len(mine)
     return {
         "commands": len(targets),
         "detected": len(matched),
         "recall": len(matched) / len(targets) if targets else None,
+        "recall_per_command": per_command,
         "false_activations": len(false),
         "false_activations_per_hour": len(false) / hours if hours else None,
         "duration_s": duration_s,

@@ -70,6 +70,19 @@ def engine_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def loeo_word_table(loeo: dict[str, Any]) -> list[str]:
+    """Per-word accuracy on each held-out engine: shows whether an unseen engine fails on a
+    few words (a pronunciation the model never heard) or on all of them (the voice itself)."""
+    models = {engine: r["models"].get("int8/ai-edge-litert")
+              or r["models"]["float32/ai-edge-litert"] for engine, r in loeo.items()}
+    words = [w for w in next(iter(models.values()))["per_class"] if not w.startswith("_")]
+    lines = ["| held-out engine | " + " | ".join(words) + " |", "|---" * (len(words) + 1) + "|"]
+    for engine, m in models.items():
+        cells = " | ".join(pct(m["per_class"].get(w)) for w in words)
+        lines.append(f"| {engine} | {cells} |")
+    return lines
+
+
 def write_report(report: dict[str, Any], labels: list[str], out: Path) -> Path:
     """report.md beside report.json, with confusion matrix and training curve PNGs."""
     out = Path(out)
@@ -88,6 +101,7 @@ def write_report(report: dict[str, Any], labels: list[str], out: Path) -> Path:
                          f"{pct(q['unknown_false_accept'])} / "
                          f"{pct(q['unknown_false_accept_at_threshold'])} | "
                          f"{pct(f['command_accuracy'])} |")
+        lines += ["", "Accuracy per word on the held-out engine:", "", *loeo_word_table(loeo)]
     final = report["final"]
     lines += ["", "## Final model (all engines; tested on held-out voices)", ""]
     for key, m in final["models"].items():
@@ -124,7 +138,7 @@ def benchmark_summary(report: dict[str, Any], command: str) -> str:
             lines.append(f"| {engine} | {pct(m['command_accuracy'])} | "
                          f"{pct(m['unknown_false_accept'])} / "
                          f"{pct(m['unknown_false_accept_at_threshold'])} |")
-        lines.append("")
+        lines += ["", "Accuracy per word on the held-out engine:", "", *loeo_word_table(loeo), ""]
     lines += ["Final model on held-out voices:", "", "| model | accuracy | command accuracy | "
               "`_unknown_` as command | bytes |", "|---|---|---|---|---|"]
     for key, m in report["final"]["models"].items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,8 @@ class FestivalEngine(Engine):
     def render_raw(self, voice: Voice, texts: list[str], scratch: Path) -> Rendered:
         lang = voice.synth.get("lang")
         if lang:
-            texts = [accents.respell(t, lang) for t in texts]
+            dialect = voice.synth.get("dialect", "en-us")
+            texts = [accents.respell(t, lang, dialect) for t in texts]
         wavs = [scratch / f"v{i}.wav" for i in range(len(texts))]
         encoding = accents.ACCENTS[lang].encoding if lang else "utf-8"
         try:
@@ -225,9 +227,26 @@ class AccentEngine(FestivalEngine):
         return assemble_voice("festival", seed, index, base, c, id_prefix=self.name, **synth)
 
 
+class DialectAccentEngine(AccentEngine):
+    """The accented festival voices reading English as spoken in a drawn English dialect
+    (British, Scottish, Lancashire, West Midlands, Caribbean, US, New York: espeak-ng's
+    pronunciation rules, not its audio). Without it, the only non-US English vowels in
+    training come from espeak-ng voices: RP "go" is [ɡəʊ], US "go" [ɡoʊ]."""
+
+    name = "festival-dialect"
+    DIALECTS = EspeakEngine.BASES
+
+    def make_voice(self, seed: int, index: int) -> Voice:
+        voice = super().make_voice(seed, index)
+        rng = voice_rng(f"{self.name}/dialect", seed, index)
+        dialect = self.DIALECTS[int(rng.integers(len(self.DIALECTS)))]
+        return replace(voice, synth={**voice.synth, "dialect": dialect})
+
+
 ENGINES: dict[str, Engine] = {
     e.name: e
-    for e in (EspeakEngine(), FliteEngine(), FestivalEngine(), AccentEngine(), PiperEngine())
+    for e in (EspeakEngine(), FliteEngine(), FestivalEngine(), AccentEngine(),
+              DialectAccentEngine(), PiperEngine())
 }
 
 
