@@ -21,19 +21,16 @@ import json
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edge_node.events import EventHub, ModelRunning, UpdateProgress
-from edge_node.model import Model, ModelError, file_sha256
+from edge_node.model import Model, ModelError
 from edge_node.mqtt.client import MqttConnection
 from edge_node.ota.faults import maybe_die
 from edge_node.ota.install import ModelStore, self_test
-from edge_node.ota.package import PackageError, load_public_key, verify_manifest
+from edge_node.ota.package import PackageError, node_public_key, verify_manifest
 from edge_node.ota.settings import OtaSettings
 from edge_node.ota.transfer import Offer, Transfer, encode_request, parse_offer
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +62,7 @@ class OtaExtension:
         self.agent = agent
         self.hub = hub
         self._lock = threading.RLock()
-        self.key: Ed25519PublicKey | None = None
-        self.key_problem = ""
-        if settings.public_key is None:
-            self.key_problem = ("no OTA public key configured (ota.public_key or "
-                                "--ota-public-key): model pushes are refused")
-        else:
-            try:
-                self.key = load_public_key(settings.public_key)
-            except PackageError as exc:
-                self.key_problem = f"{exc}: model pushes are refused"
+        self.key, self.key_problem = node_public_key(settings.public_key)
         if self.key_problem:
             log.warning("OTA: %s", self.key_problem)
         model = agent.model
@@ -358,13 +346,7 @@ class OtaExtension:
         maybe_die("staged")
         self._set("verifying", "", 100.0)
         assert self.key is not None
-        verify_manifest(offer.manifest, offer.signature, self.key)
-        size = transfer.part.stat().st_size
-        if size != offer.size:
-            raise PackageError(f"downloaded {size} bytes, manifest says {offer.size}")
-        if file_sha256(transfer.part) != offer.manifest["sha256"]:
-            raise PackageError("sha256 of the downloaded model does not match the signed "
-                               "manifest (corrupt or altered chunks)")
+        transfer.verify(self.key)
         self.store.bump_attempts(offer.transfer)
         path = self.store.stage_slot(offer.transfer, transfer.part, offer.manifest,
                                      offer.signature)

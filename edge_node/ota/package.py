@@ -73,6 +73,17 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
+def node_public_key(path: Path | None) -> tuple[Ed25519PublicKey | None, str]:
+    """The key a node checks pushes with, or why it refuses every push (the node still runs)."""
+    if path is None:
+        return None, ("no OTA public key configured (ota.public_key or --ota-public-key): "
+                      "model pushes are refused")
+    try:
+        return load_public_key(path), ""
+    except PackageError as exc:
+        return None, f"{exc}: model pushes are refused"
+
+
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)

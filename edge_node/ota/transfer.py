@@ -16,10 +16,14 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from edge_node.model import file_sha256
 from edge_node.ota.faults import maybe_die
-from edge_node.ota.package import PackageError, check_manifest
+from edge_node.ota.package import PackageError, check_manifest, verify_manifest
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +208,17 @@ class Transfer:
         os.fsync(self._fh.fileno())
         write_json_atomic(self.record, {"offer": self.offer.to_json(), "have": sorted(self.have)})
         self._unsynced = 0
+
+    def verify(self, key: Ed25519PublicKey) -> None:
+        """The staged file is the signed model: signature, size and sha256, or PackageError."""
+        offer = self.offer
+        verify_manifest(offer.manifest, offer.signature, key)
+        size = self.part.stat().st_size
+        if size != offer.size:
+            raise PackageError(f"downloaded {size} bytes, manifest says {offer.size}")
+        if file_sha256(self.part) != offer.manifest["sha256"]:
+            raise PackageError("sha256 of the downloaded model does not match the signed "
+                               "manifest (corrupt or altered chunks)")
 
     def close(self) -> None:
         if not self._fh.closed:
