@@ -71,6 +71,13 @@ def test_espeak_survives_hundreds_of_voices_per_process(tmp_path: Path) -> None:
         assert np.max(np.abs(x)) > 0.01, voice.voice_id
 
 
+def test_pico_voices_draw_both_speakers_and_pitch_levels() -> None:
+    voices = make_voices("pico", 20, seed=1)
+    assert {v.base for v in voices} == {"en-GB", "en-US"}
+    assert all(70 <= v.synth["pitch"] <= 140 for v in voices)
+    assert len({v.synth["pitch"] for v in voices}) > 10
+
+
 def test_piper_returns_one_clip_per_text_in_order(tmp_path: Path) -> None:
     """piper names its files by a clock; repeated and long texts must still map back in order."""
     _need("piper")

@@ -21,6 +21,7 @@ from edge_node.audio.wav import read_wav_mono16k
 from edge_node.model import Model
 from training.augment import place
 from training.dataset import Clip, load_synthetic
+from training.vocab import UNKNOWN_LABEL
 
 
 def predict_clips(model: Model, clips: Sequence[Clip]) -> list[str]:
@@ -77,10 +78,18 @@ def run_breakdown(model_path: Path, data: Path, engine: str | None, group_by: st
     model = Model(model_path)
     words = [w for w in model.labels if not w.startswith("_")]
     clips = [c for c in load_synthetic(data, tuple(words))
-             if c.label in words and c.scored and (engine is None or c.engine == engine)]
-    if not clips:
+             if c.label in (*words, UNKNOWN_LABEL) and c.scored
+             and (engine is None or c.engine == engine)]
+    if not any(c.label in words for c in clips):
         raise ValueError(f"no scored command clips{f' of {engine}' if engine else ''} in {data}")
-    voices = voice_records(data)
-    result = breakdown(clips, predict_clips(model, clips), voices, words,
+    predicted = predict_clips(model, clips)
+    said = [(c, p) for c, p in zip(clips, predicted, strict=True) if c.label in words]
+    result = breakdown([c for c, _ in said], [p for _, p in said], voice_records(data), words,
                        lambda v: str(v.get(group_by, "?")))
-    return format_breakdown(result, words, group_by)
+    text = format_breakdown(result, words, group_by)
+    others = [p for c, p in zip(clips, predicted, strict=True) if c.label == UNKNOWN_LABEL]
+    if others:
+        taken = sum(p in words for p in others)
+        text += (f"\n\n`_unknown_` clips (other words, sentences) taken for a command: {taken} "
+                 f"of {len(others)} ({100 * taken / len(others):.1f}%, argmax)")
+    return text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,33 @@ class FliteEngine(Engine):
             ]
             setf = [arg for f in feats for arg in ("--setf", f)]
             run_engine([self.binary, "-voice", voice.base, *setf, "-t", text, "-o", str(wav)])
+            out.append(read_wav(wav))
+        return out
+
+
+class PicoEngine(Engine):
+    """SVOX Pico (`pico2wave`, Debian non-free `libttspico-utils`): a British and an American
+    English speaker, both unlike every other engine's; varied by its pitch markup, then by the
+    shared vocal-tract, tempo and channel draws."""
+
+    name = "pico"
+    binary = "pico2wave"
+    BASES = ("en-GB", "en-US")
+
+    def make_voice(self, seed: int, index: int) -> Voice:
+        rng = voice_rng(self.name, seed, index)
+        base = self.BASES[int(rng.integers(len(self.BASES)))]
+        c = common_draws(rng, 1.15)  # both are women's voices
+        c["f0"] = 0.0  # set by the voice and its pitch level
+        return assemble_voice(self.name, seed, index, base, c,
+                              pitch=int(rng.integers(70, 141)))
+
+    def render_raw(self, voice: Voice, texts: list[str], scratch: Path) -> Rendered:
+        out = []
+        for i, text in enumerate(texts):
+            wav = scratch / f"p{i}.wav"
+            marked = f'<pitch level="{voice.synth["pitch"]}">{escape(text)}</pitch>'
+            run_engine([self.binary, "-l", voice.base, "-w", str(wav), marked])
             out.append(read_wav(wav))
         return out
 
@@ -246,7 +274,7 @@ class DialectAccentEngine(AccentEngine):
 ENGINES: dict[str, Engine] = {
     e.name: e
     for e in (EspeakEngine(), FliteEngine(), FestivalEngine(), AccentEngine(),
-              DialectAccentEngine(), PiperEngine())
+              DialectAccentEngine(), PicoEngine(), PiperEngine())
 }
 
 
