@@ -31,8 +31,7 @@ def predict_clips(model: Model, clips: Sequence[Clip]) -> list[str]:
     for clip in tqdm(clips, desc="classifying", unit="clip"):
         window = place(read_wav_mono16k(str(clip.path)), model.features.clip_samples, rng,
                        centre=True)
-        probs = model.predict_features(model.features.compute(window))
-        labels.append(model.labels[int(np.argmax(probs))])
+        labels.append(model.labels[int(np.argmax(model.predict_waveform(window)))])
     return labels
 
 
