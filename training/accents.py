@@ -22,6 +22,8 @@ _PHONEMES: tuple[str, ...] = (
     "ɐ", "ᵻ", "e", "o", "a", "p", "b", "t", "d", "k", "ɡ", "f", "v", "θ", "ð", "s", "z", "ʃ",
     "ʒ", "h", "m", "n", "ŋ", "l", "ɹ", "j", "w", "ɾ", "ʔ", "x", "r",
 )  # fmt: skip
+DEFAULT_DIALECT = "en-us"
+"""The English the accented voices read unless a voice draws another (`festival-dialect`)."""
 _IGNORED = set("ˈˌ‍̩̪")  # stress, zero-width joiner, syllabic and dental marks
 # Phonemes of espeak-ng's British, Scottish and Caribbean English that the en-us tables lack,
 # as the nearest en-us phonemes: RP "go" is [ɡəʊ], spelled like [ɡɛʊ], not like "gow".
@@ -88,7 +90,7 @@ _FRONT = ("e", "i")
 
 
 @functools.lru_cache(maxsize=4096)
-def english_phonemes(word: str, dialect: str = "en-us") -> tuple[str, ...]:
+def english_phonemes(word: str, dialect: str = DEFAULT_DIALECT) -> tuple[str, ...]:
     """espeak-ng's pronunciation of one word in an English `dialect` (an espeak-ng voice:
     en-us, en-gb-x-rp, en-gb-scotland...), as IPA phoneme tokens of the en-us tables."""
     res = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", dialect, "--", word],
@@ -127,7 +129,7 @@ def _spell_word(phonemes: tuple[str, ...], accent: Accent) -> str:
 _WORD_RE = re.compile(r"[A-Za-z']+|[^A-Za-z']+")
 
 
-def respell(text: str, lang: str, dialect: str = "en-us") -> str:
+def respell(text: str, lang: str, dialect: str = DEFAULT_DIALECT) -> str:
     """`text` (English, as spoken in `dialect`) respelled for `lang`; punctuation and spacing
     are kept for prosody."""
     accent = ACCENTS[lang]

@@ -59,6 +59,11 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def shipped(models: dict[str, Any]) -> dict[str, Any]:
+    """The figures of the model a run ships: int8 when it was exported, else float32."""
+    return models.get("int8/ai-edge-litert") or models["float32/ai-edge-litert"]
+
+
 def engine_table(result: dict[str, Any]) -> list[str]:
     lines = ["| engine | command accuracy | `_unknown_` as command (argmax / >= 0.6) | clips |",
              "|---|---|---|---|"]
@@ -73,8 +78,7 @@ def engine_table(result: dict[str, Any]) -> list[str]:
 def loeo_word_table(loeo: dict[str, Any]) -> list[str]:
     """Per-word accuracy on each held-out engine: shows whether an unseen engine fails on a
     few words (a pronunciation the model never heard) or on all of them (the voice itself)."""
-    models = {engine: r["models"].get("int8/ai-edge-litert")
-              or r["models"]["float32/ai-edge-litert"] for engine, r in loeo.items()}
+    models = {engine: shipped(r["models"]) for engine, r in loeo.items()}
     words = [w for w in next(iter(models.values()))["per_class"] if not w.startswith("_")]
     lines = ["| held-out engine | " + " | ".join(words) + " |", "|---" * (len(words) + 1) + "|"]
     for engine, m in models.items():
@@ -96,7 +100,7 @@ def write_report(report: dict[str, Any], labels: list[str], out: Path) -> Path:
                   "| float32 command accuracy |", "|---|---|---|---|"]
         for engine, result in loeo.items():
             f = result["models"]["float32/ai-edge-litert"]
-            q = result["models"].get("int8/ai-edge-litert") or f
+            q = shipped(result["models"])
             lines.append(f"| {engine} | {pct(q['command_accuracy'])} | "
                          f"{pct(q['unknown_false_accept'])} / "
                          f"{pct(q['unknown_false_accept_at_threshold'])} | "
@@ -108,7 +112,7 @@ def write_report(report: dict[str, Any], labels: list[str], out: Path) -> Path:
         lines.append(f"- `{key}`: accuracy {pct(m['accuracy'])}, command accuracy "
                      f"{pct(m['command_accuracy'])}, `_unknown_` as command "
                      f"{pct(m['unknown_false_accept'])}, {m['bytes']:,} bytes")
-    best = final["models"].get("int8/ai-edge-litert") or final["models"]["float32/ai-edge-litert"]
+    best = shipped(final["models"])
     lines += ["", *engine_table(best), ""]
     plot_confusion(best["confusion"], labels, out / "confusion.png", "final model, held-out voices")
     plot_history(final["history"], out / "training_curves.png", "final model")
@@ -133,8 +137,7 @@ def benchmark_summary(report: dict[str, Any], command: str) -> str:
                   "| held-out engine | command accuracy | `_unknown_` as command (argmax/>=0.6) |",
                   "|---|---|---|"]
         for engine, result in loeo.items():
-            m = result["models"].get("int8/ai-edge-litert") or result["models"][
-                "float32/ai-edge-litert"]
+            m = shipped(result["models"])
             lines.append(f"| {engine} | {pct(m['command_accuracy'])} | "
                          f"{pct(m['unknown_false_accept'])} / "
                          f"{pct(m['unknown_false_accept_at_threshold'])} |")

@@ -192,7 +192,7 @@ class FestivalEngine(Engine):
     def render_raw(self, voice: Voice, texts: list[str], scratch: Path) -> Rendered:
         lang = voice.synth.get("lang")
         if lang:
-            dialect = voice.synth.get("dialect", "en-us")
+            dialect = voice.synth.get("dialect", accents.DEFAULT_DIALECT)
             texts = [accents.respell(t, lang, dialect) for t in texts]
         wavs = [scratch / f"v{i}.wav" for i in range(len(texts))]
         encoding = accents.ACCENTS[lang].encoding if lang else "utf-8"
