@@ -129,14 +129,14 @@ def embedding_spec(**overrides: Any) -> FeatureSpec:
     return FeatureSpec(EMBEDDING_PROFILE, asdict(EmbeddingParams(**overrides)))
 
 
-def ensemble_spec() -> FeatureSpec:
+def ensemble_spec(normalisation: str = "mvn") -> FeatureSpec:
     """Log-mel (for a TC-ResNet) and speech embeddings (for a dense head) of one window.
 
     Embeddings every 100 ms, not 50: inside the ensemble they score the same and cost
     0.6x the CPU on the node (BENCHMARKS.md, kws-default 2.1.0).
     """
     return FeatureSpec(CONCAT_PROFILE, {"parts": [
-        {**logmel_spec().to_json(), "scale": 1.0},
+        {**logmel_spec(normalisation=normalisation).to_json(), "scale": 1.0},
         {**embedding_spec(step_ms=100).to_json(), "scale": EMBEDDING_SCALE},
     ]})
 

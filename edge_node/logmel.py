@@ -6,12 +6,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import signal
 
 SAMPLE_RATE = 16000
 """The one sample rate of every feature profile (and of the node's audio path)."""
-NORMALISATIONS = ("none", "cmn", "mvn")
+NORMALISATIONS = ("none", "cmn", "mvn", "pcen")
 LOG_FLOOR = 1e-10
 """Added to mel power before the log: far below any real microphone's noise floor."""
+PCEN_TIME_CONSTANT_S = 0.4
+"""Per-channel energy normalisation (Wang et al. 2017), librosa's defaults: the smoother's
+time constant, the gain-control exponent, the bias and the root compression. Mel energies are
+taken at int16 scale, the scale those defaults were chosen for."""
+PCEN_GAIN = 0.98
+PCEN_BIAS = 2.0
+PCEN_POWER = 0.5
+PCEN_EPS = 1e-6
+PCEN_SCALE = 32768.0**2
 
 
 def mel_filterbank(n_mels: int, n_fft: int, rate: int, fmin: float, fmax: float) -> np.ndarray:
@@ -48,7 +58,8 @@ class LogMelParams:
     fmax: float = 7600.0
     """Highest mel edge in Hz."""
     normalisation: str = "mvn"
-    """Per-window normalisation: none, cmn (per-band mean removal) or mvn (cmn + global std)."""
+    """Per-window normalisation: none, cmn (per-band mean removal), mvn (cmn + global std) or
+    pcen (per-channel energy normalisation, its smoother started on the window's first frame)."""
     clip_ms: int = 1000
     """Length of the audio window the model sees."""
 
@@ -136,12 +147,28 @@ class LogMel:
         if mode == "none":
             return np.array(frames, dtype=np.float32)
         frames = np.asarray(frames, dtype=np.float32)
+        if mode == "pcen":
+            return self._pcen(frames)
         centred = frames - np.add.reduce(frames, axis=0) * np.float32(1.0 / len(frames))
         if mode == "cmn":
             return centred
         flat = centred.ravel()
         centred *= np.float32(1.0 / (np.sqrt(flat.dot(flat) / flat.size) + 1e-3))
         return centred
+
+    def _pcen(self, log_frames: np.ndarray) -> np.ndarray:
+        """PCEN of one window's frames: an automatic gain control per band (each energy divided
+        by a smoothed past of its band) then root compression. Started on the window's first
+        frame, so a streamed window gives the numbers a cut-out window gives."""
+        energy = np.exp(log_frames.astype(np.float64)) * PCEN_SCALE
+        frames_per_constant = PCEN_TIME_CONSTANT_S * 1000.0 / self.params.hop_ms
+        s = (np.sqrt(1.0 + 4.0 * frames_per_constant**2) - 1.0) / (2.0 * frames_per_constant**2)
+        b, a = [s], [1.0, s - 1.0]
+        initial = signal.lfilter_zi(b, a)[:, None] * energy[:1]
+        smooth, _ = signal.lfilter(b, a, energy, axis=0, zi=initial)
+        gain = np.exp(-PCEN_GAIN * np.log(PCEN_EPS + smooth))
+        pcen = (energy * gain + PCEN_BIAS) ** PCEN_POWER - PCEN_BIAS**PCEN_POWER
+        return pcen.astype(np.float32)
 
     def compute(self, window: np.ndarray) -> np.ndarray:
         """Normalised log-mel of one window of exactly `params.clip_samples`."""

@@ -52,7 +52,21 @@ def test_logmel_shape_and_gain_invariance():
     assert abs(float(loud.mean())) < 1e-4 and abs(float(loud.std()) - 1.0) < 1e-2
 
 
-@pytest.mark.parametrize("profile", [logmel_spec(), FeatureSpec("stft129x124"), embedding_spec(),
+def test_pcen_follows_level_changes_within_the_window_and_ignores_overall_gain():
+    extractor = make_extractor(logmel_spec(normalisation="pcen"))
+    x = speechlike(1.0)
+    loud, quiet = extractor.compute(x), extractor.compute(x * 0.1)
+    assert loud.shape == (49, 40) and loud.min() >= 0.0
+    # Automatic gain control: a 20 dB quieter window gives nearly the same numbers.
+    assert float(np.abs(loud - quiet).mean()) < 0.1 * float(np.abs(loud).mean())
+    # A sudden 20 dB step within the window stands out, then fades as the smoother follows it.
+    step = np.concatenate([x[:8000] * 0.1, x[8000:]])
+    out = extractor.compute(step).mean(axis=1)
+    assert out[26] > 2 * out[20] and out[-1] < out[26]
+
+
+@pytest.mark.parametrize("profile", [logmel_spec(), logmel_spec(normalisation="pcen"),
+                                     FeatureSpec("stft129x124"), embedding_spec(),
                                      ensemble_spec()])
 def test_streaming_features_equal_batch_features_on_every_window(profile):
     extractor = make_extractor(profile)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge_node.logmel import NORMALISATIONS
 from edge_node.logs import setup_logging
 from edge_node.model import DEFAULT_MODEL
 from training.commands import (
@@ -151,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="momentum of a moving average of the weights (e.g. 0.999; 0 = off)")
     train.add_argument("--resynth", type=float, default=0.0,
                        help="share of augmented speech re-spoken through an LPC vocoder")
-    train.add_argument("--normalisation", choices=("none", "cmn", "mvn"), default="mvn")
+    train.add_argument("--normalisation", choices=NORMALISATIONS, default="mvn")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--copies", type=int, default=3, help="augmented copies per clip")

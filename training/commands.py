@@ -117,7 +117,7 @@ def features_for(architecture: str, normalisation: str = "mvn") -> FeatureSpec:
     if architecture == "embedding_dnn":
         return embedding_spec()
     if architecture == "ensemble":
-        return ensemble_spec()
+        return ensemble_spec(normalisation)
     return logmel_spec(normalisation=normalisation)
 
 
