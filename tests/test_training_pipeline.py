@@ -144,9 +144,12 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
 def test_leave_one_engine_out_over_seeds_reports_each_seed(trained, tmp_path):
     data, _ = trained
     out = tmp_path / "seeds"
+    baseline = tmp_path / "baseline.json"  # an earlier run: seeds 2 and 3, espeak only
+    baseline.write_text(json.dumps({"seeds": [2, 3], "loeo": {"espeak": {
+        "command_accuracy": [0.0, 0.5], "unknown_false_accept": [0.0, 0.0]}}}))
     done = run("-m", "training.cli", "train", "--words", WORDS, "--data", str(data), "--out",
                str(out), "--seeds", "1,2", "--loeo-epochs", "2", "--copies", "1",
-               "--batch-size", "32", "--holdout", "espeak,flite")
+               "--batch-size", "32", "--holdout", "espeak,flite", "--against", str(baseline))
     result = json.loads((out / "seeds.json").read_text())
     assert result["seeds"] == [1, 2]
     assert set(result["loeo"]) == {"espeak", "flite"}
@@ -155,6 +158,23 @@ def test_leave_one_engine_out_over_seeds_reports_each_seed(trained, tmp_path):
         assert all(0.0 <= a <= 1.0 for a in per_seed["command_accuracy"])
     assert "| espeak |" in done.stdout and (out / "seeds.md").read_text() in done.stdout + "\n"
     assert not (out / "final").exists()
+    # Compared on the one engine and seed both runs have: seed 2 of espeak, against 0%.
+    espeak_seed_2 = 100 * result["loeo"]["espeak"]["command_accuracy"][1]
+    assert f"| espeak | 2 | 0.0% | {espeak_seed_2:.1f}% | {espeak_seed_2:+.1f}" in done.stdout
+    assert "| flite | " not in done.stdout.split("baseline mean")[1]
+
+
+def test_seed_comparison_is_seed_by_seed_and_refuses_other_files(tmp_path):
+    from training.seeds import format_comparison, load
+
+    mine = {"espeak": {"command_accuracy": [0.70, 0.60, 0.80]}}
+    base = ([1, 2, 3], {"espeak": {"command_accuracy": [0.73, 0.64, 0.73]}})
+    table = format_comparison(mine, [1, 2, 3], base)
+    assert "| espeak | 1, 2, 3 | 70.0% | 70.0% | -3.0 / -4.0 / +7.0 (mean +0.0) | 1 of 3 |" in table
+    assert "shares no" in format_comparison({"espeak": {"command_accuracy": [0.7]}}, [4], base)
+    (tmp_path / "seeds.json").write_text(json.dumps({"seeds": [1]}))
+    with pytest.raises(ValueError, match="not a `kws-train train --seeds` result"):
+        load(tmp_path)
 
 
 def test_holding_out_an_engine_the_data_lacks_fails_before_any_work(tmp_path):

@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seeds", help="only the leave-one-engine-out runs, once per training "
                                        "seed (e.g. 1,2,3), scored in Keras: is a change "
                                        "bigger than seed noise?")
+    train.add_argument("--against", type=Path,
+                       help="with --seeds: an earlier --seeds run (its dir or seeds.json) to "
+                            "compare with, seed by seed (e.g. the recipe before a change)")
     train.add_argument("--holdout", help="with --seeds: hold out only these engines "
                                          "(e.g. espeak)")
     train.add_argument("--stream", type=Path, help="recording (+ .json events) to evaluate on")

@@ -146,14 +146,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         name=args.name,
         version=args.version, workers=args.workers)
     if args.seeds:
-        from training.seeds import format_table, loeo_over_seeds, write
+        from training import seeds as seed_runs
 
         seeds = [int(v) for v in args.seeds.split(",")]
         holdout = tuple(args.holdout.split(",")) if args.holdout else ()
-        result = loeo_over_seeds(clips, noise_bank(args.seed, extra_noise), settings, seeds,
-                                 holdout)
-        print(format_table(result, seeds))
-        log.info("seed comparison: %s", write(result, seeds, args.out))
+        baseline = seed_runs.load(args.against) if args.against else None
+        result = seed_runs.loeo_over_seeds(clips, noise_bank(args.seed, extra_noise), settings,
+                                           seeds, holdout)
+        print(seed_runs.format_table(result, seeds))
+        comparison = seed_runs.format_comparison(result, seeds, baseline) if baseline else ""
+        if comparison:
+            print("\n" + comparison)
+        log.info("seed comparison: %s", seed_runs.write(result, seeds, args.out, comparison))
         return 0
     report = run(clips, noise_bank(args.seed, extra_noise), settings)
     final = Path(report["final"]["models"]["float32/ai-edge-litert"]["path"])

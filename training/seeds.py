@@ -80,9 +80,49 @@ def format_table(result: dict[str, Any], seeds: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
-def write(result: dict[str, Any], seeds: Sequence[int], out: Path) -> Path:
+def load(path: Path) -> tuple[list[int], dict[str, Any]]:
+    """Seeds and per-seed results of an earlier `--seeds` run (its `seeds.json` or its dir)."""
+    path = path / "seeds.json" if path.is_dir() else path
+    try:
+        saved = json.loads(path.read_text())
+        return [int(s) for s in saved["seeds"]], dict(saved["loeo"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a `kws-train train --seeds` result: {exc}") from exc
+
+
+def format_comparison(result: dict[str, Any], seeds: Sequence[int],
+                      baseline: tuple[list[int], dict[str, Any]]) -> str:
+    """Markdown: this run against a baseline run, seed by seed (same seed = same data order and
+    augmentation, so the per-seed difference is the change's effect plus less noise than the
+    two means' spreads suggest)."""
+    base_seeds, base = baseline
+    lines = ["| held-out engine | seeds | baseline mean | this run's mean | difference per seed "
+             "(points) | seeds better |", "|---|---|---|---|---|---|"]
+    for engine, per_seed in result.items():
+        if engine not in base:
+            continue
+        mine = dict(zip(seeds, per_seed["command_accuracy"], strict=True))
+        theirs = dict(zip(base_seeds, base[engine]["command_accuracy"], strict=True))
+        shared = [s for s in seeds if s in theirs]
+        if not shared:
+            continue
+        diff = [100 * (mine[s] - theirs[s]) for s in shared]
+        lines.append(
+            f"| {engine} | {', '.join(map(str, shared))} | "
+            f"{100 * np.mean([theirs[s] for s in shared]):.1f}% | "
+            f"{100 * np.mean([mine[s] for s in shared]):.1f}% | "
+            f"{' / '.join(f'{d:+.1f}' for d in diff)} (mean {np.mean(diff):+.1f}) | "
+            f"{sum(d > 0 for d in diff)} of {len(shared)} |")
+    if len(lines) == 2:
+        return "The baseline shares no held-out engine and seed with this run."
+    return "\n".join(lines)
+
+
+def write(result: dict[str, Any], seeds: Sequence[int], out: Path,
+          comparison: str = "") -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "seeds.json").write_text(json.dumps({"seeds": list(seeds), "loeo": result}, indent=1))
     path = out / "seeds.md"
-    path.write_text(format_table(result, seeds) + "\n")
+    path.write_text(format_table(result, seeds) + "\n" + (f"\n{comparison}\n" if comparison
+                                                          else ""))
     return path
