@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 SAMPLE_RATE = 16000
 """The one sample rate of every feature profile (and of the node's audio path)."""
@@ -163,9 +162,12 @@ class LogMel:
         energy = np.exp(log_frames.astype(np.float64)) * PCEN_SCALE
         frames_per_constant = PCEN_TIME_CONSTANT_S * 1000.0 / self.params.hop_ms
         s = (np.sqrt(1.0 + 4.0 * frames_per_constant**2) - 1.0) / (2.0 * frames_per_constant**2)
-        b, a = [s], [1.0, s - 1.0]
-        initial = signal.lfilter_zi(b, a)[:, None] * energy[:1]
-        smooth, _ = signal.lfilter(b, a, energy, axis=0, zi=initial)
+        # A one-pole smoother per band, written out: scipy.signal would cost the node ~60 MB.
+        smooth = np.empty_like(energy)
+        level = energy[0]
+        for t, frame in enumerate(energy):
+            level = (1.0 - s) * level + s * frame
+            smooth[t] = level
         gain = np.exp(-PCEN_GAIN * np.log(PCEN_EPS + smooth))
         pcen = (energy * gain + PCEN_BIAS) ** PCEN_POWER - PCEN_BIAS**PCEN_POWER
         return pcen.astype(np.float32)
