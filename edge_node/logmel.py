@@ -101,6 +101,10 @@ class LogMel:
             params.n_mels, params.n_fft, SAMPLE_RATE, params.fmin, params.fmax
         )
         self._frame_indices: dict[int, np.ndarray] = {}
+        frames_per_constant = PCEN_TIME_CONSTANT_S * 1000.0 / params.hop_ms
+        self._pcen_smoothing = (np.sqrt(1.0 + 4.0 * frames_per_constant**2) - 1.0) / (
+            2.0 * frames_per_constant**2)
+        """PCEN smoother weight of each new frame, from its time constant (librosa's formula)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -160,15 +164,14 @@ class LogMel:
         by a smoothed past of its band) then root compression. Started on the window's first
         frame, so a streamed window gives the numbers a cut-out window gives."""
         energy = np.exp(log_frames.astype(np.float64)) * PCEN_SCALE
-        frames_per_constant = PCEN_TIME_CONSTANT_S * 1000.0 / self.params.hop_ms
-        s = (np.sqrt(1.0 + 4.0 * frames_per_constant**2) - 1.0) / (2.0 * frames_per_constant**2)
+        s = self._pcen_smoothing
         # A one-pole smoother per band, written out: scipy.signal would cost the node ~60 MB.
         smooth = np.empty_like(energy)
         level = energy[0]
         for t, frame in enumerate(energy):
             level = (1.0 - s) * level + s * frame
             smooth[t] = level
-        gain = np.exp(-PCEN_GAIN * np.log(PCEN_EPS + smooth))
+        gain = (PCEN_EPS + smooth) ** -PCEN_GAIN
         pcen = (energy * gain + PCEN_BIAS) ** PCEN_POWER - PCEN_BIAS**PCEN_POWER
         return pcen.astype(np.float32)
 
