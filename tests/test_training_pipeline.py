@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from edge_node.model import read_manifest
@@ -162,6 +163,16 @@ def test_leave_one_engine_out_over_seeds_reports_each_seed(trained, tmp_path):
     espeak_seed_2 = 100 * result["loeo"]["espeak"]["command_accuracy"][1]
     assert f"| espeak | 2 | 0.0% | {espeak_seed_2:.1f}% | {espeak_seed_2:+.1f}" in done.stdout
     assert "| flite | " not in done.stdout.split("baseline mean")[1]
+    # Each model's probabilities are kept, and they give the accuracy the table reports.
+    saved = np.load(out / "probs" / "espeak-seed2.npz")
+    labels = list(saved["labels"])
+    commands = [i for i, label in enumerate(labels) if not label.startswith("_")]
+    said = np.isin(saved["y"], commands)
+    accuracy = np.mean(saved["probs"][said].argmax(axis=1) == saved["y"][said])
+    assert accuracy == pytest.approx(result["loeo"]["espeak"]["command_accuracy"][1])
+    assert saved["probs"].shape == (len(saved["y"]), len(labels)) == (len(saved["voices"]),
+                                                                       len(labels))
+    assert all(voice.startswith("espeak") for voice in saved["voices"])
 
 
 def test_seed_comparison_is_seed_by_seed_and_refuses_other_files(tmp_path):

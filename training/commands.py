@@ -152,7 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         holdout = tuple(args.holdout.split(",")) if args.holdout else ()
         baseline = seed_runs.load(args.against) if args.against else None
         result = seed_runs.loeo_over_seeds(clips, noise_bank(args.seed, extra_noise), settings,
-                                           seeds, holdout)
+                                           seeds, holdout, args.out / "probs")
         print(seed_runs.format_table(result, seeds))
         comparison = seed_runs.format_comparison(result, seeds, baseline) if baseline else ""
         if comparison:

@@ -27,9 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def loeo_over_seeds(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSettings,
-                    seeds: Sequence[int], holdout: Sequence[str] = ()) -> dict[str, Any]:
+                    seeds: Sequence[int], holdout: Sequence[str] = (),
+                    probs_dir: Path | None = None) -> dict[str, Any]:
     """{engine: {"command_accuracy": [per seed], "unknown_false_accept": [per seed]}}, for
-    every engine or only those in `holdout` (the one a change is meant for: quicker)."""
+    every engine or only those in `holdout` (the one a change is meant for: quicker).
+
+    With `probs_dir`, each model's probabilities on its held-out clips are kept there
+    (`<engine>-seed<k>.npz`: probs, labels, voices), so decision rules can be compared later
+    without training again."""
     from training.train import fit
 
     engines = held_out_engines(clips)
@@ -57,6 +62,12 @@ def loeo_over_seeds(clips: list[Clip], noises: list[np.ndarray], settings: Pipel
             probs = model.predict(data.clean.x[test][..., None].astype(np.float32),
                                   batch_size=512, verbose=0)
             got = scores(probs, data.y[test], settings.labels, data.engines[test])
+            if probs_dir is not None:
+                probs_dir.mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(
+                    probs_dir / f"{engine}-seed{seed}.npz", probs=probs, y=data.y[test],
+                    labels=np.array(settings.labels),
+                    voices=np.array([data.clips[i].voice for i in np.flatnonzero(test)]))
             summary = got["per_engine"][engine]
             for key in per_seed:
                 per_seed[key].append(float(summary[key]))
