@@ -142,15 +142,23 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
     assert read_manifest(installed).features.profile == "concat"
 
 
-def test_leave_one_engine_out_over_seeds_reports_each_seed(trained, tmp_path):
+@pytest.fixture(scope="module")
+def seeds_run(trained, tmp_path_factory):
+    """`kws-train train --seeds 1,2` holding out espeak and flite, against a baseline file."""
     data, _ = trained
-    out = tmp_path / "seeds"
-    baseline = tmp_path / "baseline.json"  # an earlier run: seeds 2 and 3, espeak only
+    work = tmp_path_factory.mktemp("seeds")
+    out = work / "seeds"
+    baseline = work / "baseline.json"  # an earlier run: seeds 2 and 3, espeak only
     baseline.write_text(json.dumps({"seeds": [2, 3], "loeo": {"espeak": {
         "command_accuracy": [0.0, 0.5], "unknown_false_accept": [0.0, 0.0]}}}))
     done = run("-m", "training.cli", "train", "--words", WORDS, "--data", str(data), "--out",
                str(out), "--seeds", "1,2", "--loeo-epochs", "2", "--copies", "1",
                "--batch-size", "32", "--holdout", "espeak,flite", "--against", str(baseline))
+    return out, done
+
+
+def test_leave_one_engine_out_over_seeds_reports_each_seed(seeds_run):
+    out, done = seeds_run
     result = json.loads((out / "seeds.json").read_text())
     assert result["seeds"] == [1, 2]
     assert set(result["loeo"]) == {"espeak", "flite"}
@@ -173,6 +181,30 @@ def test_leave_one_engine_out_over_seeds_reports_each_seed(trained, tmp_path):
     assert saved["probs"].shape == (len(saved["y"]), len(labels)) == (len(saved["voices"]),
                                                                        len(labels))
     assert all(voice.startswith("espeak") for voice in saved["voices"])
+    assert all("/espeak/" in path for path in saved["paths"])
+
+
+def test_reference_recogniser_scores_each_engine_beside_a_seeds_run(trained, seeds_run):
+    """PocketSphinx, restricted to the two words, on every scored command clip; then our
+    held-out models' saved probabilities on the same clips."""
+    data, _ = trained
+    out, _ = seeds_run
+    done = run("-m", "bench.reference_asr", "--data", str(data), "--seeds-run", str(out),
+               "--no-write")
+    reference, ours = done.stdout.split("\n\n")
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
+            for line in reference.splitlines()[2:]}
+    assert set(rows) == {"espeak", "flite", "festival"}
+    assert [int(rows[e][1]) for e in ("espeak", "flite", "festival")] == [24, 16, 8]
+    # "lights" or "music" only: clean synthetic words a real-speech model tells apart.
+    assert all(float(row[2].rstrip("%")) >= 75.0 for row in rows.values())
+    # Our all-labels figure is the seeds run's own LOEO command accuracy, clip for clip.
+    loeo = json.loads((out / "seeds.json").read_text())["loeo"]
+    for line in ours.splitlines()[2:]:
+        cells = line.strip("| ").split(" | ")
+        assert f"{100 * np.mean(loeo[cells[0]]['command_accuracy']):.1f}%" == cells[4]
+    assert [line.split(" | ")[0].strip("| ") for line in ours.splitlines()[2:]] == [
+        "espeak", "flite"]
 
 
 def test_seed_comparison_is_seed_by_seed_and_refuses_other_files(tmp_path):

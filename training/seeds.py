@@ -33,8 +33,8 @@ def loeo_over_seeds(clips: list[Clip], noises: list[np.ndarray], settings: Pipel
     every engine or only those in `holdout` (the one a change is meant for: quicker).
 
     With `probs_dir`, each model's probabilities on its held-out clips are kept there
-    (`<engine>-seed<k>.npz`: probs, labels, voices), so decision rules can be compared later
-    without training again."""
+    (`<engine>-seed<k>.npz`: probs, labels, voices, paths), so decision rules can be compared
+    later without training again."""
     from training.train import fit
 
     engines = held_out_engines(clips)
@@ -67,7 +67,9 @@ def loeo_over_seeds(clips: list[Clip], noises: list[np.ndarray], settings: Pipel
                 np.savez_compressed(
                     probs_dir / f"{engine}-seed{seed}.npz", probs=probs, y=data.y[test],
                     labels=np.array(settings.labels),
-                    voices=np.array([data.clips[i].voice for i in np.flatnonzero(test)]))
+                    voices=np.array([data.clips[i].voice for i in np.flatnonzero(test)]),
+                    paths=np.array([str(Path(data.clips[i].path).resolve())
+                                    for i in np.flatnonzero(test)]))
             summary = got["per_engine"][engine]
             for key in per_seed:
                 per_seed[key].append(float(summary[key]))

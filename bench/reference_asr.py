@@ -1,0 +1,160 @@
+"""A real-speech recogniser as a reference listener for each synthetic engine's words.
+
+Leave-one-engine-out asks how our model does on an engine it never heard. This asks how hard
+that engine's clips are in themselves, for a recogniser of *real* speech that never saw any
+synthetic voice: CMU PocketSphinx with its bundled en-us acoustic model (the `pocketsphinx`
+package), restricted by a JSGF grammar to the dataset's command words. That is a closed set,
+easier than our task: it never has `_unknown_` to choose. With `--seeds-run`, the same clips'
+scores from a `kws-train train --seeds` run's saved probabilities sit beside it (closed set too:
+the argmax over the commands only, and over every label as the LOEO figures count it), and how
+often our model is right on the clips the reference gets right and on those it gets wrong.
+
+Run: `.venv/bin/python -m bench.reference_asr --data runs/default/data [--seeds-run RUN]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import wave
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.benchmarks import machine, write_section
+from training.dataset import Clip, load_synthetic
+from training.metrics import NON_COMMANDS
+
+
+def command_words(data: Path) -> list[str]:
+    """The dataset's command words (its `dataset.json`)."""
+    return list(json.loads((data / "dataset.json").read_text())["words"])
+
+
+def recognise(paths: Sequence[Path], words: Sequence[str]) -> list[str]:
+    """PocketSphinx's best word of each 16 kHz mono clip, from `words` only ('' if none)."""
+    from pocketsphinx import Decoder
+    from tqdm import tqdm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        grammar = Path(tmp) / "commands.gram"
+        grammar.write_text("#JSGF V1.0;\ngrammar commands;\npublic <command> = "
+                           + " | ".join(words) + " ;\n")
+        decoder = Decoder(jsgf=str(grammar), samprate=16000, loglevel="FATAL")
+    heard = []
+    for path in tqdm(paths, desc="reference recogniser", unit="clip"):
+        with wave.open(str(path)) as wav:
+            if wav.getframerate() != 16000 or wav.getnchannels() != 1:
+                raise ValueError(f"{path}: the reference needs 16 kHz mono WAV")
+            pcm = wav.readframes(wav.getnframes())
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hypothesis = decoder.hyp()
+        heard.append(hypothesis.hypstr.strip() if hypothesis else "")
+    return heard
+
+
+def per_engine(clips: Sequence[Clip], heard: Sequence[str],
+               words: Sequence[str]) -> dict[str, dict[str, float]]:
+    """{engine: {word: accuracy, "all": accuracy, "clips": n}}."""
+    right: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    for clip, word in zip(clips, heard, strict=True):
+        right[clip.engine][clip.label].append(word == clip.label)
+    table = {}
+    for engine, per_word in sorted(right.items()):
+        every = [ok for oks in per_word.values() for ok in oks]
+        table[engine] = {w: float(np.mean(per_word[w])) for w in words if per_word[w]}
+        table[engine].update({"all": float(np.mean(every)), "clips": len(every)})
+    return table
+
+
+def compare_with_run(run: Path, reference: dict[str, bool]) -> dict[str, dict[str, Any]]:
+    """Our held-out scores on the clips the reference heard, from a `--seeds` run's saved
+    probabilities: {engine: {closed_set, all_labels (per seed), right_when_reference_right,
+    right_when_reference_wrong (over all seeds), clips}}."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((run / "probs").glob("*-seed*.npz")):
+        engine = path.stem.rsplit("-seed", 1)[0]
+        saved = np.load(path)
+        labels = [str(label) for label in saved["labels"]]
+        commands = np.array([label not in NON_COMMANDS for label in labels])
+        keep = np.array([commands[y] and str(p) in reference
+                         for y, p in zip(saved["y"], saved["paths"], strict=True)], dtype=bool)
+        if not keep.any():
+            continue
+        probs, y = saved["probs"][keep], saved["y"][keep]
+        ours_all = probs.argmax(axis=1) == y
+        ours_closed = np.where(commands, probs, -1.0).argmax(axis=1) == y
+        theirs = np.array([reference[str(p)] for p in saved["paths"][keep]])
+        entry = found.setdefault(engine, {"closed_set": [], "all_labels": [], "when_right": [],
+                                          "when_wrong": [], "clips": int(keep.sum())})
+        entry["closed_set"].append(float(ours_closed.mean()))
+        entry["all_labels"].append(float(ours_all.mean()))
+        entry["when_right"].extend(ours_all[theirs].tolist())
+        entry["when_wrong"].extend(ours_all[~theirs].tolist())
+    for entry in found.values():
+        right, wrong = entry.pop("when_right"), entry.pop("when_wrong")
+        entry["right_when_reference_right"] = float(np.mean(right)) if right else None
+        entry["right_when_reference_wrong"] = float(np.mean(wrong)) if wrong else None
+    return found
+
+
+def format_tables(table: dict[str, dict[str, float]], words: Sequence[str],
+                  ours: dict[str, dict[str, Any]] | None) -> str:
+    lines = ["| engine | clips | reference (closed set) | " + " | ".join(words) + " |",
+             "|---|---|---|" + "---|" * len(words)]
+    for engine, row in table.items():
+        cells = " | ".join(f"{100 * row[w]:.0f}%" if w in row else "-" for w in words)
+        lines.append(f"| {engine} | {row['clips']} | {100 * row['all']:.1f}% | {cells} |")
+    if ours:
+        lines += ["", "| held-out engine | clips | reference (closed set) | ours, closed set "
+                  "(mean of seeds) | ours, all labels (mean of seeds) | ours right where the "
+                  "reference is right / wrong |", "|---|---|---|---|---|---|"]
+        for engine, row in ours.items():
+            ref = table.get(engine, {}).get("all")
+            ref_cell = f"{100 * ref:.1f}%" if ref is not None else "-"
+            pair = " / ".join("-" if row[k] is None else f"{100 * row[k]:.1f}%"
+                              for k in ("right_when_reference_right", "right_when_reference_wrong"))
+            lines.append(f"| {engine} | {row['clips']} | {ref_cell} | "
+                         f"{100 * np.mean(row['closed_set']):.1f}% | "
+                         f"{100 * np.mean(row['all_labels']):.1f}% | {pair} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("runs/default/data"),
+                        help="a `kws-train synth` dataset")
+    parser.add_argument("--seeds-run", type=Path,
+                        help="a `kws-train train --seeds` run to set beside the reference")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
+    args = parser.parse_args()
+    words = command_words(args.data)
+    clips = [c for c in load_synthetic(args.data, words) if c.scored and c.label in words]
+    if not clips:
+        raise SystemExit(f"{args.data}: no scored command clips")
+    heard = recognise([c.path for c in clips], words)
+    table = per_engine(clips, heard, words)
+    ours = None
+    if args.seeds_run:
+        reference = {str(Path(c.path).resolve()): h == c.label
+                     for c, h in zip(clips, heard, strict=True)}
+        ours = compare_with_run(args.seeds_run, reference)
+    text = format_tables(table, words, ours)
+    print(text)
+    if args.no_write:
+        return
+    body = (f"Machine: {machine()}. `python -m bench.reference_asr --data {args.data}"
+            + (f" --seeds-run {args.seeds_run}" if args.seeds_run else "") + "`: PocketSphinx "
+            "(en-us acoustic model of real speech) restricted to the command words, on every "
+            "scored command clip of each engine.\n\n" + text)
+    write_section("reference-asr", "A real-speech recogniser on each engine's words", body)
+
+
+if __name__ == "__main__":
+    main()
