@@ -81,6 +81,9 @@ def compare_with_run(run: Path, reference: dict[str, bool]) -> dict[str, dict[st
     for path in sorted((run / "probs").glob("*-seed*.npz")):
         engine = path.stem.rsplit("-seed", 1)[0]
         saved = np.load(path)
+        if "paths" not in saved:
+            raise ValueError(f"{path}: saved without clip paths (before 2026-11-25); run the "
+                             "`--seeds` run again")
         labels = [str(label) for label in saved["labels"]]
         commands = np.array([label not in NON_COMMANDS for label in labels])
         keep = np.array([commands[y] and str(p) in reference

@@ -207,6 +207,16 @@ def test_reference_recogniser_scores_each_engine_beside_a_seeds_run(trained, see
         "espeak", "flite"]
 
 
+def test_reference_comparison_refuses_probabilities_saved_without_clip_paths(tmp_path):
+    from bench.reference_asr import compare_with_run
+
+    (tmp_path / "probs").mkdir()
+    np.savez(tmp_path / "probs" / "espeak-seed1.npz", probs=np.eye(2), y=np.arange(2),
+             labels=np.array(["lights", "_unknown_"]), voices=np.array(["espeak:a", "espeak:b"]))
+    with pytest.raises(ValueError, match="saved without clip paths"):
+        compare_with_run(tmp_path, {})
+
+
 def test_seed_comparison_is_seed_by_seed_and_refuses_other_files(tmp_path):
     from training.seeds import format_comparison, load
 
