@@ -18,7 +18,6 @@ import argparse
 import json
 import tempfile
 import wave
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from training.benchmarks import machine, write_section
-from training.dataset import Clip, load_synthetic
+from training.breakdown import breakdown, format_breakdown, voice_records
+from training.dataset import load_synthetic
 from training.metrics import NON_COMMANDS
 
 
@@ -35,8 +35,12 @@ def command_words(data: Path) -> list[str]:
     return list(json.loads((data / "dataset.json").read_text())["words"])
 
 
+NOTHING = "(nothing)"
+"""What the reference heard when it found none of the words in a clip."""
+
+
 def recognise(paths: Sequence[Path], words: Sequence[str]) -> list[str]:
-    """PocketSphinx's best word of each 16 kHz mono clip, from `words` only ('' if none)."""
+    """PocketSphinx's best word of each 16 kHz mono clip, from `words` only (or `NOTHING`)."""
     from pocketsphinx import Decoder
     from tqdm import tqdm
 
@@ -55,22 +59,9 @@ def recognise(paths: Sequence[Path], words: Sequence[str]) -> list[str]:
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
         hypothesis = decoder.hyp()
-        heard.append(hypothesis.hypstr.strip() if hypothesis else "")
+        heard.append(hypothesis.hypstr.strip() if hypothesis and hypothesis.hypstr.strip()
+                     else NOTHING)
     return heard
-
-
-def per_engine(clips: Sequence[Clip], heard: Sequence[str],
-               words: Sequence[str]) -> dict[str, dict[str, float]]:
-    """{engine: {word: accuracy, "all": accuracy, "clips": n}}."""
-    right: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
-    for clip, word in zip(clips, heard, strict=True):
-        right[clip.engine][clip.label].append(word == clip.label)
-    table = {}
-    for engine, per_word in sorted(right.items()):
-        every = [ok for oks in per_word.values() for ok in oks]
-        table[engine] = {w: float(np.mean(per_word[w])) for w in words if per_word[w]}
-        table[engine].update({"all": float(np.mean(every)), "clips": len(every)})
-    return table
 
 
 def compare_with_run(run: Path, reference: dict[str, bool]) -> dict[str, dict[str, Any]]:
@@ -107,25 +98,19 @@ def compare_with_run(run: Path, reference: dict[str, bool]) -> dict[str, dict[st
     return found
 
 
-def format_tables(table: dict[str, dict[str, float]], words: Sequence[str],
-                  ours: dict[str, dict[str, Any]] | None) -> str:
-    lines = ["| engine | clips | reference (closed set) | " + " | ".join(words) + " |",
-             "|---|---|---|" + "---|" * len(words)]
-    for engine, row in table.items():
-        cells = " | ".join(f"{100 * row[w]:.0f}%" if w in row else "-" for w in words)
-        lines.append(f"| {engine} | {row['clips']} | {100 * row['all']:.1f}% | {cells} |")
-    if ours:
-        lines += ["", "| held-out engine | clips | reference (closed set) | ours, closed set "
-                  "(mean of seeds) | ours, all labels (mean of seeds) | ours right where the "
-                  "reference is right / wrong |", "|---|---|---|---|---|---|"]
-        for engine, row in ours.items():
-            ref = table.get(engine, {}).get("all")
-            ref_cell = f"{100 * ref:.1f}%" if ref is not None else "-"
-            pair = " / ".join("-" if row[k] is None else f"{100 * row[k]:.1f}%"
-                              for k in ("right_when_reference_right", "right_when_reference_wrong"))
-            lines.append(f"| {engine} | {row['clips']} | {ref_cell} | "
-                         f"{100 * np.mean(row['closed_set']):.1f}% | "
-                         f"{100 * np.mean(row['all_labels']):.1f}% | {pair} |")
+def format_comparison(reference: dict[str, Any], ours: dict[str, dict[str, Any]]) -> str:
+    """Our held-out models beside the reference, per engine (`reference`: a `breakdown`)."""
+    lines = ["| held-out engine | clips | reference (closed set) | ours, closed set (mean of "
+             "seeds) | ours, all labels (mean of seeds) | ours right where the reference is "
+             "right / wrong |", "|---|---|---|---|---|---|"]
+    for engine, row in ours.items():
+        heard = reference["table"].get(engine, {}).get("all", [])
+        ref_cell = f"{100 * np.mean(heard):.1f}%" if heard else "-"
+        pair = " / ".join("-" if row[k] is None else f"{100 * row[k]:.1f}%"
+                          for k in ("right_when_reference_right", "right_when_reference_wrong"))
+        lines.append(f"| {engine} | {row['clips']} | {ref_cell} | "
+                     f"{100 * np.mean(row['closed_set']):.1f}% | "
+                     f"{100 * np.mean(row['all_labels']):.1f}% | {pair} |")
     return "\n".join(lines)
 
 
@@ -142,13 +127,13 @@ def main() -> None:
     if not clips:
         raise SystemExit(f"{args.data}: no scored command clips")
     heard = recognise([c.path for c in clips], words)
-    table = per_engine(clips, heard, words)
-    ours = None
+    per_engine = breakdown(clips, heard, voice_records(args.data), words,
+                           lambda voice: str(voice.get("engine", "?")))
+    text = format_breakdown(per_engine, words, "engine")
     if args.seeds_run:
-        reference = {str(Path(c.path).resolve()): h == c.label
-                     for c, h in zip(clips, heard, strict=True)}
-        ours = compare_with_run(args.seeds_run, reference)
-    text = format_tables(table, words, ours)
+        right = {str(Path(c.path).resolve()): h == c.label
+                 for c, h in zip(clips, heard, strict=True)}
+        text += "\n\n" + format_comparison(per_engine, compare_with_run(args.seeds_run, right))
     print(text)
     if args.no_write:
         return

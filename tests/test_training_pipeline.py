@@ -191,13 +191,17 @@ def test_reference_recogniser_scores_each_engine_beside_a_seeds_run(trained, see
     out, _ = seeds_run
     done = run("-m", "bench.reference_asr", "--data", str(data), "--seeds-run", str(out),
                "--no-write")
-    reference, ours = done.stdout.split("\n\n")
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
-            for line in reference.splitlines()[2:]}
-    assert set(rows) == {"espeak", "flite", "festival"}
-    assert [int(rows[e][1]) for e in ("espeak", "flite", "festival")] == [24, 16, 8]
+    reference, confusions, ours = done.stdout.split("\n\n")
+    rows = {}
+    for line in reference.splitlines()[2:]:
+        cells = line.strip("| ").split(" | ")
+        engine, clips = cells[0].rstrip(")").split(" (n=")
+        rows[engine] = (int(clips), float(cells[-1].rstrip("%")))
+    assert set(rows) == {"espeak", "flite", "festival", "all"}
+    assert [rows[e][0] for e in ("espeak", "flite", "festival", "all")] == [24, 16, 8, 48]
     # "lights" or "music" only: clean synthetic words a real-speech model tells apart.
-    assert all(float(row[2].rstrip("%")) >= 75.0 for row in rows.values())
+    assert all(accuracy >= 75.0 for _, accuracy in rows.values())
+    assert confusions.startswith("Most frequent confusions")
     # Our all-labels figure is the seeds run's own LOEO command accuracy, clip for clip.
     loeo = json.loads((out / "seeds.json").read_text())["loeo"]
     for line in ours.splitlines()[2:]:
