@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import wave
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_node.audio.wav import read_wav_mono16k
 from training.benchmarks import machine, write_section
 from training.breakdown import breakdown, format_breakdown, voice_records
 from training.dataset import load_synthetic
@@ -40,7 +40,8 @@ NOTHING = "(nothing)"
 
 
 def recognise(paths: Sequence[Path], words: Sequence[str]) -> list[str]:
-    """PocketSphinx's best word of each 16 kHz mono clip, from `words` only (or `NOTHING`)."""
+    """PocketSphinx's best word of each clip, from `words` only (or `NOTHING`); clips are read
+    as the node reads WAV files, so any rate and channel count will do."""
     from pocketsphinx import Decoder
     from tqdm import tqdm
 
@@ -51,10 +52,8 @@ def recognise(paths: Sequence[Path], words: Sequence[str]) -> list[str]:
         decoder = Decoder(jsgf=str(grammar), samprate=16000, loglevel="FATAL")
     heard = []
     for path in tqdm(paths, desc="reference recogniser", unit="clip"):
-        with wave.open(str(path)) as wav:
-            if wav.getframerate() != 16000 or wav.getnchannels() != 1:
-                raise ValueError(f"{path}: the reference needs 16 kHz mono WAV")
-            pcm = wav.readframes(wav.getnframes())
+        audio = read_wav_mono16k(path)
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()

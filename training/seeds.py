@@ -64,12 +64,12 @@ def loeo_over_seeds(clips: list[Clip], noises: list[np.ndarray], settings: Pipel
             got = scores(probs, data.y[test], settings.labels, data.engines[test])
             if probs_dir is not None:
                 probs_dir.mkdir(parents=True, exist_ok=True)
+                tested = [data.clips[i] for i in np.flatnonzero(test)]
                 np.savez_compressed(
                     probs_dir / f"{engine}-seed{seed}.npz", probs=probs, y=data.y[test],
                     labels=np.array(settings.labels),
-                    voices=np.array([data.clips[i].voice for i in np.flatnonzero(test)]),
-                    paths=np.array([str(Path(data.clips[i].path).resolve())
-                                    for i in np.flatnonzero(test)]))
+                    voices=np.array([clip.voice for clip in tested]),
+                    paths=np.array([str(Path(clip.path).resolve()) for clip in tested]))
             summary = got["per_engine"][engine]
             for key in per_seed:
                 per_seed[key].append(float(summary[key]))
