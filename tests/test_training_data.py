@@ -15,7 +15,7 @@ from training.dataset import (
     speech_commands_noise,
     split_by_voice,
 )
-from training.metrics import scores, streaming_scores
+from training.metrics import accuracy_at_false_accepts, scores, streaming_scores
 
 
 @pytest.fixture
@@ -72,6 +72,30 @@ def test_scores_count_commands_and_unknown_false_accepts():
     assert result["unknown_false_accept_at_threshold"] == 0.5
     assert result["per_engine"]["e2"]["command_accuracy"] is None
     assert result["per_class"]["_silence_"] == 1.0
+
+
+def test_accuracy_at_false_accepts_lowers_the_unknown_prior_only_as_far_as_the_limit():
+    labels = ["go", "stop", "_unknown_", "_silence_"]
+    # two commands the model puts just under `_unknown_`, one it gets right; of 20 unknown
+    # clips, one is near a command: it becomes a confident false accept (0.6) before the
+    # second command clip turns right
+    commands = [[.45, .05, .5, 0], [.05, .42, .53, 0], [.9, .05, .05, 0]]
+    unknowns = [[.55, 0, .45, 0]] + [[.05, .05, .9, 0]] * 19
+    probs, y = np.array(commands + unknowns), np.array([0, 1, 0] + [2] * 20)
+    shipped = scores(probs, y, labels, ["e"] * 23)
+    assert shipped["command_accuracy"] == pytest.approx(1 / 3)
+    assert shipped["unknown_false_accept_at_threshold"] == 0
+    strict, strict_scale = accuracy_at_false_accepts(probs, y, labels, limit=0.0)
+    loose, loose_scale = accuracy_at_false_accepts(probs, y, labels, limit=0.05)
+    assert strict == pytest.approx(2 / 3) and 0.8 < strict_scale < 0.9
+    assert loose == 1.0 and loose_scale < strict_scale
+    # the chosen prior really keeps the false accepts at 0.6 within the limit
+    p = probs.copy()
+    p[:, 2] *= loose_scale
+    p /= p.sum(axis=1, keepdims=True)
+    unknown_rows = p[y == 2]
+    accepted = (unknown_rows.argmax(axis=1) < 2) & (unknown_rows.max(axis=1) >= 0.6)
+    assert accepted.mean() <= 0.05
 
 
 def test_streaming_scores_match_detections_to_events():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edge_node.model import read_manifest
+from training.metrics import accuracy_at_false_accepts
 
 WORDS = "lights,music"
 TRAIN_ARGS = ("--words", WORDS, "--epochs", "15", "--copies", "6", "--batch-size", "32",
@@ -182,6 +183,10 @@ def test_leave_one_engine_out_over_seeds_reports_each_seed(seeds_run):
                                                                        len(labels))
     assert all(voice.startswith("espeak") for voice in saved["voices"])
     assert all("/espeak/" in path for path in saved["paths"])
+    # ... and the accuracy at equal false accepts the table adds
+    fair, _ = accuracy_at_false_accepts(saved["probs"], saved["y"], labels)
+    assert fair == pytest.approx(result["loeo"]["espeak"]["command_accuracy_at_5pct"][1])
+    assert "at <= 5% `_unknown_` as command" in (out / "seeds.md").read_text()
 
 
 def test_reference_recogniser_scores_each_engine_beside_a_seeds_run(trained, seeds_run):
@@ -283,6 +288,36 @@ def test_weight_averaging_trains_and_returns_the_best_averaged_weights():
     # the model returned is the one validation picked: its accuracy is the best epoch's
     assert averaged["accuracy"] == pytest.approx(averaged["best_val"], abs=1e-6)
     assert averaged["accuracy"] > 0.9 and plain["accuracy"] > 0.9
+
+
+MASK_SCRIPT = """
+import json
+import numpy as np
+import tensorflow as tf
+from training.train import mask_features
+
+x = tf.ones([64, 49, 40, 1])
+draws = [mask_features(x, 10, 8, seed=4).numpy()[..., 0] for _ in range(2)]
+out = {"values": sorted({float(v) for v in np.unique(draws[0])}),
+       "frames": [int((d.sum(axis=2) == 0).sum(axis=1).max()) for d in draws],
+       "bands": [int((d.sum(axis=1) == 0).sum(axis=1).max()) for d in draws],
+       "masked_share": float(1 - draws[0].mean()),
+       "fresh": bool(not np.array_equal(draws[0], draws[1])),
+       "off": bool(np.array_equal(mask_features(x, 0, 0, seed=4).numpy(), x.numpy()))}
+print(json.dumps(out))
+"""
+
+
+def test_online_masks_blank_random_stripes_anew_every_draw():
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed")
+    done = run("-c", MASK_SCRIPT)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["values"] == [0.0, 1.0]
+    assert max(result["frames"]) <= 20 and max(result["bands"]) <= 16  # two stripes each
+    assert min(result["frames"]) >= 10 and min(result["bands"]) >= 8  # some example got wide ones
+    assert 0.1 < result["masked_share"] < 0.6
+    assert result["fresh"] and result["off"]
 
 
 def test_console_script_records_benchmarks_from_any_directory(trained, tmp_path):

@@ -50,7 +50,8 @@ def cmd_default(args: argparse.Namespace) -> int:
     sources = ["--data", str(data)] + (["--data", str(mined)] if args.mine_minutes > 0 else [])
     recipe = ["--seed", str(args.seed), "--epochs", str(args.epochs), "--copies", str(args.copies),
               "--workers", str(args.workers), "--name", "kws-default", "--arch", args.arch,
-              "--resynth", str(args.resynth), "--weight-average", str(args.weight_average)]
+              "--resynth", str(args.resynth), "--weight-average", str(args.weight_average),
+              "--mask-frames", str(args.mask_frames), "--mask-bands", str(args.mask_bands)]
     if args.mine_minutes > 0 and args.hard_negatives:
         hard = work / "hard"
         if not (hard / "clips.csv").is_file():
@@ -148,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="online mel-axis stretch, 1 +/- this (0 = off)")
     train.add_argument("--time-warp", type=float, default=0.0,
                        help="online time-axis stretch about the centre, 1 +/- this (0 = off)")
+    train.add_argument("--mask-frames", type=int, default=0,
+                       help="online SpecAugment: two time masks of up to N frames (0 = off)")
+    train.add_argument("--mask-bands", type=int, default=0,
+                       help="online SpecAugment: two frequency masks of up to N bands (0 = off)")
     train.add_argument("--weight-average", type=float, default=0.0,
                        help="momentum of a moving average of the weights (e.g. 0.999; 0 = off)")
     train.add_argument("--resynth", type=float, default=0.0,
@@ -245,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="share of augmented speech re-spoken through an LPC vocoder")
     default.add_argument("--weight-average", type=float, default=0.998,
                          help="momentum of the moving average of the weights (0 = off)")
+    default.add_argument("--mask-frames", type=int, default=0,
+                         help="online SpecAugment: two time masks of up to N frames (0 = off)")
+    default.add_argument("--mask-bands", type=int, default=0,
+                         help="online SpecAugment: two frequency masks of up to N bands (0 = off)")
     default.add_argument("--epochs", type=int, default=20)
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)

@@ -64,6 +64,34 @@ def scores(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str],
     return result
 
 
+def accuracy_at_false_accepts(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str],
+                              limit: float = 0.05, threshold: float = 0.6,
+                              ) -> tuple[float, float]:
+    """(best command accuracy, `_unknown_` scale) over `_unknown_` priors that keep the
+    `_unknown_` clips reported as a command at `threshold` within `limit`.
+
+    Two models compare fairly only at the same false accepts: a change that merely makes
+    `_unknown_` less likely gains command accuracy by reporting more non-commands, and the
+    prior (the `_unknown_` probability scaled, then renormalised) moves any model along that
+    trade-off. Accuracy is argmax, false accepts at `threshold`, as `scores` counts them.
+    """
+    labels = list(labels)
+    unknown = labels.index(UNKNOWN_LABEL)
+    is_command = np.array([lab not in NON_COMMANDS for lab in labels])
+    commands, unknowns = is_command[y_true], y_true == unknown
+    best = (float("nan"), float("nan"))
+    for scale in np.geomspace(0.02, 50.0, 121):
+        p = probs.copy()
+        p[:, unknown] *= scale
+        p /= p.sum(axis=1, keepdims=True)
+        pred, top = p.argmax(axis=1), p.max(axis=1)
+        false_accepts = np.mean(is_command[pred[unknowns]] & (top[unknowns] >= threshold))
+        accuracy = float(np.mean(pred[commands] == y_true[commands]))
+        if false_accepts <= limit and (np.isnan(best[0]) or accuracy > best[0]):
+            best = (accuracy, float(scale))
+    return best
+
+
 def streaming_scores(detections: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]],
                      duration_s: float, commands: Sequence[str],
                      tolerance_s: float = 1.5) -> dict[str, Any]:

@@ -38,6 +38,11 @@ class TrainSettings:
     time_warp: float = 0.0
     """Online augmentation: each example's time axis is stretched about its centre by a
     random factor within 1 +/- this (speaking rate)."""
+    mask_frames: int = 0
+    """Online SpecAugment: two time masks of up to this many frames each, drawn afresh for
+    every example in every epoch (0 = off). Spectrogram models only, like the warps."""
+    mask_bands: int = 0
+    """Online SpecAugment: two frequency masks of up to this many bands each (0 = off)."""
     weight_average: float = 0.0
     """When > 0, the momentum of an exponential moving average of the weights, updated every
     batch; validation, early stopping and the returned model use the averaged weights (0 = off).
@@ -123,6 +128,38 @@ def warp_features(x: Any, freq_warp: float, time_warp: float, seed: int) -> Any:
     return y[..., None]
 
 
+def mask_features(x: Any, max_frames: int, max_bands: int, seed: int, masks: int = 2) -> Any:
+    """SpecAugment on a batch of (frames, bands, 1) features: `masks` time and `masks`
+    frequency stripes of random width (up to the maximum) set to 0, the window mean of
+    normalised features.
+
+    Fresh stripes every epoch keep any one stretch of a word or band of its spectrum from
+    deciding the class: an unfamiliar voice differs from the training voices in a few formant
+    regions and sounds, not everywhere.
+    """
+    import tensorflow as tf
+
+    def stripes(batch: Any, n: Any, max_width: int, seed_offset: int) -> Any:
+        """(batch, n) float mask, 0 inside `masks` random stripes, 1 elsewhere."""
+        keep = tf.ones([batch, n])
+        index = tf.range(n)[None, :]
+        for k in range(masks):
+            width = tf.random.uniform([batch, 1], 0, max_width + 1, dtype=tf.int32,
+                                      seed=seed + seed_offset + 2 * k)
+            start = tf.cast(tf.random.uniform([batch, 1], seed=seed + seed_offset + 2 * k + 1)
+                            * tf.cast(n - width + 1, tf.float32), tf.int32)
+            inside = (index >= start) & (index < start + width)
+            keep *= 1.0 - tf.cast(inside, tf.float32)
+        return keep
+
+    batch, frames, bands = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    if max_frames > 0:
+        x = x * stripes(batch, frames, max_frames, 101)[:, :, None, None]
+    if max_bands > 0:
+        x = x * stripes(batch, bands, max_bands, 211)[:, None, :, None]
+    return x
+
+
 def set_seeds(seed: int) -> None:
     import tensorflow as tf
 
@@ -164,6 +201,9 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray, x_val: np
     if warps and (settings.freq_warp > 0 or settings.time_warp > 0):
         train = train.map(lambda x, y, w: (
             warp_features(x, settings.freq_warp, settings.time_warp, settings.seed), y, w))
+    if warps and (settings.mask_frames > 0 or settings.mask_bands > 0):
+        train = train.map(lambda x, y, w: (
+            mask_features(x, settings.mask_frames, settings.mask_bands, settings.seed), y, w))
     train = train.prefetch(2)
     val = (tf.data.Dataset.from_tensor_slices((x_val[..., None], one_hot[y_val]))
            .batch(512).map(lambda x, y: (tf.cast(x, tf.float32), y)))
