@@ -233,6 +233,12 @@ def test_seed_comparison_is_seed_by_seed_and_refuses_other_files(tmp_path):
     base = ([1, 2, 3], {"espeak": {"command_accuracy": [0.73, 0.64, 0.73]}})
     table = format_comparison(mine, [1, 2, 3], base)
     assert "| espeak | 1, 2, 3 | 70.0% | 70.0% | -3.0 / -4.0 / +7.0 (mean +0.0) | 1 of 3 |" in table
+    assert "at <= 5%" not in table  # neither run has that figure
+    mine["espeak"]["command_accuracy_at_5pct"] = [0.80, 0.75, 0.85]
+    base[1]["espeak"]["command_accuracy_at_5pct"] = [0.78, 0.70, 0.80]
+    fair = format_comparison(mine, [1, 2, 3], base)
+    assert ("| espeak (at <= 5% `_unknown_` as command) | 1, 2, 3 | 76.0% | 80.0% | "
+            "+2.0 / +5.0 / +5.0 (mean +4.0) | 3 of 3 |") in fair
     assert "shares no" in format_comparison({"espeak": {"command_accuracy": [0.7]}}, [4], base)
     (tmp_path / "seeds.json").write_text(json.dumps({"seeds": [1]}))
     with pytest.raises(ValueError, match="not a `kws-train train --seeds` result"):

@@ -10,6 +10,7 @@ node-runtime figures come from `kws-train train`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Sequence
@@ -118,21 +119,24 @@ def format_comparison(result: dict[str, Any], seeds: Sequence[int],
                       baseline: tuple[list[int], dict[str, Any]]) -> str:
     """Markdown: this run against a baseline run, seed by seed (same seed = same data order and
     augmentation, so the per-seed difference is the change's effect plus less noise than the
-    two means' spreads suggest)."""
+    two means' spreads suggest); at the shipped prior, then at equal false accepts when both
+    runs have that figure."""
     base_seeds, base = baseline
     lines = ["| held-out engine | seeds | baseline mean | this run's mean | difference per seed "
              "(points) | seeds better |", "|---|---|---|---|---|---|"]
-    for engine, per_seed in result.items():
-        if engine not in base:
+    measures = (("command_accuracy", ""),
+                ("command_accuracy_at_5pct", " (at <= 5% `_unknown_` as command)"))
+    for (engine, per_seed), (key, what) in itertools.product(result.items(), measures):
+        if key not in base.get(engine, {}) or key not in per_seed:
             continue
-        mine = dict(zip(seeds, per_seed["command_accuracy"], strict=True))
-        theirs = dict(zip(base_seeds, base[engine]["command_accuracy"], strict=True))
+        mine = dict(zip(seeds, per_seed[key], strict=True))
+        theirs = dict(zip(base_seeds, base[engine][key], strict=True))
         shared = [s for s in seeds if s in theirs]
         if not shared:
             continue
         diff = [100 * (mine[s] - theirs[s]) for s in shared]
         lines.append(
-            f"| {engine} | {', '.join(map(str, shared))} | "
+            f"| {engine}{what} | {', '.join(map(str, shared))} | "
             f"{100 * np.mean([theirs[s] for s in shared]):.1f}% | "
             f"{100 * np.mean([mine[s] for s in shared]):.1f}% | "
             f"{' / '.join(f'{d:+.1f}' for d in diff)} (mean {np.mean(diff):+.1f}) | "
