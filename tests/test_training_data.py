@@ -96,6 +96,8 @@ def test_accuracy_at_false_accepts_lowers_the_unknown_prior_only_as_far_as_the_l
     unknown_rows = p[y == 2]
     accepted = (unknown_rows.argmax(axis=1) < 2) & (unknown_rows.max(axis=1) >= 0.6)
     assert accepted.mean() <= 0.05
+    only_commands = accuracy_at_false_accepts(probs[:3], y[:3], labels)
+    assert only_commands == (pytest.approx(1 / 3), 1.0)
 
 
 def test_streaming_scores_match_detections_to_events():

@@ -79,6 +79,10 @@ def accuracy_at_false_accepts(probs: np.ndarray, y_true: np.ndarray, labels: Seq
     unknown = labels.index(UNKNOWN_LABEL)
     is_command = np.array([lab not in NON_COMMANDS for lab in labels])
     commands, unknowns = is_command[y_true], y_true == unknown
+    if not commands.any():
+        return float("nan"), float("nan")
+    if not unknowns.any():  # nothing to falsely accept: the shipped prior is as good as any
+        return float(np.mean(probs[commands].argmax(axis=1) == y_true[commands])), 1.0
     best = (float("nan"), float("nan"))
     for scale in np.geomspace(0.02, 50.0, 121):
         p = probs.copy()

@@ -40,7 +40,8 @@ class TrainSettings:
     random factor within 1 +/- this (speaking rate)."""
     mask_frames: int = 0
     """Online SpecAugment: two time masks of up to this many frames each, drawn afresh for
-    every example in every epoch (0 = off). Spectrogram models only, like the warps."""
+    every example in every epoch (0 = off). Spectrogram models only, like the warps. Measured:
+    better on unseen engines at equal false accepts, worse in streaming; off in the recipe."""
     mask_bands: int = 0
     """Online SpecAugment: two frequency masks of up to this many bands each (0 = off)."""
     weight_average: float = 0.0
@@ -134,8 +135,9 @@ def mask_features(x: Any, max_frames: int, max_bands: int, seed: int, masks: int
     normalised features.
 
     Fresh stripes every epoch keep any one stretch of a word or band of its spectrum from
-    deciding the class: an unfamiliar voice differs from the training voices in a few formant
-    regions and sounds, not everywhere.
+    deciding the class, since an unfamiliar voice differs from the training voices in a few
+    formant regions and sounds. It does help on unseen engines, but a model that decides from
+    part of a word found fewer commands in streaming (BENCHMARKS.md), so it is an option.
     """
     import tensorflow as tf
 
