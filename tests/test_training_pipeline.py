@@ -284,11 +284,17 @@ print(json.dumps(out))
 """
 
 
-def test_weight_averaging_trains_and_returns_the_best_averaged_weights():
+def tensorflow_script_result(script: str) -> dict:
+    """Run a script that prints one JSON line in a fresh interpreter (TensorFlow must not be
+    imported into this process: see `trained`) and return what it printed last."""
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("TensorFlow is not installed")
-    done = run("-c", WEIGHT_AVERAGE_SCRIPT)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    done = run("-c", script)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_weight_averaging_trains_and_returns_the_best_averaged_weights():
+    result = tensorflow_script_result(WEIGHT_AVERAGE_SCRIPT)
     plain, averaged = result["0.0"], result["0.9"]
     assert averaged["weights"] != plain["weights"]
     # the model returned is the one validation picked: its accuracy is the best epoch's
@@ -315,10 +321,7 @@ print(json.dumps(out))
 
 
 def test_online_masks_blank_random_stripes_anew_every_draw():
-    if importlib.util.find_spec("tensorflow") is None:
-        pytest.skip("TensorFlow is not installed")
-    done = run("-c", MASK_SCRIPT)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = tensorflow_script_result(MASK_SCRIPT)
     assert result["values"] == [0.0, 1.0]
     assert max(result["frames"]) <= 20 and max(result["bands"]) <= 16  # two stripes each
     assert min(result["frames"]) >= 10 and min(result["bands"]) >= 8  # some example got wide ones
