@@ -15,6 +15,8 @@ import pytest
 
 from edge_node.model import read_manifest
 from training.metrics import accuracy_at_false_accepts
+from training.report import benchmark_summary
+from training.tts_engines import ENGINES
 
 WORDS = "lights,music"
 TRAIN_ARGS = ("--words", WORDS, "--epochs", "15", "--copies", "6", "--batch-size", "32",
@@ -130,15 +132,23 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
         pytest.skip("TensorFlow is not installed (pip install 'kws-edge-node[train]')")
     work, installed = tmp_path / "work", tmp_path / "installed" / "model.tflite"
     run("-m", "training.cli", "default", "--work", str(work), "--voices",
-        "espeak=3,flite=2,festival=1,festival-accent=2,piper=1", "--silence", "30",
-        "--stream-minutes", "0.5", "--mine-minutes", "1", "--hard-negatives", "--epochs", "3",
-        "--no-loeo", "--install", str(installed))
+        "espeak=3,flite=2,festival=1,festival-accent=2", "--silence", "30",
+        "--stream-minutes", "0.5", "--unseen-minutes", "0.3", "--mine-minutes", "1",
+        "--hard-negatives", "--epochs", "3", "--no-loeo", "--install", str(installed))
     mined = (work / "mined" / "clips.csv").read_text().splitlines()
     assert len(mined) > 100 and json.loads((work / "mined" / "dataset.json").read_text())[
         "kind"] == "stream-windows"
     assert (work / "hard" / "clips.csv").is_file() and (work / "first" / "final").is_dir()
     report = json.loads((work / "run" / "report.json").read_text())
-    assert report["streaming"]["commands"] > 0
+    held_out_voices, *unseen = report["streams"]
+    assert held_out_voices["recording"] == "stream.wav" and held_out_voices["commands"] > 0
+    assert held_out_voices["engines"] == ["espeak", "flite", "festival"]
+    assert held_out_voices["unseen_engines"] == []
+    if ENGINES["piper"].available():  # piper, which this recipe does not train on, speaks it
+        assert [(s["recording"], s["engines"], s["unseen_engines"]) for s in unseen] == [
+            ("stream-piper.wav", ["piper"], ["piper"])]
+        assert unseen[0]["commands"] > 0
+        assert "piper: an engine never trained on" in (work / "run" / "report.md").read_text()
     assert read_manifest(installed).version == "2.1.0"
     assert read_manifest(installed).features.profile == "concat"
 
@@ -302,6 +312,50 @@ def test_weight_averaging_trains_and_returns_the_best_averaged_weights():
     assert averaged["accuracy"] > 0.9 and plain["accuracy"] > 0.9
 
 
+DISTILL_SCRIPT = """
+import json
+import numpy as np
+from training.train import TrainSettings, fit, teacher_targets
+
+rng = np.random.default_rng(0)
+def toy(n):
+    y = rng.integers(0, 3, n)
+    x = rng.normal(0, 1, (n, 49, 40)).astype(np.float32)
+    for i, k in enumerate(y):
+        x[i, 10:40, 4 * k:4 * k + 4] += 2.0
+    return x, y
+x, y = toy(600)
+xv, yv = toy(200)
+settings = TrainSettings(epochs=3, batch_size=32, seed=3, distill_teachers=2, distill_weight=0.6)
+targets = teacher_targets(x, y, np.ones(len(y)), xv, yv, 3, settings, 0, None)
+# targets, not labels, are what a model learns: classes 0 and 1 swapped in them come out swapped
+swapped = np.eye(3, dtype=np.float32)[np.array([1, 0, 2])[y]]
+plain = TrainSettings(epochs=3, batch_size=32, seed=3)
+model, _, _ = fit(x, y, np.ones(len(y)), xv, np.array([1, 0, 2])[yv], 3, plain, verbose=0,
+                  targets=swapped)
+pred = model.predict(xv[..., None], verbose=0).argmax(axis=1)
+student, _, _ = fit(x, y, np.ones(len(y)), xv, yv, 3, settings, verbose=0)
+print(json.dumps({
+    "row_sums": [float(targets.sum(axis=1).min()), float(targets.sum(axis=1).max())],
+    "label_share_min": float(targets[np.arange(len(y)), y].min()),
+    "soft_rows": float(np.mean(targets.max(axis=1) < 0.999)),
+    "argmax_is_label": float(np.mean(targets.argmax(axis=1) == y)),
+    "swapped_accuracy": float(np.mean(pred == np.array([1, 0, 2])[yv])),
+    "student_accuracy": float(np.mean(
+        student.predict(xv[..., None], verbose=0).argmax(axis=1) == yv))}))
+"""
+
+
+def test_distillation_targets_mix_teacher_probabilities_with_labels_and_are_learned():
+    result = tensorflow_script_result(DISTILL_SCRIPT)
+    assert result["row_sums"] == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert result["label_share_min"] >= 0.4 - 1e-6  # 1 - distill_weight of the label, at least
+    assert result["soft_rows"] > 0.5  # the teachers' doubt is in the targets
+    assert result["argmax_is_label"] > 0.9
+    assert result["swapped_accuracy"] > 0.9
+    assert result["student_accuracy"] > 0.9
+
+
 MASK_SCRIPT = """
 import json
 import numpy as np
@@ -342,3 +396,21 @@ def test_console_script_records_benchmarks_from_any_directory(trained, tmp_path)
     text = benchmarks.read_text()
     assert "<!-- training-" in text and "Final model on held-out voices" in text
     assert "| int8/ai-edge-litert |" in text
+
+
+def test_benchmark_summary_names_who_speaks_each_streaming_recording():
+    model = {"accuracy": 0.9, "command_accuracy": 0.95, "unknown_false_accept": 0.2,
+             "bytes": 1000}
+    stream = {"duration_s": 1800.0, "commands": 155, "detected": 135, "recall": 135 / 155,
+              "false_activations_per_hour": 6.0}
+    legacy = benchmark_summary({"final": {"models": {"int8/ai-edge-litert": model}},
+                                "streaming": stream}, "kws-train default")
+    assert "Streaming (30 min recording, voices never trained on, node detector): recall " \
+           "87.1% (135/155), 6.0 false activations per hour." in legacy
+    both = benchmark_summary({"final": {"models": {"int8/ai-edge-litert": model}}, "streams": [
+        {**stream, "recording": "stream.wav", "engines": ["espeak", "flite"],
+         "unseen_engines": []},
+        {**stream, "duration_s": 900.0, "recording": "stream-piper.wav", "engines": ["piper"],
+         "unseen_engines": ["piper"]}]}, "kws-train default")
+    assert "(30 min recording, `stream.wav`, espeak, flite voices never trained on," in both
+    assert "(15 min recording, `stream-piper.wav`, piper: an engine never trained on," in both

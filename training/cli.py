@@ -4,6 +4,7 @@ model the node ships (`kws-train default`)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ from training.commands import (
 )
 from training.train import ARCHITECTURES
 
+log = logging.getLogger("training")
+
 
 def cmd_default(args: argparse.Namespace) -> int:
     """The documented recipe of the bundled model: synth -> stream recording -> train -> install."""
@@ -40,6 +43,23 @@ def cmd_default(args: argparse.Namespace) -> int:
                                       seed=args.seed, words=None, voices_per_engine=20,
                                       workers=args.workers, command_share=0.5, max_gap=8.0,
                                       engines="espeak,flite,festival"))
+    from training.tts_engines import ENGINES
+
+    recordings = [recording]
+    unseen_engine = ENGINES.get(args.unseen_engine) if args.unseen_engine else None
+    if args.unseen_engine and (unseen_engine is None or not unseen_engine.available()):
+        log.warning("no %s engine here: no test recording by an engine the recipe does not "
+                    "train on", args.unseen_engine)
+    elif args.unseen_engine and args.unseen_minutes > 0:
+        # A recording by an engine the recipe does not train on: the stand-in for a new
+        # person in streaming, as leave-one-engine-out is for single clips.
+        unseen = work / f"stream-{args.unseen_engine}.wav"
+        if not unseen.is_file():
+            cmd_stream(argparse.Namespace(out=unseen, duration=args.unseen_minutes * 60,
+                                          seed=args.seed, words=None, voices_per_engine=30,
+                                          workers=args.workers, command_share=0.5,
+                                          max_gap=8.0, engines=args.unseen_engine))
+        recordings.append(unseen)
     mined = work / "mined"
     if args.mine_minutes > 0 and not (mined / "clips.csv").is_file():
         cmd_mine(argparse.Namespace(data=data, out=mined, minutes=args.mine_minutes,
@@ -51,7 +71,8 @@ def cmd_default(args: argparse.Namespace) -> int:
     recipe = ["--seed", str(args.seed), "--epochs", str(args.epochs), "--copies", str(args.copies),
               "--workers", str(args.workers), "--name", "kws-default", "--arch", args.arch,
               "--resynth", str(args.resynth), "--weight-average", str(args.weight_average),
-              "--mask-frames", str(args.mask_frames), "--mask-bands", str(args.mask_bands)]
+              "--mask-frames", str(args.mask_frames), "--mask-bands", str(args.mask_bands),
+              "--distill", str(args.distill)]
     if args.mine_minutes > 0 and args.hard_negatives:
         hard = work / "hard"
         if not (hard / "clips.csv").is_file():
@@ -65,7 +86,8 @@ def cmd_default(args: argparse.Namespace) -> int:
                                         threshold=0.4, words=None))
         sources += ["--data", str(hard)]
     train_args = build_parser().parse_args([
-        "train", *sources, "--out", str(work / "run"), *recipe, "--stream", str(recording),
+        "train", *sources, "--out", str(work / "run"), *recipe,
+        *(arg for path in recordings for arg in ("--stream", str(path))),
         "--version", args.version,
         *(["--no-loeo"] if args.no_loeo else []),
         *(["--install", str(args.install)] if args.install else []),
@@ -153,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="online SpecAugment: two time masks of up to N frames (0 = off)")
     train.add_argument("--mask-bands", type=int, default=0,
                        help="online SpecAugment: two frequency masks of up to N bands (0 = off)")
+    train.add_argument("--distill", type=int, default=0, metavar="N",
+                       help="train N teachers (other seeds) first, then the model on their "
+                            "averaged probabilities (0 = off)")
+    train.add_argument("--distill-weight", type=float, default=0.7,
+                       help="share of the teachers' probabilities in the targets")
     train.add_argument("--weight-average", type=float, default=0.0,
                        help="momentum of a moving average of the weights (e.g. 0.999; 0 = off)")
     train.add_argument("--resynth", type=float, default=0.0,
@@ -173,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "compare with, seed by seed (e.g. the recipe before a change)")
     train.add_argument("--holdout", help="with --seeds: hold out only these engines "
                                          "(e.g. espeak)")
-    train.add_argument("--stream", type=Path, help="recording (+ .json events) to evaluate on")
+    train.add_argument("--stream", type=Path, action="append", default=[],
+                       help="recording (+ .json events) to evaluate on; repeatable")
     train.add_argument("--name", default="kws-model")
     train.add_argument("--version", default="1.0.0")
     train.add_argument("--install", type=Path, help="copy the final model here (+ manifest)")
@@ -235,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
                          default="espeak=250,flite=120,festival=60,festival-accent=120")
     default.add_argument("--silence", type=int, default=1500)
     default.add_argument("--stream-minutes", type=float, default=30.0)
+    default.add_argument("--unseen-engine", default="piper",
+                         help="engine of a second test recording, one the recipe does not "
+                              "train on ('' = none)")
+    default.add_argument("--unseen-minutes", type=float, default=15.0)
     default.add_argument("--hard-negatives", action="store_true",
                          help="train a first model, then add the windows it falsely fires on "
                               "in the mining recording (fewer false activations, lower "
@@ -254,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="online SpecAugment: two time masks of up to N frames (0 = off)")
     default.add_argument("--mask-bands", type=int, default=0,
                          help="online SpecAugment: two frequency masks of up to N bands (0 = off)")
+    default.add_argument("--distill", type=int, default=0, metavar="N",
+                         help="train N teachers (other seeds) first, then the model on their "
+                              "averaged probabilities (0 = off)")
     default.add_argument("--epochs", type=int, default=20)
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)

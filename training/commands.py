@@ -141,7 +141,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         train=TrainSettings(architecture=args.arch, epochs=args.epochs, seed=args.seed,
                             batch_size=args.batch_size, freq_warp=args.freq_warp,
                             time_warp=args.time_warp, weight_average=args.weight_average,
-                            mask_frames=args.mask_frames, mask_bands=args.mask_bands),
+                            mask_frames=args.mask_frames, mask_bands=args.mask_bands,
+                            distill_teachers=args.distill,
+                            distill_weight=args.distill_weight),
         copies=args.copies, augment=AugmentSettings(p_resynth=args.resynth),
         leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
         name=args.name,
@@ -168,7 +170,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.stream:
         from training.node_eval import streaming_evaluation
 
-        report["streaming"] = streaming_evaluation(chosen, args.stream, words)
+        report["streams"] = [streaming_evaluation(chosen, recording, words)
+                             for recording in args.stream]
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     path = write_report(report, settings.labels, args.out)
     log.info("report: %s", path)
@@ -206,9 +209,13 @@ def cmd_stream_eval(args: argparse.Namespace) -> int:
     result = streaming_evaluation(args.model, args.recording, words)
     print(json.dumps({k: v for k, v in result.items() if k != "false_examples"}))
     if args.run:
+        from training.report import streams
+
         path = args.run / "report.json"
         report = json.loads(path.read_text())
-        report["streaming"] = result
+        others = [s for s in streams(report) if s.get("recording") != result["recording"]]
+        report.pop("streaming", None)
+        report["streams"] = [*others, result]
         path.write_text(json.dumps(report, indent=1))
     return 0
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_node.model import manifest_path
+
 
 def predict_in_runtime(model: Path, features: np.ndarray, runtime: str) -> np.ndarray:
     """Probabilities for each feature matrix, computed by `edge_node.model.Model` in `runtime`."""
@@ -31,12 +33,19 @@ def predict_in_runtime(model: Path, features: np.ndarray, runtime: str) -> np.nd
 
 
 def streaming_evaluation(model: Path, recording: Path, commands: Sequence[str]) -> dict:
-    """Run the recording through the node's own detector (`edge-node detect`) and score it."""
+    """Run the recording through the node's own detector (`edge-node detect`) and score it;
+    also says which engines speak in it and which of them the model never trained on."""
     from training.metrics import streaming_scores
 
     events = json.loads(recording.with_suffix(".json").read_text())
-    return streaming_scores(node_detections(model, recording), events["events"],
-                            events["duration_s"], commands)
+    result = streaming_scores(node_detections(model, recording), events["events"],
+                              events["duration_s"], commands)
+    spoken = events.get("engines") or sorted({e["engine"] for e in events["events"]
+                                             if "engine" in e})
+    manifest = manifest_path(model)
+    trained = json.loads(manifest.read_text()).get("engines", []) if manifest.is_file() else []
+    return {**result, "recording": recording.name, "engines": list(spoken),
+            "unseen_engines": sorted(set(spoken) - set(trained)) if trained else []}
 
 
 def node_detections(model: Path, recording: Path, threshold: float | None = None) -> list[dict]:

@@ -117,12 +117,13 @@ def write_report(report: dict[str, Any], labels: list[str], out: Path) -> Path:
     plot_confusion(best["confusion"], labels, out / "confusion.png", "final model, held-out voices")
     plot_history(final["history"], out / "training_curves.png", "final model")
     lines += ["![confusion matrix](confusion.png)", "", "![training curves](training_curves.png)"]
-    stream = report.get("streaming")
-    if stream:
-        lines += ["", "## Streaming evaluation (node detector on a long recording)", "",
-                  f"- {stream['duration_s'] / 60:.1f} min, {stream['commands']} commands: recall "
-                  f"{pct(stream['recall'])}, {stream['false_activations']} false activations "
-                  f"({stream['false_activations_per_hour']:.1f} per hour)"]
+    if streams(report):
+        lines += ["", "## Streaming evaluation (node detector on long recordings)", ""]
+        lines += [f"- {who_speaks(stream)}: {stream['duration_s'] / 60:.1f} min, "
+                  f"{stream['commands']} commands: recall {pct(stream['recall'])}, "
+                  f"{stream['false_activations']} false activations "
+                  f"({stream['false_activations_per_hour']:.1f} per hour)"
+                  for stream in streams(report)]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -147,10 +148,27 @@ def benchmark_summary(report: dict[str, Any], command: str) -> str:
     for key, m in report["final"]["models"].items():
         lines.append(f"| {key} | {pct(m['accuracy'])} | {pct(m['command_accuracy'])} | "
                      f"{pct(m['unknown_false_accept'])} | {m['bytes']:,} |")
-    stream = report.get("streaming")
-    if stream:
-        lines += ["", f"Streaming ({stream['duration_s'] / 60:.0f} min recording, voices never "
-                  f"trained on, node detector): recall {pct(stream['recall'])} "
+    for stream in streams(report):
+        lines += ["", f"Streaming ({stream['duration_s'] / 60:.0f} min recording, "
+                  f"{who_speaks(stream)}, node detector): recall {pct(stream['recall'])} "
                   f"({stream['detected']}/{stream['commands']}), "
                   f"{stream['false_activations_per_hour']:.1f} false activations per hour."]
     return "\n".join(lines)
+
+
+def streams(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run's streaming evaluations (runs before several recordings kept one, `streaming`)."""
+    if report.get("streams"):
+        return list(report["streams"])
+    return [report["streaming"]] if report.get("streaming") else []
+
+
+def who_speaks(stream: dict[str, Any]) -> str:
+    """Whose voices a recording has, against the run's training data: held-out voices of the
+    trained engines, or an engine never trained on (the honest stand-in for a new person)."""
+    name = f"`{stream['recording']}`, " if stream.get("recording") else ""
+    unseen = stream.get("unseen_engines") or []
+    if unseen:
+        return f"{name}{', '.join(unseen)}: an engine never trained on"
+    engines = stream.get("engines") or []
+    return f"{name}{', '.join(engines) + ' ' if engines else ''}voices never trained on"
