@@ -1,64 +1,154 @@
 """Streaming recall vs false activations per hour of the bundled model, per threshold.
 
-Runs the node's own detector (`edge-node detect --threshold T`) over the long test recording
-that `kws-train default` makes (voices never trained on; `kws-train stream` makes one) and
-scores it against the recording's event list with `training.metrics.streaming_scores`.
+Runs the node's own detector (`edge-node detect --threshold T`) over long recordings with known
+events (`kws-train default` makes two: `stream.wav`, held-out voices of the trained engines, and
+`stream-piper.wav`, an engine it never trained on; `kws-train stream` makes more) and scores
+them against the event lists with `training.metrics.streaming_scores`.
 
-Run: `.venv/bin/python -m bench.streaming --recording runs/default/stream.wav`
+With `--candidate MODEL` the candidate is swept too, and compared with the bundled model at
+equal false activations (its recall interpolated at each of the bundled model's operating
+points): two models differ in how peaked their scores are, so one threshold for both compares
+two different trade-offs. Clip tests at equal false accepts did not predict this comparison
+(BENCHMARKS.md, "Distillation"), so a recipe change is judged here.
+
+Run: `.venv/bin/python -m bench.streaming --recording runs/default/stream.wav
+[--recording runs/default/stream-piper.wav] [--candidate MODEL.tflite]`
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from edge_node.detector import DetectorSettings
 from edge_node.model import DEFAULT_MODEL, read_manifest
-from training.benchmarks import machine, write_section
+from training.benchmarks import BENCHMARKS, machine, write_section
 from training.metrics import streaming_scores
 from training.node_eval import node_detections
 from training.vocab import COMMANDS
 
+Sweep = list[tuple[float, dict[str, Any]]]
+"""(threshold, streaming scores) per threshold, in the order swept."""
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recording", type=Path, default=Path("runs/default/stream.wav"))
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    parser.add_argument("--thresholds", default="0.5,0.6,0.7,0.8,0.9")
-    args = parser.parse_args()
-    meta = json.loads(args.recording.with_suffix(".json").read_text())
+
+def sweep(model: Path, recording: Path, thresholds: Sequence[float]) -> Sweep:
+    """The model's streaming scores on the recording at each threshold."""
+    meta = json.loads(recording.with_suffix(".json").read_text())
     rows = []
-    for threshold in (float(t) for t in args.thresholds.split(",")):
-        detections = node_detections(args.model, args.recording, threshold)
+    for threshold in thresholds:
+        detections = node_detections(model, recording, threshold)
         scores = streaming_scores(detections, meta["events"], meta["duration_s"], COMMANDS)
         rows.append((threshold, scores))
-        print(json.dumps({"threshold": threshold,
+        print(json.dumps({"model": str(model), "recording": recording.name,
+                          "threshold": threshold,
                           **{k: v for k, v in scores.items() if k != "false_examples"}}))
-    manifest = read_manifest(args.model)
-    d = DetectorSettings()
-    others = sum(e["label"] not in COMMANDS for e in meta["events"])
-    body = [
-        f"Machine: {machine()}. `python -m bench.streaming --recording {args.recording}`: "
-        f"`edge-node detect --threshold T` with `{args.model.name}` ({manifest.name} "
-        f"{manifest.version}, {manifest.extra.get('architecture', '?')}; hop {d.hop_ms} ms, "
-        f"{d.smoothing_windows}-window smoothing, refractory {d.refractory_s} s, gate "
-        f"{d.gate_dbfs:.0f} dBFS), scored against the recording's event list (a hit is the "
-        "right command between the word's start and 1.5 s after its end; anything else is a "
-        f"false activation). The {meta['duration_s'] / 60:.0f}-minute recording has "
-        f"{rows[0][1]['commands']} commands and {others} other words/sentences from voices the "
-        "model never trained on, over changing noise at 5-30 dB SNR.",
-        "",
-        "| threshold | recall | false activations per hour | commands found least (recall) |",
-        "|---|---|---|---|",
-    ]
+    return rows
+
+
+def recall_at(rows: Sweep, false_per_hour: float) -> float | None:
+    """Recall at `false_per_hour` false activations, linearly interpolated along the sweep's
+    trade-off curve; None outside the range the sweep covers (no extrapolation)."""
+    points = sorted((s["false_activations_per_hour"], s["recall"]) for _, s in rows)
+    fas = np.array([fa for fa, _ in points])
+    if not len(points) or false_per_hour < fas[0] or false_per_hour > fas[-1]:
+        return None
+    # equal false-activation counts at several thresholds: keep the best recall of each
+    best: dict[float, float] = {}
+    for fa, recall in points:
+        best[fa] = max(best.get(fa, 0.0), recall)
+    xs = np.array(sorted(best))
+    return float(np.interp(false_per_hour, xs, [best[x] for x in xs]))
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def threshold_table(rows: Sweep) -> list[str]:
+    lines = ["| threshold | recall | false activations per hour | commands found least (recall) |",
+             "|---|---|---|---|"]
     for threshold, s in rows:
         weakest = sorted(s["recall_per_command"].items(), key=lambda kv: kv[1])[:3]
         least = ", ".join(f"{c} {100 * r:.0f}%" for c, r in weakest)
-        body.append(f"| {threshold:.2f} | {100 * s['recall']:.1f}% ({s['detected']}/"
-                    f"{s['commands']}) | {s['false_activations_per_hour']:.0f} | {least} |")
-    write_section("streaming-thresholds",
-                  "Streaming detection: threshold trade-off (bundled model)", "\n".join(body))
+        lines.append(f"| {threshold:.2f} | {100 * s['recall']:.1f}% ({s['detected']}/"
+                     f"{s['commands']}) | {s['false_activations_per_hour']:.0f} | {least} |")
+    return lines
+
+
+def comparison_table(bundled: Sweep, candidate: Sweep) -> list[str]:
+    """At each of the bundled model's operating points: both recalls at its false-activation
+    rate (the candidate's interpolated), and the difference."""
+    lines = ["| bundled threshold | false activations per hour | bundled recall | "
+             "candidate recall at that rate | difference (points) |", "|---|---|---|---|---|"]
+    for threshold, s in bundled:
+        fa, mine = s["false_activations_per_hour"], s["recall"]
+        theirs = recall_at(candidate, fa)
+        diff = "n/a" if theirs is None else f"{100 * (theirs - mine):+.1f}"
+        lines.append(f"| {threshold:.2f} | {fa:.0f} | {pct(mine)} | {pct(theirs)} | {diff} |")
+    return lines
+
+
+def describe(recording: Path) -> str:
+    meta = json.loads(recording.with_suffix(".json").read_text())
+    commands = sum(e["label"] in COMMANDS for e in meta["events"])
+    others = len(meta["events"]) - commands
+    engines = ", ".join(meta.get("engines", [])) or "?"
+    return (f"`{recording.name}`: {meta['duration_s'] / 60:.3g} minutes, {commands} commands "
+            f"and {others} other words/sentences ({engines} voices)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recording", type=Path, action="append",
+                        help="WAV with its .json events; repeatable "
+                             "(default runs/default/stream.wav)")
+    parser.add_argument("--candidate", type=Path, help="a model to compare with the bundled one")
+    parser.add_argument("--thresholds", default="0.4,0.5,0.55,0.6,0.7,0.8")
+    parser.add_argument("--candidate-thresholds", default="0.3,0.4,0.5,0.6,0.7",
+                        help="wide enough to reach the bundled model's rates")
+    parser.add_argument("--benchmarks", type=Path, default=BENCHMARKS)
+    args = parser.parse_args()
+    recordings = args.recording or [Path("runs/default/stream.wav")]
+    thresholds = [float(t) for t in args.thresholds.split(",")]
+    manifest = read_manifest(DEFAULT_MODEL)
+    d = DetectorSettings()
+    setup = (f"Machine: {machine()}. `edge-node detect --threshold T` with the bundled "
+             f"`{DEFAULT_MODEL.name}` ({manifest.name} {manifest.version}, "
+             f"{manifest.extra.get('architecture', '?')}; hop {d.hop_ms} ms, "
+             f"{d.smoothing_windows}-window smoothing, refractory {d.refractory_s} s, gate "
+             f"{d.gate_dbfs:.0f} dBFS), scored against each recording's event list (a hit is "
+             "the right command between the word's start and 1.5 s after its end; anything "
+             "else is a false activation). Noise changes along each recording at 5-30 dB SNR.")
+    sweeps = {recording: sweep(DEFAULT_MODEL, recording, thresholds) for recording in recordings}
+    if args.candidate is None:
+        body = [setup + " `python -m bench.streaming " + " ".join(
+            f"--recording {r}" for r in recordings) + f" --thresholds {args.thresholds}`."]
+        for recording, rows in sweeps.items():
+            body += ["", describe(recording) + ":", "", *threshold_table(rows)]
+        write_section("streaming-thresholds",
+                      "Streaming detection: threshold trade-off (bundled model)",
+                      "\n".join(body), args.benchmarks)
+        return
+    candidate_thresholds = [float(t) for t in args.candidate_thresholds.split(",")]
+    theirs = read_manifest(args.candidate)
+    body = [setup + f" Candidate: `{args.candidate}` ({theirs.name} {theirs.version}). "
+            "`python -m bench.streaming " + " ".join(f"--recording {r}" for r in recordings)
+            + f" --candidate {args.candidate}`: the candidate swept at "
+            f"{args.candidate_thresholds}, its recall interpolated at the bundled model's "
+            "false-activation rates."]
+    for recording, rows in sweeps.items():
+        other = sweep(args.candidate, recording, candidate_thresholds)
+        body += ["", describe(recording) + ":", "", *comparison_table(rows, other), "",
+                 "Candidate sweep:", "", *threshold_table(other)]
+    text = "\n".join(body)
+    print(text)
+    write_section("streaming-candidate", "Streaming detection: a candidate model against the "
+                  "bundled one at equal false activations", text, args.benchmarks)
 
 
 if __name__ == "__main__":
