@@ -414,3 +414,6 @@ def test_benchmark_summary_names_who_speaks_each_streaming_recording():
          "unseen_engines": ["piper"]}]}, "kws-train default")
     assert "(30 min recording, `stream.wav`, espeak, flite voices never trained on," in both
     assert "(15 min recording, `stream-piper.wav`, piper: an engine never trained on," in both
+    unknown = benchmark_summary({"final": {"models": {"int8/ai-edge-litert": model}}, "streams": [
+        {**stream, "recording": "a.wav", "engines": ["piper"], "unseen_engines": None}]}, "x")
+    assert "(30 min recording, `a.wav`, piper voices, node detector)" in unknown

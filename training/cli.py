@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--unseen-engine", default="piper",
                          help="engine of a second test recording, one the recipe does not "
                               "train on ('' = none)")
-    default.add_argument("--unseen-minutes", type=float, default=15.0)
+    default.add_argument("--unseen-minutes", type=float, default=15.0,
+                         help="length of that recording (0 = none)")
     default.add_argument("--hard-negatives", action="store_true",
                          help="train a first model, then add the windows it falsely fires on "
                               "in the mining recording (fewer false activations, lower "

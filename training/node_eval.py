@@ -44,8 +44,9 @@ def streaming_evaluation(model: Path, recording: Path, commands: Sequence[str]) 
                                              if "engine" in e})
     manifest = manifest_path(model)
     trained = json.loads(manifest.read_text()).get("engines", []) if manifest.is_file() else []
+    # None: the manifest does not list its training engines, so nobody can say
     return {**result, "recording": recording.name, "engines": list(spoken),
-            "unseen_engines": sorted(set(spoken) - set(trained)) if trained else []}
+            "unseen_engines": sorted(set(spoken) - set(trained)) if trained else None}
 
 
 def node_detections(model: Path, recording: Path, threshold: float | None = None) -> list[dict]:

@@ -167,8 +167,10 @@ def who_speaks(stream: dict[str, Any]) -> str:
     """Whose voices a recording has, against the run's training data: held-out voices of the
     trained engines, or an engine never trained on (the honest stand-in for a new person)."""
     name = f"`{stream['recording']}`, " if stream.get("recording") else ""
-    unseen = stream.get("unseen_engines") or []
+    unseen = stream.get("unseen_engines")
     if unseen:
         return f"{name}{', '.join(unseen)}: an engine never trained on"
-    engines = stream.get("engines") or []
-    return f"{name}{', '.join(engines) + ' ' if engines else ''}voices never trained on"
+    engines = ", ".join(stream.get("engines") or [])
+    if unseen is None and "engines" in stream:  # training engines unknown (older manifest)
+        return f"{name}{engines} voices"
+    return f"{name}{engines + ' ' if engines else ''}voices never trained on"
