@@ -267,10 +267,8 @@ def test_holding_out_an_engine_the_data_lacks_fails_before_any_work(tmp_path):
                         holdout=("espeak", "festvial"))
 
 
-WEIGHT_AVERAGE_SCRIPT = """
-import json, sys
+TOY_DATA = """
 import numpy as np
-from training.train import TrainSettings, fit
 
 rng = np.random.default_rng(0)
 def toy(n):
@@ -282,6 +280,13 @@ def toy(n):
     return x, y
 x, y = toy(600)
 xv, yv = toy(200)
+"""
+"""Three classes of 49x40 "spectrograms" a model learns in a few epochs: x, y (600), xv, yv."""
+
+WEIGHT_AVERAGE_SCRIPT = TOY_DATA + """
+import json
+from training.train import TrainSettings, fit
+
 out = {}
 for momentum in (0.0, 0.9):
     settings = TrainSettings(epochs=3, batch_size=32, seed=3, weight_average=momentum)
@@ -312,20 +317,10 @@ def test_weight_averaging_trains_and_returns_the_best_averaged_weights():
     assert averaged["accuracy"] > 0.9 and plain["accuracy"] > 0.9
 
 
-DISTILL_SCRIPT = """
+DISTILL_SCRIPT = TOY_DATA + """
 import json
-import numpy as np
 from training.train import TrainSettings, fit, teacher_targets
 
-rng = np.random.default_rng(0)
-def toy(n):
-    y = rng.integers(0, 3, n)
-    x = rng.normal(0, 1, (n, 49, 40)).astype(np.float32)
-    for i, k in enumerate(y):
-        x[i, 10:40, 4 * k:4 * k + 4] += 2.0
-    return x, y
-x, y = toy(600)
-xv, yv = toy(200)
 settings = TrainSettings(epochs=3, batch_size=32, seed=3, distill_teachers=2, distill_weight=0.6)
 targets = teacher_targets(x, y, np.ones(len(y)), xv, yv, 3, settings, 0, None)
 # targets, not labels, are what a model learns: classes 0 and 1 swapped in them come out swapped

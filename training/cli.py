@@ -96,6 +96,18 @@ def cmd_default(args: argparse.Namespace) -> int:
     return cmd_train(train_args)
 
 
+def add_measured_off_options(parser: argparse.ArgumentParser) -> None:
+    """Training options measured and kept off in the recipe (BENCHMARKS.md: better on clips of
+    unseen engines, worse in streaming), alike on `train` and `default`."""
+    parser.add_argument("--mask-frames", type=int, default=0,
+                        help="online SpecAugment: two time masks of up to N frames (0 = off)")
+    parser.add_argument("--mask-bands", type=int, default=0,
+                        help="online SpecAugment: two frequency masks of up to N bands (0 = off)")
+    parser.add_argument("--distill", type=int, default=0, metavar="N",
+                        help="train N teachers (other seeds) first, then the model on their "
+                             "averaged probabilities (0 = off)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kws-train", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -171,13 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="online mel-axis stretch, 1 +/- this (0 = off)")
     train.add_argument("--time-warp", type=float, default=0.0,
                        help="online time-axis stretch about the centre, 1 +/- this (0 = off)")
-    train.add_argument("--mask-frames", type=int, default=0,
-                       help="online SpecAugment: two time masks of up to N frames (0 = off)")
-    train.add_argument("--mask-bands", type=int, default=0,
-                       help="online SpecAugment: two frequency masks of up to N bands (0 = off)")
-    train.add_argument("--distill", type=int, default=0, metavar="N",
-                       help="train N teachers (other seeds) first, then the model on their "
-                            "averaged probabilities (0 = off)")
+    add_measured_off_options(train)
     train.add_argument("--distill-weight", type=float, default=0.7,
                        help="share of the teachers' probabilities in the targets")
     train.add_argument("--weight-average", type=float, default=0.0,
@@ -283,13 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="share of augmented speech re-spoken through an LPC vocoder")
     default.add_argument("--weight-average", type=float, default=0.998,
                          help="momentum of the moving average of the weights (0 = off)")
-    default.add_argument("--mask-frames", type=int, default=0,
-                         help="online SpecAugment: two time masks of up to N frames (0 = off)")
-    default.add_argument("--mask-bands", type=int, default=0,
-                         help="online SpecAugment: two frequency masks of up to N bands (0 = off)")
-    default.add_argument("--distill", type=int, default=0, metavar="N",
-                         help="train N teachers (other seeds) first, then the model on their "
-                              "averaged probabilities (0 = off)")
+    add_measured_off_options(default)
     default.add_argument("--epochs", type=int, default=20)
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)
