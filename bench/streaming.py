@@ -1,6 +1,7 @@
 """Streaming recall vs false activations per hour of the bundled model, per threshold.
 
-Runs the node's own detector (`edge-node detect --threshold T`) over long recordings with known
+Runs the node's own detector (`edge-node detect --sweep T1,T2,...`: one pass of the model,
+the detector's decision replayed at each threshold) over long recordings with known
 events (`kws-train default` makes two: `stream.wav`, held-out voices of the trained engines, and
 `stream-piper.wav`, an engine it never trained on; `kws-train stream` makes more) and scores
 them against the event lists with `training.metrics.streaming_scores`.
@@ -29,7 +30,7 @@ from edge_node.detector import DetectorSettings
 from edge_node.model import DEFAULT_MODEL, read_manifest
 from training.benchmarks import BENCHMARKS, machine, write_section
 from training.metrics import streaming_scores
-from training.node_eval import node_detections
+from training.node_eval import node_sweep
 from training.vocab import COMMANDS
 
 Sweep = list[tuple[float, dict[str, Any]]]
@@ -40,8 +41,7 @@ def sweep(model: Path, recording: Path, thresholds: Sequence[float]) -> Sweep:
     """The model's streaming scores on the recording at each threshold."""
     meta = json.loads(recording.with_suffix(".json").read_text())
     rows = []
-    for threshold in thresholds:
-        detections = node_detections(model, recording, threshold)
+    for threshold, detections in node_sweep(model, recording, thresholds).items():
         scores = streaming_scores(detections, meta["events"], meta["duration_s"], COMMANDS)
         rows.append((threshold, scores))
         print(json.dumps({"model": str(model), "recording": recording.name,
@@ -117,7 +117,8 @@ def main() -> None:
     thresholds = [float(t) for t in args.thresholds.split(",")]
     manifest = read_manifest(DEFAULT_MODEL)
     d = DetectorSettings()
-    setup = (f"Machine: {machine()}. `edge-node detect --threshold T` with the bundled "
+    setup = (f"Machine: {machine()}. `edge-node detect --sweep` (the node's detector at each "
+             "threshold) with the bundled "
              f"`{DEFAULT_MODEL.name}` ({manifest.name} {manifest.version}, "
              f"{manifest.extra.get('architecture', '?')}; hop {d.hop_ms} ms, "
              f"{d.smoothing_windows}-window smoothing, refractory {d.refractory_s} s, gate "

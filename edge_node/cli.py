@@ -8,13 +8,14 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from edge_node import __version__
 from edge_node.audio import AudioSourceError, open_source
 from edge_node.audio.wav import WavSource, read_wav_mono16k
 from edge_node.config import DEFAULT_EXAMPLE, ConfigError, load_config
-from edge_node.detector import DetectorConfigError, DetectorSettings
+from edge_node.detector import Detection, DetectorConfigError, DetectorSettings
 from edge_node.events import Detected
 from edge_node.logs import setup_logging
 from edge_node.model import DEFAULT_MODEL, Model, ModelError
@@ -74,17 +75,30 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from edge_node.detector import Detector
 
     model = Model(args.model)
-    detector = Detector(model, detector_settings(args))
+    settings = detector_settings(args)
+    sweep = [float(t) for t in args.sweep.split(",")] if args.sweep else []
+    if sweep and settings.mode != "stream":
+        raise SystemExit("--sweep needs the stream mode")
+    detector = Detector(model, settings, keep_posteriors=bool(sweep))
+
+    def report(detection: Detection, threshold: float | None = None) -> None:
+        if args.json:
+            emit({**detection.to_json(), **({"threshold": threshold} if sweep else {})})
+        else:
+            print(f"{'' if threshold is None else f'{threshold:.2f}  '}{detection.time_s:8.2f} s"
+                  f"  {detection.label:6s} {detection.confidence:.2f}")
+
     with WavSource(args.file, block_samples=detector.hop_samples) as source:
         for block in source:
-            for detection in detector.push(block):
-                if args.json:
-                    emit(detection.to_json())
-                else:
-                    print(f"{detection.time_s:8.2f} s  {detection.label:6s} "
-                          f"{detection.confidence:.2f}")
+            found = detector.push(block)
+            for detection in [] if sweep else found:
+                report(detection)
     log.info("%d windows, %d inferences (%.0f%% gated as silent)", detector.windows,
              detector.inferences, 100.0 * (1 - detector.inferences / max(1, detector.windows)))
+    for threshold in sweep:
+        for detection in detector.replay(detector.posteriors or [],
+                                         replace(settings, threshold=threshold)):
+            report(detection, threshold)
     return 0
 
 
@@ -213,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     detect.add_argument("--json", action="store_true", help="JSON Lines output")
     detect.add_argument("--threshold", type=float)
+    detect.add_argument("--sweep", metavar="T1,T2,...",
+                        help="report the detections at each of these thresholds (one pass of "
+                             "the model; each line says its threshold)")
     detect.add_argument("--hop-ms", type=int)
     detect.add_argument("--refractory-s", type=float)
     detect.add_argument("--mode", choices=("stream", "block"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,9 +97,13 @@ def rms_dbfs(x: np.ndarray) -> float:
 class Detector:
     """Feeds audio through features and model and decides when a command was said."""
 
-    def __init__(self, model: Model, settings: DetectorSettings | None = None) -> None:
+    def __init__(self, model: Model, settings: DetectorSettings | None = None,
+                 keep_posteriors: bool = False) -> None:
         self.model = model
         self.settings = settings or DetectorSettings()
+        self.posteriors: list[np.ndarray] | None = [] if keep_posteriors else None
+        """Every hop's posteriors (after the gate), when asked for: `replay` decides on them
+        again with other settings without running the model twice."""
         self.labels = model.labels
         self._is_command = np.array([lab not in NON_COMMAND_LABELS for lab in self.labels])
         self.samples_seen = 0
@@ -211,9 +215,35 @@ class Detector:
             probs = self.model.predict_features(self._stream.features())
             self.last_latency_ms = (time.perf_counter() - started) * 1000.0
             self.inferences += 1
+        if self.posteriors is not None:
+            self.posteriors.append(probs)
+        return self._smooth_and_decide(probs)
+
+    def _smooth_and_decide(self, probs: np.ndarray) -> Detection | None:
         self._posteriors.append(probs)
-        smoothed = np.mean(self._posteriors, axis=0)
-        return self._decide(smoothed)
+        return self._decide(np.mean(self._posteriors, axis=0))
+
+    def replay(self, posteriors: Sequence[np.ndarray],
+               settings: DetectorSettings) -> list[Detection]:
+        """The detections `settings` would have given on a stream whose hops had these
+        posteriors (`self.posteriors` of a run with the same hop and gate): a threshold sweep
+        costs one pass of the model instead of one per threshold. Leaves this detector as new."""
+        if (settings.mode, settings.hop_ms, settings.gate_dbfs) != (
+                self.settings.mode, self.settings.hop_ms, self.settings.gate_dbfs):
+            raise DetectorConfigError("replay needs the mode, hop and gate the posteriors "
+                                      "were recorded with")
+        kept = self.settings
+        self.settings, self.samples_seen = settings, 0
+        self._reset_state()
+        found = []
+        for probs in posteriors:
+            self.samples_seen += self.hop_samples
+            detection = self._smooth_and_decide(np.asarray(probs, dtype=np.float32))
+            if detection:
+                found.append(detection)
+        self.settings, self.samples_seen = kept, 0
+        self._reset_state()
+        return found
 
     def _decide(self, smoothed: np.ndarray) -> Detection | None:
         thresholds = self._thresholds

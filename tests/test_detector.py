@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from edge_node.audio.wav import WavSource
+from edge_node.audio.wav import WavSource, read_wav_mono16k
+from edge_node.config import DEFAULT_EXAMPLE
 from edge_node.detector import Detector, DetectorSettings
 from edge_node.model import DEFAULT_MODEL, Model
 from tests.conftest import RATE, noise
@@ -32,6 +33,22 @@ def test_one_detection_per_utterance_at_the_right_time(model, command_recording)
     for detection, (_, start, end) in zip(found, events, strict=True):
         assert start < detection.time_s <= end + 1.0, (detection, start, end)
         assert detection.confidence >= detector.settings.threshold
+
+
+def test_replaying_recorded_posteriors_gives_what_a_live_run_at_that_setting_gives(model):
+    """A threshold sweep decides again on one run's posteriors (`edge-node detect --sweep`):
+    at every threshold it must report exactly what a live run at that threshold reports."""
+    audio = read_wav_mono16k(DEFAULT_EXAMPLE)
+    recorder = Detector(model, keep_posteriors=True)
+    first = run(recorder, audio)
+    assert recorder.posteriors is not None and len(recorder.posteriors) == recorder.windows
+    for threshold in (0.3, 0.6, 0.8):
+        settings = DetectorSettings(threshold=threshold)
+        live = run(Detector(model, settings), audio)
+        assert recorder.replay(recorder.posteriors, settings) == live
+    assert len(run(Detector(model, DetectorSettings(threshold=0.3)), audio)) > len(first)
+    with pytest.raises(ValueError, match="hop and gate"):
+        recorder.replay(recorder.posteriors, DetectorSettings(gate_dbfs=-50.0))
 
 
 def test_silence_costs_no_inference_and_detects_nothing(model):

@@ -58,6 +58,21 @@ def node_detections(model: Path, recording: Path, threshold: float | None = None
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
+def node_sweep(model: Path, recording: Path,
+               thresholds: Sequence[float]) -> dict[float, list[dict]]:
+    """`node_detections` at each threshold, from one pass of the model (`edge-node detect
+    --sweep`: the node's detector decides again on the posteriors it recorded)."""
+    out = subprocess.run([sys.executable, "-m", "edge_node", "detect", str(recording), "--model",
+                          str(model), "--json", "--sweep", ",".join(map(str, thresholds))],
+                         check=True, capture_output=True, text=True)
+    found: dict[float, list[dict]] = {float(t): [] for t in thresholds}
+    for line in out.stdout.splitlines():
+        if line.strip():
+            detection = json.loads(line)
+            found[float(detection.pop("threshold"))].append(detection)
+    return found
+
+
 def main(argv: list[str]) -> None:
     from edge_node.model import Model
 
