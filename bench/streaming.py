@@ -24,12 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge_node.detector import DetectorSettings
 from edge_node.model import DEFAULT_MODEL, read_manifest
 from training.benchmarks import BENCHMARKS, machine, write_section
-from training.metrics import streaming_scores
+from training.metrics import recall_at, streaming_scores
 from training.node_eval import node_sweep
 from training.vocab import COMMANDS
 
@@ -48,21 +46,6 @@ def sweep(model: Path, recording: Path, thresholds: Sequence[float]) -> Sweep:
                           "threshold": threshold,
                           **{k: v for k, v in scores.items() if k != "false_examples"}}))
     return rows
-
-
-def recall_at(rows: Sweep, false_per_hour: float) -> float | None:
-    """Recall at `false_per_hour` false activations, linearly interpolated along the sweep's
-    trade-off curve; None outside the range the sweep covers (no extrapolation)."""
-    points = sorted((s["false_activations_per_hour"], s["recall"]) for _, s in rows)
-    fas = np.array([fa for fa, _ in points])
-    if not len(points) or false_per_hour < fas[0] or false_per_hour > fas[-1]:
-        return None
-    # equal false-activation counts at several thresholds: keep the best recall of each
-    best: dict[float, float] = {}
-    for fa, recall in points:
-        best[fa] = max(best.get(fa, 0.0), recall)
-    xs = np.array(sorted(best))
-    return float(np.interp(false_per_hour, xs, [best[x] for x in xs]))
 
 
 def pct(value: float | None) -> str:

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from edge_node.model import read_manifest
-from training.metrics import accuracy_at_false_accepts
+from training.metrics import accuracy_at_false_accepts, recall_at
 from training.report import benchmark_summary
+from training.seeds import STREAM_THRESHOLDS
 from training.tts_engines import ENGINES
 
 WORDS = "lights,music"
@@ -162,9 +163,13 @@ def seeds_run(trained, tmp_path_factory):
     baseline = work / "baseline.json"  # an earlier run: seeds 2 and 3, espeak only
     baseline.write_text(json.dumps({"seeds": [2, 3], "loeo": {"espeak": {
         "command_accuracy": [0.0, 0.5], "unknown_false_accept": [0.0, 0.0]}}}))
+    recording = work / "espeak.wav"  # spoken by espeak alone: streams the espeak-held-out models
+    run("-m", "training.cli", "stream", "--out", str(recording), "--duration", "40", "--words",
+        WORDS, "--engines", "espeak", "--voices-per-engine", "3", "--seed", "7")
     done = run("-m", "training.cli", "train", "--words", WORDS, "--data", str(data), "--out",
                str(out), "--seeds", "1,2", "--loeo-epochs", "2", "--copies", "1",
-               "--batch-size", "32", "--holdout", "espeak,flite", "--against", str(baseline))
+               "--batch-size", "32", "--holdout", "espeak,flite", "--against", str(baseline),
+               "--stream", str(recording), "--stream-rate", "30")
     return out, done
 
 
@@ -197,6 +202,27 @@ def test_leave_one_engine_out_over_seeds_reports_each_seed(seeds_run):
     fair, _ = accuracy_at_false_accepts(saved["probs"], saved["y"], labels)
     assert fair == pytest.approx(result["loeo"]["espeak"]["command_accuracy_at_5pct"][1])
     assert "at <= 5% `_unknown_` as command" in (out / "seeds.md").read_text()
+
+
+def test_seeds_run_streams_each_model_on_the_recording_of_the_engine_it_never_heard(seeds_run):
+    out, done = seeds_run
+    loeo = json.loads((out / "seeds.json").read_text())["loeo"]
+    assert "stream_recall" not in loeo["flite"]  # no flite-only recording
+    espeak = loeo["espeak"]
+    assert espeak["stream_rate"] == 30 and len(espeak["streams"]) == len(espeak["stream_recall"])
+    for seed, streamed, recall in zip((1, 2), espeak["streams"], espeak["stream_recall"],
+                                      strict=True):
+        sweep = streamed["espeak.wav"]["sweep"]
+        assert [row["threshold"] for row in sweep] == list(STREAM_THRESHOLDS)
+        rows = [(row["threshold"], row) for row in sweep]
+        assert recall == recall_at(rows, 30.0) == streamed["espeak.wav"]["recall_at_rate"]
+        model = out / "models" / f"espeak-seed{seed}.tflite"
+        manifest = read_manifest(model)
+        assert manifest.extra["quantization"] == "int8"
+        assert "espeak" not in manifest.extra["engines"] and "flite" in manifest.extra["engines"]
+    table = (out / "seeds.md").read_text()
+    assert "streaming recall at 30 false activations per hour" in table
+    assert table.splitlines()[2].count("|") == table.splitlines()[0].count("|")
 
 
 def test_reference_recogniser_scores_each_engine_beside_a_seeds_run(trained, seeds_run):

@@ -207,7 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--holdout", help="with --seeds: hold out only these engines "
                                          "(e.g. espeak)")
     train.add_argument("--stream", type=Path, action="append", default=[],
-                       help="recording (+ .json events) to evaluate on; repeatable")
+                       help="recording (+ .json events) to evaluate on; repeatable. With "
+                            "--seeds: a recording spoken by one engine alone streams each "
+                            "model that never heard that engine")
+    train.add_argument("--stream-rate", type=float, default=20.0,
+                       help="with --seeds and --stream: false activations per hour at which "
+                            "streaming recall is read")
     train.add_argument("--name", default="kws-model")
     train.add_argument("--version", default="1.0.0")
     train.add_argument("--install", type=Path, help="copy the final model here (+ manifest)")

@@ -154,8 +154,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         seeds = [int(v) for v in args.seeds.split(",")]
         holdout = tuple(args.holdout.split(",")) if args.holdout else ()
         baseline = seed_runs.load(args.against) if args.against else None
+        stream = seed_runs.StreamCheck(tuple(args.stream), args.out / "models",
+                                       args.stream_rate) if args.stream else None
         result = seed_runs.loeo_over_seeds(clips, noise_bank(args.seed, extra_noise), settings,
-                                           seeds, holdout, args.out / "probs")
+                                           seeds, holdout, args.out / "probs", stream)
         print(seed_runs.format_table(result, seeds))
         comparison = seed_runs.format_comparison(result, seeds, baseline) if baseline else ""
         if comparison:

@@ -136,3 +136,19 @@ def streaming_scores(detections: Sequence[dict[str, Any]], events: Sequence[dict
         "duration_s": duration_s,
         "false_examples": false[:20],
     }
+
+
+def recall_at(rows: Sequence[tuple[float, dict[str, Any]]], false_per_hour: float) -> float | None:
+    """Recall at `false_per_hour` false activations, linearly interpolated along a threshold
+    sweep's trade-off curve ((threshold, `streaming_scores`) rows); None outside the range the
+    sweep covers (no extrapolation). Two models compared at one threshold compare two
+    different trade-offs; at one false-activation rate they compare like with like."""
+    points = sorted((s["false_activations_per_hour"], s["recall"]) for _, s in rows)
+    if not points or not points[0][0] <= false_per_hour <= points[-1][0]:
+        return None
+    # equal false-activation counts at several thresholds: keep the best recall of each
+    best: dict[float, float] = {}
+    for fa, recall in points:
+        best[fa] = max(best.get(fa, 0.0), recall)
+    xs = sorted(best)
+    return float(np.interp(false_per_hour, xs, [best[x] for x in xs]))

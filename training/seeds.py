@@ -6,6 +6,11 @@ beats that spread. This featurises once (clean + augmented, with the data seed) 
 model per (held-out engine, seed), scored in Keras on all of the held-out engine's clips:
 quick (about 20 s per model for the TC-ResNet here), for comparing settings; the exported,
 node-runtime figures come from `kws-train train`.
+
+Clip scores did not predict streaming twice (BENCHMARKS.md), so a run can also stream: given
+recordings spoken by one engine only (`kws-train stream --engines E`), each model that never
+heard E is exported (int8) and run through the node's detector on E's recording, and its recall
+at a fixed rate of false activations per hour is reported seed by seed, like the clip scores.
 """
 
 from __future__ import annotations
@@ -14,28 +19,81 @@ import itertools
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from training.dataset import Clip
-from training.metrics import accuracy_at_false_accepts, scores
+from training.metrics import accuracy_at_false_accepts, recall_at, scores, streaming_scores
 from training.pipeline import PipelineSettings, held_out_engines, prepare, voice_masks
 
 log = logging.getLogger(__name__)
 
+STREAM_THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(15))
+"""The sweep each streamed model runs at (0.2-0.9): wide enough to reach a common rate."""
+
+
+@dataclass(frozen=True)
+class StreamCheck:
+    """Streaming evaluation of each seed's held-out-engine model."""
+
+    recordings: tuple[Path, ...]
+    """Recordings (+ .json events); each is used for the engine that alone speaks in it."""
+    models: Path
+    """Where the exported int8 models go (`<engine>-seed<k>.tflite`)."""
+    false_per_hour: float = 20.0
+    """The rate recall is read at (interpolated along the threshold sweep)."""
+
+
+def recording_engine(recording: Path) -> str | None:
+    """The one engine speaking in a recording, or None when several (or unknown) do."""
+    meta = json.loads(recording.with_suffix(".json").read_text())
+    spoken = set(meta.get("engines") or {e.get("engine") for e in meta["events"]})
+    return next(iter(spoken)) if len(spoken) == 1 else None
+
+
+def stream_scores(model: Any, output: str, x_represent: np.ndarray, engine: str, seed: int,
+                  trained_on: Sequence[str], settings: PipelineSettings, check: StreamCheck,
+                  recordings: Sequence[Path]) -> dict[str, Any]:
+    """Export one held-out-engine model and sweep it through the node's detector on the
+    engine's recordings: {recording name: {"recall_at_rate", "sweep"}}."""
+    from training.export import export
+    from training.node_eval import node_sweep
+
+    rng = np.random.default_rng(seed)
+    path = export(model, check.models / f"{engine}-seed{seed}.tflite",
+                  representative=x_represent[rng.choice(len(x_represent),
+                                                        min(400, len(x_represent)),
+                                                        replace=False)],
+                  name=settings.name, version=settings.version, labels=settings.labels,
+                  features=settings.features, output=output,
+                  extra={"engines": sorted(trained_on)})
+    found = {}
+    for recording in recordings:
+        meta = json.loads(recording.with_suffix(".json").read_text())
+        rows = [(t, streaming_scores(d, meta["events"], meta["duration_s"], settings.commands))
+                for t, d in node_sweep(path, recording, STREAM_THRESHOLDS).items()]
+        found[recording.name] = {
+            "recall_at_rate": recall_at(rows, check.false_per_hour),
+            "sweep": [{"threshold": t, "recall": r["recall"],
+                       "false_activations_per_hour": r["false_activations_per_hour"]}
+                      for t, r in rows]}
+    return found
+
 
 def loeo_over_seeds(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSettings,
                     seeds: Sequence[int], holdout: Sequence[str] = (),
-                    probs_dir: Path | None = None) -> dict[str, Any]:
+                    probs_dir: Path | None = None,
+                    stream: StreamCheck | None = None) -> dict[str, Any]:
     """{engine: {"command_accuracy": [per seed], "unknown_false_accept": [per seed]}}, for
     every engine or only those in `holdout` (the one a change is meant for: quicker).
 
     With `probs_dir`, each model's probabilities on its held-out clips are kept there
     (`<engine>-seed<k>.npz`: probs, labels, voices, paths), so decision rules can be compared
-    later without training again."""
+    later without training again. With `stream`, the models of each engine that alone speaks in
+    one of its recordings are also scored there ("stream_recall", and "streams" in detail)."""
     from training.train import fit
 
     engines = held_out_engines(clips)
@@ -54,11 +112,14 @@ def loeo_over_seeds(clips: list[Clip], noises: list[np.ndarray], settings: Pipel
         y_train = data.y[data.augmented.clip_index[train_rows]]
         weights = np.array([data.clips[i].weight
                             for i in data.augmented.clip_index[train_rows]])
-        per_seed: dict[str, list[float]] = {"command_accuracy": [], "unknown_false_accept": [],
-                                            "command_accuracy_at_5pct": []}
+        per_seed: dict[str, list[Any]] = {"command_accuracy": [], "unknown_false_accept": [],
+                                          "command_accuracy_at_5pct": []}
+        own = [r for r in (stream.recordings if stream else ()) if recording_engine(r) == engine]
+        if own:
+            per_seed.update(stream_recall=[], streams=[], stream_rate=stream.false_per_hour)
         for seed in seeds:
             train = replace(settings.train, seed=seed, epochs=settings.loeo_epochs)
-            model, _, _ = fit(x_train, y_train, weights, data.clean.x[val], data.y[val],
+            model, _, output = fit(x_train, y_train, weights, data.clean.x[val], data.y[val],
                               len(settings.labels), train, verbose=0,
                               part_shapes=settings.part_shapes)
             probs = model.predict(data.clean.x[test][..., None].astype(np.float32),
@@ -75,8 +136,18 @@ def loeo_over_seeds(clips: list[Clip], noises: list[np.ndarray], settings: Pipel
             summary = dict(got["per_engine"][engine])
             summary["command_accuracy_at_5pct"], _ = accuracy_at_false_accepts(
                 probs, data.y[test], settings.labels)
-            for key in per_seed:
+            for key in ("command_accuracy", "unknown_false_accept", "command_accuracy_at_5pct"):
                 per_seed[key].append(float(summary[key]))
+            if own and stream:
+                trained_on = set(data.engines[data.augmented.clip_index[train_rows]])
+                streamed = stream_scores(model, output, x_train, engine, seed, trained_on,
+                                         settings, stream, own)
+                rates = [r["recall_at_rate"] for r in streamed.values()]
+                per_seed["streams"].append(streamed)
+                per_seed["stream_recall"].append(
+                    None if None in rates else float(np.mean(rates)))
+                log.info("held out %s, seed %d, streaming: recall %s at %.0f false activations "
+                         "per hour", engine, seed, rates, stream.false_per_hour)
             log.info("held out %s, seed %d: command accuracy %.1f%% (%.1f%% at 5%% false "
                      "accepts), unknown as command %.1f%%", engine, seed,
                      100 * summary["command_accuracy"], 100 * summary["command_accuracy_at_5pct"],
@@ -89,10 +160,14 @@ def format_table(result: dict[str, Any], seeds: Sequence[int]) -> str:
     """Markdown: mean, spread and each seed's value per held-out engine; then the command
     accuracy each model reaches with its `_unknown_` prior set so that at most 5% of
     `_unknown_` clips are reported as a command at 0.6 (the fair comparison of two recipes)."""
+    streamed = [p for p in result.values() if "stream_recall" in p]
+    rate = f"{streamed[0]['stream_rate']:.0f}" if streamed else ""
     lines = ["| held-out engine | command accuracy: mean (min-max) | per seed "
              f"({', '.join(map(str, seeds))}) | `_unknown_` as command: mean | "
-             "at <= 5% `_unknown_` as command (0.6): mean, per seed |",
-             "|---|---|---|---|---|"]
+             "at <= 5% `_unknown_` as command (0.6): mean, per seed |"
+             + (f" streaming recall at {rate} false activations per hour: mean, per seed |"
+                if streamed else ""),
+             "|---|---|---|---|---|" + ("---|" if streamed else "")]
     for engine, per_seed in result.items():
         acc = 100 * np.array(per_seed["command_accuracy"])
         ufa = 100 * np.array(per_seed["unknown_false_accept"])
@@ -101,8 +176,18 @@ def format_table(result: dict[str, Any], seeds: Sequence[int]) -> str:
                      if len(fair) else "n/a")
         lines.append(f"| {engine} | {acc.mean():.1f}% ({acc.min():.1f}-{acc.max():.1f}) | "
                      f"{' / '.join(f'{a:.1f}' for a in acc)} | {ufa.mean():.1f}% | "
-                     f"{fair_cell} |")
+                     f"{fair_cell} |" + (f" {stream_cell(per_seed)} |" if streamed else ""))
     return "\n".join(lines)
+
+
+def stream_cell(per_seed: dict[str, Any]) -> str:
+    """Mean and per-seed streaming recall ("n/a" where the sweep never reached the rate)."""
+    values = per_seed.get("stream_recall")
+    if not values:
+        return "n/a"
+    known = [v for v in values if v is not None]
+    mean = f"{100 * np.mean(known):.1f}%" if len(known) == len(values) else "n/a"
+    return f"{mean} ({' / '.join('n/a' if v is None else f'{100 * v:.1f}' for v in values)})"
 
 
 def load(path: Path) -> tuple[list[int], dict[str, Any]]:
@@ -125,13 +210,17 @@ def format_comparison(result: dict[str, Any], seeds: Sequence[int],
     lines = ["| held-out engine | seeds | baseline mean | this run's mean | difference per seed "
              "(points) | seeds better |", "|---|---|---|---|---|---|"]
     measures = (("command_accuracy", ""),
-                ("command_accuracy_at_5pct", " (at <= 5% `_unknown_` as command)"))
+                ("command_accuracy_at_5pct", " (at <= 5% `_unknown_` as command)"),
+                ("stream_recall", " (streaming recall at equal false activations per hour)"))
     for (engine, per_seed), (key, what) in itertools.product(result.items(), measures):
         if key not in base.get(engine, {}) or key not in per_seed:
             continue
+        if key == "stream_recall" and base[engine].get("stream_rate") != per_seed["stream_rate"]:
+            continue  # recall read at another false-activation rate: not comparable
         mine = dict(zip(seeds, per_seed[key], strict=True))
         theirs = dict(zip(base_seeds, base[engine][key], strict=True))
-        shared = [s for s in seeds if s in theirs]
+        shared = [s for s in seeds if s in theirs
+                  and mine[s] is not None and theirs[s] is not None]
         if not shared:
             continue
         diff = [100 * (mine[s] - theirs[s]) for s in shared]
