@@ -273,11 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--voices",
                          default="espeak=250,flite=120,festival=60,festival-accent=120")
     default.add_argument("--silence", type=int, default=1500)
-    default.add_argument("--stream-minutes", type=float, default=30.0)
+    default.add_argument("--stream-minutes", type=float, default=120.0,
+                         help="test recording (voices never trained on); 30 minutes could "
+                              "not tell two seeds of one recipe apart (BENCHMARKS.md)")
     default.add_argument("--unseen-engine", default="piper",
                          help="engine of a second test recording, one the recipe does not "
                               "train on ('' = none)")
-    default.add_argument("--unseen-minutes", type=float, default=15.0,
+    default.add_argument("--unseen-minutes", type=float, default=45.0,
                          help="length of that recording (0 = none)")
     default.add_argument("--hard-negatives", action="store_true",
                          help="train a first model, then add the windows it falsely fires on "
