@@ -55,6 +55,12 @@ def convert(model: Any, representative: np.ndarray | None) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(stripped))
 
 
+def representative_sample(x: np.ndarray, seed: int, size: int = 400) -> np.ndarray:
+    """The training examples int8 calibration sees: a fixed-seed draw of up to `size`."""
+    rng = np.random.default_rng(seed)
+    return x[rng.choice(len(x), min(size, len(x)), replace=False)]
+
+
 def export(model: Any, out_path: Path, *, name: str, version: str, labels: list[str],
            features: FeatureSpec, output: str, representative: np.ndarray | None,
            extra: dict[str, Any] | None = None) -> Path:

@@ -99,7 +99,7 @@ def run_experiment(data: Prepared, train_mask: np.ndarray, val_mask: np.ndarray,
                    runtimes: tuple[str, ...] = ("ai-edge-litert",)) -> dict[str, Any]:
     """Train on `train_mask` clips (augmented), stop early on `val_mask`, test on `test_mask`
     (clean) with the exported models in the node runtime(s)."""
-    from training.export import export
+    from training.export import export, representative_sample
 
     out.mkdir(parents=True, exist_ok=True)
     rows = train_mask[data.augmented.clip_index]
@@ -120,9 +120,8 @@ def run_experiment(data: Prepared, train_mask: np.ndarray, val_mask: np.ndarray,
     paths = {"float32": export(model, out / "model_float32.tflite", representative=None,
                                extra=meta, **common)}
     if settings.quantize:
-        rng = np.random.default_rng(settings.train.seed)
-        rep = x_train[rng.choice(len(x_train), min(400, len(x_train)), replace=False)]
-        paths["int8"] = export(model, out / "model_int8.tflite", representative=rep,
+        paths["int8"] = export(model, out / "model_int8.tflite",
+                               representative=representative_sample(x_train, settings.train.seed),
                                extra=meta, **common)
     x_test = data.clean.x[test_mask]
     engines = data.engines[test_mask]

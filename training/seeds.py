@@ -59,14 +59,11 @@ def stream_scores(model: Any, output: str, x_represent: np.ndarray, engine: str,
                   recordings: Sequence[Path]) -> dict[str, Any]:
     """Export one held-out-engine model and sweep it through the node's detector on the
     engine's recordings: {recording name: {"recall_at_rate", "sweep"}}."""
-    from training.export import export
+    from training.export import export, representative_sample
     from training.node_eval import node_sweep
 
-    rng = np.random.default_rng(seed)
     path = export(model, check.models / f"{engine}-seed{seed}.tflite",
-                  representative=x_represent[rng.choice(len(x_represent),
-                                                        min(400, len(x_represent)),
-                                                        replace=False)],
+                  representative=representative_sample(x_represent, seed),
                   name=settings.name, version=settings.version, labels=settings.labels,
                   features=settings.features, output=output,
                   extra={"engines": sorted(trained_on)})
