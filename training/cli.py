@@ -62,9 +62,12 @@ def cmd_default(args: argparse.Namespace) -> int:
         recordings.append(unseen)
     mined = work / "mined"
     if args.mine_minutes > 0 and not (mined / "clips.csv").is_file():
+        # beyond an hour, voices and windows grow with the audio (an hour has fewer windows)
+        hours = max(1.0, args.mine_minutes / 60.0)
         cmd_mine(argparse.Namespace(data=data, out=mined, minutes=args.mine_minutes,
-                                    voices_per_engine=40, unknown=8000, commands=3000,
-                                    silence=1000, words=None, seed=args.seed,
+                                    voices_per_engine=round(40 * hours),
+                                    unknown=round(8000 * hours), commands=round(3000 * hours),
+                                    silence=round(1000 * hours), words=None, seed=args.seed,
                                     near_miss_share=args.near_miss_share,
                                     workers=args.workers))
     sources = ["--data", str(data)] + (["--data", str(mined)] if args.mine_minutes > 0 else [])
@@ -286,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "in the mining recording (fewer false activations, lower "
                               "accuracy in our measurement: off by default)")
     default.add_argument("--mine-minutes", type=float, default=60.0,
-                         help="recording (training voices) to cut streaming windows from; 0: off")
+                         help="recording (training voices) to cut streaming windows from; per "
+                              "hour of it (at least an hour's worth) 40 voices per engine and up "
+                              "to 8000 _unknown_, 3000 command and 1000 _silence_ windows; 0: off")
     default.add_argument("--near-miss-share", type=float, default=0.0,
                          help="share of the mining recording's other words that sound like a "
                               "command (0: every other word alike)")
