@@ -91,8 +91,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     with WavSource(args.file, block_samples=detector.hop_samples) as source:
         for block in source:
             found = detector.push(block)
-            for detection in [] if sweep else found:
-                report(detection)
+            if not sweep:  # a sweep reports every threshold's detections after the pass
+                for detection in found:
+                    report(detection)
     log.info("%d windows, %d inferences (%.0f%% gated as silent)", detector.windows,
              detector.inferences, 100.0 * (1 - detector.inferences / max(1, detector.windows)))
     for threshold in sweep:
