@@ -88,12 +88,14 @@ def test_sighup_applies_a_new_threshold_and_refuses_an_invalid_config(
     node.proc.send_signal(signal.SIGHUP)
     reloaded = node.wait_for(lambda: [s for s in node.lines("STATUS=") if "reloaded" in s])
     assert "detector.threshold 0.6 -> 1.0" in reloaded[0]
-    assert node.log_has("config reloaded: detector.threshold 0.6 -> 1.0")
+    # stderr arrives through its own pipe: the log line may trail the notify message
+    node.wait_for(lambda: node.log_has("config reloaded: detector.threshold 0.6 -> 1.0"),
+                  timeout=5)
     config.write_text("detector:\n  threshold: high\n")
     node.proc.send_signal(signal.SIGHUP)
     node.wait_for(lambda: [s for s in node.lines("STATUS=") if "refused" in s])
-    assert node.log_has("config reload refused, keeping the running config: "
-                        "detector.threshold: expected a number")
+    node.wait_for(lambda: node.log_has("config reload refused, keeping the running config: "
+                                       "detector.threshold: expected a number"), timeout=5)
     pings = len(node.times("WATCHDOG=1"))
     node.wait_for(lambda: len(node.times("WATCHDOG=1")) > pings + 5, timeout=5)
     stream_s = events[2][2] + 1.5
