@@ -111,6 +111,29 @@ def test_streaming_scores_match_detections_to_events():
     assert result["false_activations"] == 2
     assert result["false_activations_per_hour"] == 2.0
     assert result["recall_per_command"] == {"stop": 1.0, "go": 0.0}
+    # a second "stop" during the command, "left" during an unknown word with no kind
+    assert result["false_activations_during"] == {
+        "near-miss word": 0, "other word": 1, "sentence": 0, "command": 1, "no speech": 0}
+
+
+def test_false_activations_are_counted_by_what_was_being_said():
+    events = [{"label": "_unknown_", "text": "Lift!", "kind": "word", "start_s": 1.0,
+               "end_s": 1.5},
+              {"label": "_unknown_", "text": "lights", "kind": "word", "start_s": 5.0,
+               "end_s": 5.5},
+              {"label": "_unknown_", "text": "could you pass me the salt", "kind": "sentence",
+               "start_s": 10.0, "end_s": 12.0},
+              {"label": "go", "text": "go", "kind": "word", "start_s": 20.0, "end_s": 20.4}]
+    detections = [{"label": "left", "time_s": 2.9}, {"label": "right", "time_s": 5.2},
+                  {"label": "no", "time_s": 11.0}, {"label": "no", "time_s": 20.5},
+                  {"label": "go", "time_s": 20.6}, {"label": "up", "time_s": 30.0},
+                  {"label": "left", "time_s": 3.1}]
+    during = streaming_scores(detections, events, 3600.0, ["go", "left", "right", "no", "up"])[
+        "false_activations_during"]
+    # "lift" sounds like "left" (1.5 s after a word still counts as it); "lights" is not in the
+    # near-miss list; 3.1 s is past the tolerance, so it fired on no speech
+    assert during == {"near-miss word": 1, "other word": 1, "sentence": 1, "command": 1,
+                      "no speech": 2}
 
 
 def test_zip_archives_are_verified_and_unpacked(speech_commands_tree, tmp_path):

@@ -404,6 +404,50 @@ def test_online_masks_blank_random_stripes_anew_every_draw():
     assert result["fresh"] and result["off"]
 
 
+JOIN_SCRIPT = """
+import json
+import numpy as np
+from tensorflow import keras
+from training.models import embedding_dnn, ensemble, tc_resnet
+
+shapes = [(49, 40), (2, 96)]
+members = [tc_resnet(shapes[0], 4), embedding_dnn(shapes[1], 4)]
+rng = np.random.default_rng(2)
+for member in members:  # random output layers, so that the members disagree
+    head = member.get_layer("probabilities")
+    head.set_weights([rng.normal(0.0, 1.0, w.shape).astype(np.float32)
+                      for w in head.get_weights()])
+x = rng.normal(size=(16, 49 * 40 + 2 * 96, 1)).astype(np.float32)
+a = members[0].predict(x[:, :1960].reshape(-1, 49, 40, 1), verbose=0)
+b = members[1].predict(x[:, 1960:].reshape(-1, 2, 96, 1), verbose=0)
+geometric = ensemble(members, shapes, "geometric").predict(x, verbose=0)
+mean = ensemble(members, shapes, "mean").predict(x, verbose=0)
+expected = np.sqrt(a * b) / np.sqrt(a * b).sum(axis=1, keepdims=True)
+try:
+    ensemble(members, shapes, "max")
+    refused = False
+except ValueError:
+    refused = True
+print(json.dumps({"geometric_error": float(np.abs(geometric - expected).max()),
+                  "mean_error": float(np.abs(mean - (a + b) / 2).max()),
+                  "joins_differ": float(np.abs(geometric - mean).max()),
+                  "members_differ": float(np.abs(a - b).max()),
+                  "params": [ensemble(members, shapes, j).count_params()
+                             for j in ("geometric", "mean")],
+                  "refused": refused}))
+"""
+
+
+def test_ensemble_joins_members_by_geometric_or_arithmetic_mean_with_the_same_weights():
+    result = tensorflow_script_result(JOIN_SCRIPT)
+    assert result["members_differ"] > 0.1
+    assert result["geometric_error"] < 1e-5 and result["mean_error"] < 1e-5
+    assert result["joins_differ"] > 0.01
+    # the geometric join reuses each member's output layer: no new parameters to ship
+    assert result["params"][0] == result["params"][1]
+    assert result["refused"]
+
+
 def test_console_script_records_benchmarks_from_any_directory(trained, tmp_path):
     """`kws-train ... --benchmarks` must not depend on the source checkout being the cwd."""
     _, out = trained

@@ -25,7 +25,7 @@ from training.commands import (
     cmd_synth,
     cmd_train,
 )
-from training.train import ARCHITECTURES
+from training.train import ARCHITECTURES, ENSEMBLE_JOINS
 
 log = logging.getLogger("training")
 
@@ -75,7 +75,7 @@ def cmd_default(args: argparse.Namespace) -> int:
               "--workers", str(args.workers), "--name", "kws-default", "--arch", args.arch,
               "--resynth", str(args.resynth), "--weight-average", str(args.weight_average),
               "--mask-frames", str(args.mask_frames), "--mask-bands", str(args.mask_bands),
-              "--distill", str(args.distill)]
+              "--distill", str(args.distill), "--ensemble-join", args.ensemble_join]
     if args.mine_minutes > 0 and args.hard_negatives:
         hard = work / "hard"
         if not (hard / "clips.csv").is_file():
@@ -109,6 +109,13 @@ def add_measured_off_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distill", type=int, default=0, metavar="N",
                         help="train N teachers (other seeds) first, then the model on their "
                              "averaged probabilities (0 = off)")
+
+
+def add_ensemble_join_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ensemble-join", choices=ENSEMBLE_JOINS, default="geometric",
+                        help="how --arch ensemble joins its members: geometric (softmax of "
+                             "their averaged logits) or mean (averaged probabilities, "
+                             "kws-default 2.1.0 and before)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--time-warp", type=float, default=0.0,
                        help="online time-axis stretch about the centre, 1 +/- this (0 = off)")
     add_measured_off_options(train)
+    add_ensemble_join_option(train)
     train.add_argument("--distill-weight", type=float, default=0.7,
                        help="share of the teachers' probabilities in the targets")
     train.add_argument("--weight-average", type=float, default=0.0,
@@ -302,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--weight-average", type=float, default=0.998,
                          help="momentum of the moving average of the weights (0 = off)")
     add_measured_off_options(default)
+    add_ensemble_join_option(default)
     default.add_argument("--epochs", type=int, default=20)
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)

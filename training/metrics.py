@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from training.vocab import SILENCE_LABEL, UNKNOWN_LABEL
+from training.vocab import SILENCE_LABEL, UNKNOWN_LABEL, near_misses, plain_words
 
 NON_COMMANDS = (UNKNOWN_LABEL, SILENCE_LABEL)
 
@@ -96,6 +96,26 @@ def accuracy_at_false_accepts(probs: np.ndarray, y_true: np.ndarray, labels: Seq
     return best
 
 
+FALSE_ACTIVATION_CAUSES = ("near-miss word", "other word", "sentence", "command", "no speech")
+"""What was being said when a false activation fired (`command`: a wrong command, or a second
+detection of one)."""
+
+
+def false_activation_cause(time_s: float, events: Sequence[dict[str, Any]],
+                           commands: Sequence[str], close: set[str],
+                           tolerance_s: float = 1.5) -> str:
+    """The `FALSE_ACTIVATION_CAUSES` entry for a false activation at `time_s`: the event it
+    fired within (start to `tolerance_s` after the end, as hits are scored)."""
+    for event in events:
+        if event["start_s"] <= time_s <= event["end_s"] + tolerance_s:
+            if event["label"] in commands:
+                return "command"
+            if event.get("kind") == "sentence":
+                return "sentence"
+            return "near-miss word" if plain_words(event.get("text", "")) in close else "other word"
+    return "no speech"
+
+
 def streaming_scores(detections: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]],
                      duration_s: float, commands: Sequence[str],
                      tolerance_s: float = 1.5) -> dict[str, Any]:
@@ -103,7 +123,9 @@ def streaming_scores(detections: Sequence[dict[str, Any]], events: Sequence[dict
 
     A detection is a hit when it names the command of an event and fires between the event's
     start and `tolerance_s` after its end; each event counts once. Everything else (wrong
-    command, a detection during other words or noise, a second detection) is a false activation.
+    command, a detection during other words or noise, a second detection) is a false activation,
+    counted by what was being said (`false_activations_during`): on our recordings nearly all
+    are words that sound like a command, whose share of the recording sets the rate.
     """
     targets = [e for e in events if e["label"] in commands]
     matched: set[int] = set()
@@ -126,6 +148,10 @@ def streaming_scores(detections: Sequence[dict[str, Any]], events: Sequence[dict
         mine = [i for i, e in enumerate(targets) if e["label"] == command]
         if mine:
             per_command[command] = sum(i in matched for i in mine) / len(mine)
+    close = set(near_misses(commands))
+    during = dict.fromkeys(FALSE_ACTIVATION_CAUSES, 0)
+    for det in false:
+        during[false_activation_cause(det["time_s"], events, commands, close, tolerance_s)] += 1
     return {
         "commands": len(targets),
         "detected": len(matched),
@@ -133,6 +159,7 @@ def streaming_scores(detections: Sequence[dict[str, Any]], events: Sequence[dict
         "recall_per_command": per_command,
         "false_activations": len(false),
         "false_activations_per_hour": len(false) / hours if hours else None,
+        "false_activations_during": during,
         "duration_s": duration_s,
         "false_examples": false[:20],
     }

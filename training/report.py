@@ -122,7 +122,7 @@ def write_report(report: dict[str, Any], labels: list[str], out: Path) -> Path:
         lines += [f"- {who_speaks(stream)}: {stream['duration_s'] / 60:.1f} min, "
                   f"{stream['commands']} commands: recall {pct(stream['recall'])}, "
                   f"{stream['false_activations']} false activations "
-                  f"({stream['false_activations_per_hour']:.1f} per hour)"
+                  f"({stream['false_activations_per_hour']:.1f} per hour){during(stream)}"
                   for stream in streams(report)]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
@@ -152,8 +152,19 @@ def benchmark_summary(report: dict[str, Any], command: str) -> str:
         lines += ["", f"Streaming ({stream['duration_s'] / 60:.0f} min recording, "
                   f"{who_speaks(stream)}, node detector): recall {pct(stream['recall'])} "
                   f"({stream['detected']}/{stream['commands']}), "
-                  f"{stream['false_activations_per_hour']:.1f} false activations per hour."]
+                  f"{stream['false_activations_per_hour']:.1f} false activations per hour"
+                  f"{during(stream)}."]
     return "\n".join(lines)
+
+
+def during(stream: dict[str, Any]) -> str:
+    """What the false activations fired on, when the run recorded it."""
+    counts = stream.get("false_activations_during")
+    if not counts or not stream["false_activations"]:
+        return ""
+    said = ", ".join(f"{n} during {cause}s" if cause not in ("no speech",) else f"{n} on no speech"
+                     for cause, n in counts.items() if n)
+    return f" ({said})"
 
 
 def streams(report: dict[str, Any]) -> list[dict[str, Any]]:

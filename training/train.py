@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 ARCHITECTURES = ("tcresnet", "dscnn", "embedding_dnn", "ensemble", "article_cnn")
 ENSEMBLE_MEMBERS = ("tcresnet", "embedding_dnn")
 """The members of `ensemble`, one per part of `edge_node.features.ensemble_spec`, in order."""
+ENSEMBLE_JOINS = ("geometric", "mean")
+"""How `ensemble` joins its members' outputs (`TrainSettings.ensemble_join`)."""
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,7 @@ class TrainSettings:
 
     architecture: str = "tcresnet"
     """`tcresnet` (log-mel), `dscnn`, `embedding_dnn` (speech-embedding features),
-    `ensemble` (both of the first and second, averaged; concat features) or `article_cnn`
+    `ensemble` (both of the first and second, joined; concat features) or `article_cnn`
     (the article's CNN, stft129x124 features)."""
     epochs: int = 30
     """Upper bound; early stopping usually ends sooner."""
@@ -55,6 +57,10 @@ class TrainSettings:
     engines at equal false accepts, worse in streaming; off in the recipe."""
     distill_weight: float = 0.7
     """Share of the teachers' probabilities in the student's targets (the rest: the labels)."""
+    ensemble_join: str = "geometric"
+    """How `ensemble` joins its members: `geometric` (softmax of their averaged logits: a
+    command must convince both) or `mean` (their probabilities averaged, kws-default
+    2.0.0-2.1.0). The members are trained apart either way, so only the join differs."""
     seed: int = 1
 
 
@@ -239,7 +245,7 @@ def fit_ensemble(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray,
                  verbose: int, part_shapes: list[tuple[int, ...]],
                  targets: np.ndarray | None = None) -> tuple[Any, dict[str, list[float]], str]:
     """Each member trained on its own part of the concat features, as a model of its own, then
-    joined into one model that averages their probabilities.
+    joined into one model (`settings.ensemble_join`).
 
     Trained apart, the members stay different: the log-mel TC-ResNet is the sharper on voices
     like its training voices, the speech-embedding head on voices unlike them, and their errors
@@ -262,7 +268,7 @@ def fit_ensemble(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray,
         members.append(model)
         history.update({f"{architecture}_{k}": v for k, v in member_history.items()})
         offset += size
-    return ensemble(members, part_shapes), history, "probabilities"
+    return ensemble(members, part_shapes, settings.ensemble_join), history, "probabilities"
 
 
 def teacher_targets(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray,

@@ -124,6 +124,11 @@ def pick_variant(variants: Sequence[str], rng: np.random.Generator) -> str:
     return variants[int(rng.integers(len(variants)))]
 
 
+def plain_words(text: str) -> str:
+    """`text` in lower case without punctuation ("Stop!" -> "stop")."""
+    return " ".join(_WORD_RE.findall(text.lower()))
+
+
 def contains_phrase(text: str, phrase: str) -> bool:
     """True if `phrase` (one or more words) occurs in `text` on word boundaries."""
     words = _WORD_RE.findall(text.lower())
