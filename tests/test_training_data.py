@@ -15,7 +15,12 @@ from training.dataset import (
     speech_commands_noise,
     split_by_voice,
 )
-from training.metrics import accuracy_at_false_accepts, scores, streaming_scores
+from training.metrics import (
+    accuracy_at_false_accepts,
+    detection_at_false_accepts,
+    scores,
+    streaming_scores,
+)
 
 
 @pytest.fixture
@@ -98,6 +103,23 @@ def test_accuracy_at_false_accepts_lowers_the_unknown_prior_only_as_far_as_the_l
     assert accepted.mean() <= 0.05
     only_commands = accuracy_at_false_accepts(probs[:3], y[:3], labels)
     assert only_commands == (pytest.approx(1 / 3), 1.0)
+
+
+def test_detection_at_false_accepts_sweeps_the_threshold_and_ignores_how_peaked_scores_are():
+    labels = ["go", "stop", "_unknown_", "_silence_"]
+    commands = [[.9, .05, .05, 0], [.1, .7, .2, 0], [.5, .1, .4, 0], [.2, .2, .6, 0]]
+    # 20 unknown clips: two taken for a command (0.8 and 0.55), the rest rejected
+    unknowns = [[.8, .1, .1, 0], [.1, .55, .35, 0]] + [[.05, .05, .9, 0]] * 18
+    probs, y = np.array(commands + unknowns), np.array([0, 1, 0, 1] + [2] * 20)
+    # 5% of 20 = one false accept allowed: the threshold must pass 0.55 but not 0.8
+    detected, threshold = detection_at_false_accepts(probs, y, labels, limit=0.05)
+    assert threshold == pytest.approx(0.55) and detected == pytest.approx(2 / 4)
+    none_allowed, strict = detection_at_false_accepts(probs, y, labels, limit=0.0)
+    assert strict == pytest.approx(0.8) and none_allowed == pytest.approx(1 / 4)
+    # softer or sharper probabilities (a temperature) detect the same clips
+    for power in (0.5, 2.0):
+        tempered = probs ** power / (probs ** power).sum(axis=1, keepdims=True)
+        assert detection_at_false_accepts(tempered, y, labels, limit=0.05)[0] == detected
 
 
 def test_streaming_scores_match_detections_to_events():

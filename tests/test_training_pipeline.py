@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge_node.model import read_manifest
-from training.metrics import accuracy_at_false_accepts, recall_at
+from training.metrics import accuracy_at_false_accepts, detection_at_false_accepts, recall_at
 from training.report import benchmark_summary
 from training.seeds import STREAM_THRESHOLDS
 from training.tts_engines import ENGINES
@@ -198,10 +198,12 @@ def test_leave_one_engine_out_over_seeds_reports_each_seed(seeds_run):
                                                                        len(labels))
     assert all(voice.startswith("espeak") for voice in saved["voices"])
     assert all("/espeak/" in path for path in saved["paths"])
-    # ... and the accuracy at equal false accepts the table adds
+    # ... and the two figures at equal false accepts: the table shows the threshold-swept one
     fair, _ = accuracy_at_false_accepts(saved["probs"], saved["y"], labels)
     assert fair == pytest.approx(result["loeo"]["espeak"]["command_accuracy_at_5pct"][1])
-    assert "at <= 5% `_unknown_` as command" in (out / "seeds.md").read_text()
+    detected, _ = detection_at_false_accepts(saved["probs"], saved["y"], labels)
+    assert detected == pytest.approx(result["loeo"]["espeak"]["command_detection_at_5pct"][1])
+    assert "commands detected at <= 5% `_unknown_` as command" in (out / "seeds.md").read_text()
 
 
 def test_seeds_run_streams_each_model_on_the_recording_of_the_engine_it_never_heard(seeds_run):
@@ -270,11 +272,20 @@ def test_seed_comparison_is_seed_by_seed_and_refuses_other_files(tmp_path):
     table = format_comparison(mine, [1, 2, 3], base)
     assert "| espeak | 1, 2, 3 | 70.0% | 70.0% | -3.0 / -4.0 / +7.0 (mean +0.0) | 1 of 3 |" in table
     assert "at <= 5%" not in table  # neither run has that figure
-    mine["espeak"]["command_accuracy_at_5pct"] = [0.80, 0.75, 0.85]
-    base[1]["espeak"]["command_accuracy_at_5pct"] = [0.78, 0.70, 0.80]
+    mine["espeak"]["command_detection_at_5pct"] = [0.80, 0.75, 0.85]
+    base[1]["espeak"]["command_detection_at_5pct"] = [0.78, 0.70, 0.80]
     fair = format_comparison(mine, [1, 2, 3], base)
-    assert ("| espeak (at <= 5% `_unknown_` as command) | 1, 2, 3 | 76.0% | 80.0% | "
-            "+2.0 / +5.0 / +5.0 (mean +4.0) | 3 of 3 |") in fair
+    assert ("| espeak (commands detected at <= 5% `_unknown_` as command, threshold swept) | "
+            "1, 2, 3 | 76.0% | 80.0% | +2.0 / +5.0 / +5.0 (mean +4.0) | 3 of 3 |") in fair
+    # a run from before the measure gets it from the probabilities it kept
+    old = tmp_path / "old"
+    (old / "probs").mkdir(parents=True)
+    (old / "seeds.json").write_text(json.dumps(
+        {"seeds": [1], "loeo": {"espeak": {"command_accuracy": [1.0]}}}))
+    np.savez(old / "probs" / "espeak-seed1.npz", probs=np.array(
+        [[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]]), y=np.array([0, 1, 1]),
+        labels=np.array(["lights", "_unknown_"]))
+    assert load(old)[1]["espeak"]["command_detection_at_5pct"] == [1.0]
     assert "shares no" in format_comparison({"espeak": {"command_accuracy": [0.7]}}, [4], base)
     (tmp_path / "seeds.json").write_text(json.dumps({"seeds": [1]}))
     with pytest.raises(ValueError, match="not a `kws-train train --seeds` result"):
