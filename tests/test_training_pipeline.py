@@ -150,7 +150,7 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
             ("stream-piper.wav", ["piper"], ["piper"])]
         assert unseen[0]["commands"] > 0
         assert "piper: an engine never trained on" in (work / "run" / "report.md").read_text()
-    assert read_manifest(installed).version == "2.1.0"
+    assert read_manifest(installed).version == "2.2.0"
     assert read_manifest(installed).features.profile == "concat"
 
 
@@ -432,14 +432,18 @@ x = rng.normal(size=(16, 49 * 40 + 2 * 96, 1)).astype(np.float32)
 a = members[0].predict(x[:, :1960].reshape(-1, 49, 40, 1), verbose=0)
 b = members[1].predict(x[:, 1960:].reshape(-1, 2, 96, 1), verbose=0)
 geometric = ensemble(members, shapes, "geometric").predict(x, verbose=0)
+tempered = ensemble(members, shapes, "geometric", temperature=1.5).predict(x, verbose=0)
 mean = ensemble(members, shapes, "mean").predict(x, verbose=0)
 expected = np.sqrt(a * b) / np.sqrt(a * b).sum(axis=1, keepdims=True)
+softer = (a * b) ** (1 / 3) / ((a * b) ** (1 / 3)).sum(axis=1, keepdims=True)
 try:
     ensemble(members, shapes, "max")
     refused = False
 except ValueError:
     refused = True
 print(json.dumps({"geometric_error": float(np.abs(geometric - expected).max()),
+                  "tempered_error": float(np.abs(tempered - softer).max()),
+                  "same_ranking": bool((tempered.argmax(axis=1) == geometric.argmax(axis=1)).all()),
                   "mean_error": float(np.abs(mean - (a + b) / 2).max()),
                   "joins_differ": float(np.abs(geometric - mean).max()),
                   "members_differ": float(np.abs(a - b).max()),
@@ -450,9 +454,12 @@ print(json.dumps({"geometric_error": float(np.abs(geometric - expected).max()),
 
 
 def test_ensemble_joins_members_by_geometric_or_arithmetic_mean_with_the_same_weights():
+    """The geometric join works on logits recovered from members trained with a softmax."""
     result = tensorflow_script_result(JOIN_SCRIPT)
     assert result["members_differ"] > 0.1
     assert result["geometric_error"] < 1e-5 and result["mean_error"] < 1e-5
+    # a temperature of 1.5: the geometric mean to the power 1/1.5, the same argmax
+    assert result["tempered_error"] < 1e-5 and result["same_ranking"]
     assert result["joins_differ"] > 0.01
     # the geometric join reuses each member's output layer: no new parameters to ship
     assert result["params"][0] == result["params"][1]

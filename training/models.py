@@ -93,35 +93,39 @@ def embedding_dnn(input_shape: tuple[int, int], n_labels: int, width: int = 64,
     return keras.Model(inputs, outputs, name="embedding_dnn")
 
 
-def member_logits(member: keras.Model) -> keras.Model:
-    """The member's scores before its softmax: its body, then a linear copy of its output
-    layer (same weights), so members trained with a softmax head can be joined on logits."""
+def member_logits(member: keras.Model, temperature: float = 1.0) -> keras.Model:
+    """The member's scores before its softmax, divided by `temperature`: its body, then a
+    linear copy of its output layer (weights / temperature: no extra op), so members trained
+    with a softmax head can be joined on logits."""
     head = member.get_layer("probabilities")
     body = keras.Model(member.inputs, head.input, name=f"{member.name}_body")
     linear = layers.Dense(head.units, name=f"{member.name}_logits")
     outputs = linear(body.outputs[0])
-    linear.set_weights(head.get_weights())
+    linear.set_weights([w / temperature for w in head.get_weights()])
     return keras.Model(member.inputs, outputs, name=f"{member.name}_scores")
 
 
 def ensemble(members: list[keras.Model], part_shapes: list[tuple[int, ...]],
-             join: str = "geometric") -> keras.Model:
+             join: str = "geometric", temperature: float = 1.0) -> keras.Model:
     """One model over concat features: each member reads its own slice (reshaped to the
     member's input) and their outputs are joined.
 
-    `geometric`: the softmax of the members' averaged logits, i.e. the normalised geometric
-    mean of their probabilities; a command scores high only when both members agree, which
-    buys recall at low false-activation rates (BENCHMARKS.md). `mean`: their probabilities
-    averaged (kws-default 2.0.0-2.1.0)."""
+    `geometric`: the softmax of the members' averaged logits divided by `temperature`, i.e.
+    the normalised geometric mean of their probabilities, to the power 1 / `temperature`; a
+    command scores high only when both members agree, which finds more commands at few false
+    activations (BENCHMARKS.md). The temperature changes no ranking, only which threshold
+    gives which trade-off. `mean`: their probabilities averaged (kws-default 2.0.0-2.1.0)."""
     if join not in ENSEMBLE_JOINS:
         raise ValueError(f"unknown ensemble join {join!r}; one of {ENSEMBLE_JOINS}")
+    if temperature <= 0:
+        raise ValueError(f"ensemble temperature must be > 0, got {temperature}")
     width = sum(int(np.prod(shape)) for shape in part_shapes)
     inputs = keras.Input(shape=(width, 1), name="features")
     outputs, offset = [], 0
     for member, shape in zip(members, part_shapes, strict=True):
         size = int(np.prod(shape))
         part = layers.Cropping1D((offset, width - offset - size))(inputs)
-        scorer = member_logits(member) if join == "geometric" else member
+        scorer = member_logits(member, temperature) if join == "geometric" else member
         outputs.append(scorer(layers.Reshape((*shape, 1))(part)))
         offset += size
     if join == "geometric":
