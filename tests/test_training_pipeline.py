@@ -500,3 +500,8 @@ def test_benchmark_summary_names_who_speaks_each_streaming_recording():
     unknown = benchmark_summary({"final": {"models": {"int8/ai-edge-litert": model}}, "streams": [
         {**stream, "recording": "a.wav", "engines": ["piper"], "unseen_engines": None}]}, "x")
     assert "(30 min recording, `a.wav`, piper voices, node detector)" in unknown
+    said = benchmark_summary({"final": {"models": {"int8/ai-edge-litert": model}}, "streams": [
+        {**stream, "false_activations": 3, "false_activations_during": {
+            "near-miss word": 2, "other word": 0, "sentence": 0, "command": 0, "no speech": 1}}]},
+        "x")
+    assert "6.0 false activations per hour (2 during near-miss words, 1 on no speech)." in said

@@ -102,7 +102,8 @@ def cmd_default(args: argparse.Namespace) -> int:
 
 def add_measured_off_options(parser: argparse.ArgumentParser) -> None:
     """Training options measured and kept off in the recipe (BENCHMARKS.md: better on clips of
-    unseen engines, worse in streaming), alike on `train` and `default`."""
+    unseen engines by the prior-scaled figure, no gain in streaming), alike on `train` and
+    `default`."""
     parser.add_argument("--mask-frames", type=int, default=0,
                         help="online SpecAugment: two time masks of up to N frames (0 = off)")
     parser.add_argument("--mask-bands", type=int, default=0,

@@ -102,10 +102,10 @@ def detection_at_false_accepts(probs: np.ndarray, y_true: np.ndarray, labels: Se
     `_unknown_` clips reported as a command within `limit`; detected = the right command, with
     a top probability above the threshold, as the node's detector decides.
 
-    Unlike `accuracy_at_false_accepts` (a fixed 0.6 and a scaled prior) this does not depend on
+    Unlike `accuracy_at_false_accepts` (a fixed 0.6 and a scaled prior) this hardly depends on
     how peaked a model's probabilities are: a change that only softens them (a temperature)
-    leaves it nearly unchanged, where the prior-scaled figure rises by up to 10 points
-    (BENCHMARKS.md). It ranks recipes as streaming at equal false activations does.
+    moves it by 1-3 points, where the prior-scaled figure moves by up to 20 (BENCHMARKS.md).
+    It ranks recipes as streaming at equal false activations does.
     """
     labels = list(labels)
     is_command = np.array([lab not in NON_COMMANDS for lab in labels])

@@ -162,7 +162,7 @@ def during(stream: dict[str, Any]) -> str:
     counts = stream.get("false_activations_during")
     if not counts or not stream["false_activations"]:
         return ""
-    said = ", ".join(f"{n} during {cause}s" if cause not in ("no speech",) else f"{n} on no speech"
+    said = ", ".join(f"{n} on no speech" if cause == "no speech" else f"{n} during {cause}s"
                      for cause, n in counts.items() if n)
     return f" ({said})"
 

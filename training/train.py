@@ -43,7 +43,8 @@ class TrainSettings:
     mask_frames: int = 0
     """Online SpecAugment: two time masks of up to this many frames each, drawn afresh for
     every example in every epoch (0 = off). Spectrogram models only, like the warps. Measured:
-    better on unseen engines at equal false accepts, worse in streaming; off in the recipe."""
+    better on unseen engines by the prior-scaled clip figure (which rewards a more cautious
+    model), no gain in streaming; off in the recipe."""
     mask_bands: int = 0
     """Online SpecAugment: two frequency masks of up to this many bands each (0 = off)."""
     weight_average: float = 0.0
@@ -54,7 +55,7 @@ class TrainSettings:
     """When > 0, first train this many teachers (same recipe, other seeds), then train the
     model on their averaged probabilities mixed with the labels (0 = off): a seed ensemble's
     knowledge in one model of the same size. Measured like the masks: better on unseen
-    engines at equal false accepts, worse in streaming; off in the recipe."""
+    engines by the prior-scaled clip figure, no gain in streaming; off in the recipe."""
     distill_weight: float = 0.7
     """Share of the teachers' probabilities in the student's targets (the rest: the labels)."""
     ensemble_join: str = "geometric"
