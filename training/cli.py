@@ -25,7 +25,7 @@ from training.commands import (
     cmd_synth,
     cmd_train,
 )
-from training.train import ARCHITECTURES, ENSEMBLE_JOINS
+from training.train import ARCHITECTURES, ENSEMBLE_JOINS, TrainSettings
 
 log = logging.getLogger("training")
 
@@ -114,11 +114,13 @@ def add_measured_off_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_ensemble_join_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ensemble-join", choices=ENSEMBLE_JOINS, default="geometric",
+    parser.add_argument("--ensemble-join", choices=ENSEMBLE_JOINS,
+                        default=TrainSettings.ensemble_join,
                         help="how --arch ensemble joins its members: geometric (softmax of "
                              "their averaged logits) or mean (averaged probabilities, "
                              "kws-default 2.1.0 and before)")
-    parser.add_argument("--ensemble-temperature", type=float, default=1.2,
+    parser.add_argument("--ensemble-temperature", type=float,
+                        default=TrainSettings.ensemble_temperature,
                         help="the geometric join's logits are divided by this: where on the "
                              "trade-off each threshold lies (1.2: 0.6 gives about the false "
                              "activations of the mean join)")
