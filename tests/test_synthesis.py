@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from training.dataset_synth import read_clips_csv, synthesize_dataset
+from training.dataset_synth import plan_voice_jobs, read_clips_csv, synthesize_dataset
 from training.noise import LEVELS_DBFS, NOISE_KINDS, make_noise, rms_dbfs
 from training.stream_synth import VOICE_SEED_OFFSET, _plan_items, make_stream_recording
 from training.synthesis import MAX_WORD_S, SAMPLE_RATE, ClipSpec, render_clips, trim_silence
@@ -145,6 +145,29 @@ def test_mining_can_favour_near_misses_and_share_zero_draws_as_before() -> None:
     assert plain == expected
 
 
+def test_near_miss_clips_are_added_to_the_same_voices_and_change_nothing_else() -> None:
+    per_word, unknown = {"espeak": 4, "flite": 2}, {"espeak": 6, "flite": 3}
+    before = plan_voice_jobs(COMMANDS, per_word, unknown, seed=5)
+    after = plan_voice_jobs(COMMANDS, per_word, unknown, seed=5,
+                            near_miss_clips={"espeak": 40, "flite": 0})
+    close = set(near_misses(COMMANDS))
+    added: list[str] = []
+    for old, new in zip(before, after, strict=True):
+        assert new.voice == old.voice
+        n = len(old.specs)
+        assert (new.specs[:n], new.labels[:n], new.paths[:n]) == (old.specs, old.labels, old.paths)
+        added += [spec.text.strip("!?.").lower() for spec in new.specs[n:]]
+        assert set(new.labels[n:]) <= {UNKNOWN_LABEL}
+        assert len(set(new.paths)) == len(new.paths)
+    assert len(added) == 40 and set(added) <= close
+    assert len(set(added)) > 15  # spread over the near-misses of every command
+    # each espeak voice says its share; custom keywords have no near-misses to add
+    assert {len(j.specs) - len(COMMANDS) for j in after if j.voice.engine == "espeak"} == {11, 12}
+    custom = plan_voice_jobs(("lights",), {"espeak": 2}, {"espeak": 2}, seed=5,
+                             near_miss_clips={"espeak": 9})
+    assert sum(len(j.specs) for j in custom) == 2 + 2
+
+
 @pytest.mark.parametrize("kind", NOISE_KINDS)
 def test_noise_kinds_length_and_level(kind: str) -> None:
     x = make_noise(kind, 1.5, np.random.default_rng(0))
@@ -213,6 +236,21 @@ def test_dataset_is_deterministic(tiny_dataset: Path, tmp_path: Path) -> None:
     assert (again / "dataset.json").read_bytes() == (tiny_dataset / "dataset.json").read_bytes()
     for r in read_clips_csv(again / "clips.csv"):
         assert (again / r["path"]).read_bytes() == (tiny_dataset / r["path"]).read_bytes()
+
+
+def test_dataset_renders_near_miss_clips_per_voice(tmp_path: Path) -> None:
+    _need("espeak")
+    out = synthesize_dataset(
+        tmp_path / "n", seed=1, clips_per_word_per_engine=2, unknown_clips_per_engine=0,
+        silence_clips=0, workers=1, engines=("espeak",), near_misses_per_voice=1.5,
+        progress=False,
+    )  # fmt: skip
+    rows = read_clips_csv(out / "clips.csv")
+    unknown = [r for r in rows if r["label"] == UNKNOWN_LABEL]
+    assert len(unknown) == 3 and len(rows) == 2 * len(COMMANDS) + 3
+    assert {r["text"].strip("!?.").lower() for r in unknown} <= set(near_misses(COMMANDS))
+    assert {r["voice"] for r in unknown} == {r["voice"] for r in rows}
+    assert json.loads((out / "dataset.json").read_text())["near_misses_per_voice"] == 1.5
 
 
 def test_dataset_custom_keywords(tmp_path: Path) -> None:

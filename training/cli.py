@@ -37,6 +37,7 @@ def cmd_default(args: argparse.Namespace) -> int:
     if not (data / "clips.csv").is_file():
         cmd_synth(argparse.Namespace(out=data, words=None, voices=args.voices,
                                      silence=args.silence, unknown_per_voice=3.0,
+                                     near_misses_per_voice=args.near_misses_per_voice,
                                      seed=args.seed, workers=args.workers))
     if not recording.is_file():
         cmd_stream(argparse.Namespace(out=recording, duration=args.stream_minutes * 60,
@@ -139,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--silence", type=int, default=1500, help="_silence_ clips")
     synth.add_argument("--unknown-per-voice", type=float, default=3.0,
                        help="_unknown_ clips (other words, sentences) per voice")
+    synth.add_argument("--near-misses-per-voice", type=float, default=0.0,
+                       help="extra `_unknown_` clips per voice of words that sound like a "
+                            "command (\"ride\", \"gown\"), said by the same voices")
     synth.add_argument("--takes", type=int, default=1, help="takes of each word per voice")
     synth.add_argument("--seed", type=int, default=1)
     synth.add_argument("--workers", type=int, default=2)
@@ -292,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--voices",
                          default="espeak=250,flite=120,festival=60,festival-accent=120")
     default.add_argument("--silence", type=int, default=1500)
+    default.add_argument("--near-misses-per-voice", type=float, default=0.0,
+                         help="extra `_unknown_` clips per voice of words that sound like a "
+                              "command, said by the voices that say the commands")
     default.add_argument("--stream-minutes", type=float, default=120.0,
                          help="test recording (voices never trained on); 30 minutes could "
                               "not tell two seeds of one recipe apart (BENCHMARKS.md)")

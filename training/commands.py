@@ -62,7 +62,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     synthesize_dataset(args.out, seed=args.seed, words=words, clips_per_word_per_engine=per_word,
                        unknown_clips_per_engine=unknown, silence_clips=args.silence,
                        workers=args.workers, engines=tuple(voices),
-                       takes_per_voice=takes)
+                       takes_per_voice=takes,
+                       near_misses_per_voice=args.near_misses_per_voice)
     return 0
 
 

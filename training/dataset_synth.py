@@ -32,6 +32,7 @@ from training.vocab import (
     COMMANDS,
     SILENCE_LABEL,
     UNKNOWN_LABEL,
+    near_misses,
     pick_variant,
     sentence_variants,
     text_variants,
@@ -82,9 +83,16 @@ def plan_voice_jobs(
     seed: int,
     takes_per_voice: int = 1,
     sentence_share: float = 0.3,
+    near_miss_clips: Mapping[str, int] | None = None,
 ) -> list[VoiceJob]:
-    """Decide every clip (voice, text, seed, path) before any audio is rendered."""
+    """Decide every clip (voice, text, seed, path) before any audio is rendered.
+
+    `near_miss_clips` adds `_unknown_` clips of words that sound like a command ("ride",
+    "gown"), said by the voices that also say the commands: the contrast the detector needs.
+    They have their own seeds, so the other clips are the same with or without them.
+    """
     unk_words, unk_sentences = unknown_material(words)
+    close = near_misses(words)
     jobs: list[VoiceJob] = []
     for engine, n_clips in clips_per_word.items():
         n_voices = -(-n_clips // takes_per_voice) if n_clips else 0
@@ -106,6 +114,12 @@ def plan_voice_jobs(
             else:
                 word = unk_words[int(rng.integers(len(unk_words)))]
                 spec = ClipSpec(pick_variant(text_variants(word), rng), "word", seed_t)
+            items[j % n_voices].append((spec, UNKNOWN_LABEL))
+        for j in range((near_miss_clips or {}).get(engine, 0) if close else 0):
+            seed_t = (seed, _crc(engine), 2 << 20, j)
+            rng = np.random.default_rng(seed_t)
+            word = close[int(rng.integers(len(close)))]
+            spec = ClipSpec(pick_variant(text_variants(word), rng), "word", seed_t)
             items[j % n_voices].append((spec, UNKNOWN_LABEL))
         for voice, its in zip(make_voices(engine, n_voices, seed), items, strict=True):
             paths = tuple(
@@ -168,6 +182,7 @@ def synthesize_dataset(
     engines: Sequence[str] = DEFAULT_ENGINES,
     takes_per_voice: int = 1,
     sentence_share: float = 0.3,
+    near_misses_per_voice: float = 0.0,
     progress: bool = True,
 ) -> Path:
     """Render the dataset into an empty `out_dir` and return its path.
@@ -187,7 +202,10 @@ def synthesize_dataset(
     per_unknown = _per_engine(
         per_word if unknown_clips_per_engine is None else unknown_clips_per_engine, engines
     )
-    jobs = plan_voice_jobs(words, per_word, per_unknown, seed, takes_per_voice, sentence_share)
+    per_near_miss = {e: round(n * near_misses_per_voice / takes_per_voice)
+                     for e, n in per_word.items()}
+    jobs = plan_voice_jobs(words, per_word, per_unknown, seed, takes_per_voice, sentence_share,
+                           per_near_miss)
     jobs.sort(key=lambda j: (j.voice.engine != "festival", j.voice.engine, j.voice.voice_id))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -230,6 +248,7 @@ def synthesize_dataset(
         "silence_clips": silence_clips,
         "takes_per_voice": takes_per_voice,
         "sentence_share": sentence_share,
+        "near_misses_per_voice": near_misses_per_voice,
         "counts": _counts(rows),
         "n_clips": len(rows),
         "failures": sorted(failures),
