@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--silence", type=int, default=1500)
     default.add_argument("--near-misses-per-voice", type=float, default=0.0,
                          help="extra `_unknown_` clips per voice of words that sound like a "
-                              "command, said by the voices that say the commands")
+                              "command, said by the voices that say the commands (0 in the "
+                              "recipe: fewer commands from an unseen engine, BENCHMARKS.md)")
     default.add_argument("--stream-minutes", type=float, default=120.0,
                          help="test recording (voices never trained on); 30 minutes could "
                               "not tell two seeds of one recipe apart (BENCHMARKS.md)")
