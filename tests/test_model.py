@@ -113,3 +113,22 @@ def test_manifest_that_is_not_json_is_refused(model_copy):
 def test_unknown_runtime_is_refused():
     with pytest.raises(ModelError, match="unknown TFLite runtime"):
         Model(DEFAULT_MODEL, runtime="tensorflow")
+
+
+def test_installing_a_model_leaves_a_running_node_on_the_file_it_mapped(model_copy, tmp_path):
+    """`kws-train --install` over a model a node has open: the node's mapping keeps the old
+    bytes (a new file is renamed into place) and the next load gets the new model."""
+    import mmap
+
+    from training.commands import install_model
+
+    article = DEFAULT_MODEL.with_name("article_cnn.tflite")
+    before = Model(model_copy).features.shape
+    old = model_copy.read_bytes()
+    with open(model_copy, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        install_model(article, model_copy)
+        assert mapped[:] == old
+    assert file_sha256(model_copy) == file_sha256(article)
+    assert manifest_path(model_copy).read_text() == manifest_path(article).read_text()
+    assert not list(tmp_path.glob("*.part"))
+    assert Model(model_copy).features.shape == Model(article).features.shape != before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -266,8 +267,17 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def install_model(model: Path, destination: Path) -> None:
-    """Copy a model and its manifest to where the node loads it."""
+    """Copy a model and its manifest to where the node loads it.
+
+    Each file is written beside its destination and renamed over it: a node that is running
+    the old model has it memory-mapped, and rewriting that file in place would hand the node
+    new bytes under its interpreter (SIGBUS when the file shrinks) instead of leaving it on
+    the old inode until it reloads.
+    """
     destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model, destination)
-    shutil.copyfile(manifest_path(model), manifest_path(destination))
+    pairs = ((model, destination), (manifest_path(model), manifest_path(destination)))
+    for source, target in pairs:
+        part = target.with_name(target.name + ".part")
+        shutil.copyfile(source, part)
+        os.replace(part, target)
     log.info("installed %s as %s", model, destination)
