@@ -184,6 +184,28 @@ def test_leave_one_engine_out_report_shows_each_word_on_each_held_out_engine():
     assert table[2:] == ["| espeak | 50.0% | 100.0% |", "| flite | 25.0% | 87.5% |"]
 
 
+def test_breakdown_scores_recordings_in_label_folders_per_speaker(speech_commands_tree):
+    """Real people's clips (Speech Commands layout) through the node's runtime: a row per
+    speaker, or one for all of them, and the other words' folders as `_unknown_`."""
+    import hashlib
+
+    from edge_node.model import DEFAULT_MODEL
+    from training.breakdown import run_breakdown
+
+    rows = [line for line in run_breakdown(DEFAULT_MODEL, speech_commands_tree, None,
+                                           "base").splitlines() if line.startswith("| ")]
+    speakers = {hashlib.sha1(v.encode()).hexdigest()[:8]: v for v in ("slt", "rms")}
+    assert rows[0].startswith("| base | go | down |")
+    assert sorted(r.split(" ")[1] for r in rows[1:-1]) == sorted(speakers)
+    assert [r.split(" ")[2] for r in rows[1:]] == ["(n=2)" if speakers[r.split(" ")[1]] == "rms"
+                                                   else "(n=1)" for r in rows[1:-1]] + ["(n=3)"]
+    text = run_breakdown(DEFAULT_MODEL, speech_commands_tree, None, "engine")
+    assert "| recorded (n=3) |" in text and "| all (n=3) |" in text
+    assert "taken for a command: " in text and " of 1 (" in text
+    with pytest.raises(ValueError, match="no scored command clips of espeak"):
+        run_breakdown(DEFAULT_MODEL, speech_commands_tree, "espeak", "base")
+
+
 def test_breakdown_counts_each_word_per_voice_group_and_the_confusions():
     from training.breakdown import breakdown, format_breakdown
 

@@ -4,6 +4,10 @@ A leave-one-engine-out figure says how much a model misses on an unseen engine; 
 where. Run on the model trained without an engine, over that engine's clips, it showed that
 kws-default misses espeak-ng's "go" and "no" in its British accents and "left" in its American
 ones: a few words in some accents, not the voice as a whole.
+
+It also scores a folder of recordings in the Speech Commands layout (`<label>/*.wav`: a
+Speech Commands download, or people's own `edge-node record` clips): how a model does on
+people rather than on synthetic voices, per word and per speaker.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from tqdm import tqdm
 from edge_node.audio.wav import read_wav_mono16k
 from edge_node.model import Model
 from training.augment import place
-from training.dataset import Clip, load_synthetic
+from training.dataset import Clip, load_label_folders, load_synthetic
 from training.vocab import UNKNOWN_LABEL
 
 
@@ -73,17 +77,34 @@ def format_breakdown(result: dict[str, Any], words: Sequence[str], group_name: s
     return "\n".join(lines)
 
 
+RECORDED_ENGINE = "recorded"
+"""The engine name of clips from a folder of recordings (label folders, no clips.csv)."""
+
+
+def recorded_voice_records(clips: Sequence[Clip]) -> dict[str, dict[str, Any]]:
+    """Voice records for recordings: each speaker (Speech Commands' file-name prefix) is its
+    own `base` and `voice_id`, so `--by base` gives a row per speaker, `--by engine` one row."""
+    records = {}
+    for clip in clips:
+        speaker = clip.voice.split(":", 1)[1]
+        records[clip.voice] = {"engine": clip.engine, "base": speaker, "voice_id": speaker}
+    return records
+
+
 def run_breakdown(model_path: Path, data: Path, engine: str | None, group_by: str) -> str:
     model = Model(model_path)
     words = [w for w in model.labels if not w.startswith("_")]
-    clips = [c for c in load_synthetic(data, tuple(words))
-             if c.label in (*words, UNKNOWN_LABEL) and c.scored
+    synthetic = (data / "clips.csv").is_file()
+    loaded = (load_synthetic(data, tuple(words)) if synthetic
+              else load_label_folders(data, tuple(words), RECORDED_ENGINE))
+    clips = [c for c in loaded if c.label in (*words, UNKNOWN_LABEL) and c.scored
              and (engine is None or c.engine == engine)]
     if not any(c.label in words for c in clips):
         raise ValueError(f"no scored command clips{f' of {engine}' if engine else ''} in {data}")
     predicted = predict_clips(model, clips)
     said = [(c, p) for c, p in zip(clips, predicted, strict=True) if c.label in words]
-    result = breakdown([c for c, _ in said], [p for _, p in said], voice_records(data), words,
+    voices = voice_records(data) if synthetic else recorded_voice_records(clips)
+    result = breakdown([c for c, _ in said], [p for _, p in said], voices, words,
                        lambda v: str(v.get(group_by, "?")))
     text = format_breakdown(result, words, group_by)
     others = [p for c, p in zip(clips, predicted, strict=True) if c.label == UNKNOWN_LABEL]

@@ -254,11 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(which words and accents an unseen engine misses)")
     brk.add_argument("--model", type=Path, required=True,
                      help="e.g. a run's loeo-espeak/model_int8.tflite")
-    brk.add_argument("--data", type=Path, required=True, help="a `kws-train synth` dataset")
+    brk.add_argument("--data", type=Path, required=True,
+                     help="a `kws-train synth` dataset, or recordings in label folders "
+                          "(<label>/*.wav: Speech Commands, `edge-node record` clips)")
     brk.add_argument("--engine", help="only this engine's clips (the one the model never heard)")
     brk.add_argument("--by", default="base",
                      help="voice field to group by: base (espeak-ng accent, flite/festival "
-                          "voice), kind (male/female/child)...")
+                          "voice; the speaker of recordings), kind (male/female/child), "
+                          "engine...")
     brk.set_defaults(func=cmd_breakdown)
 
     rep = sub.add_parser("report", help="re-render a run's report (and BENCHMARKS.md section)")

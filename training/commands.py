@@ -200,7 +200,8 @@ def record_benchmarks(report: dict, benchmarks: Path, name: str, arch: str, comm
 
 
 def cmd_breakdown(args: argparse.Namespace) -> int:
-    """Print a model's accuracy per word and voice group on a synthetic dataset."""
+    """Print a model's accuracy per word and voice group on a synthetic dataset or on
+    recordings in label folders."""
     from training.breakdown import run_breakdown
 
     print(run_breakdown(args.model, args.data, args.engine, args.by))
