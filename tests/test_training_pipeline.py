@@ -116,6 +116,28 @@ def test_breakdown_shows_each_word_per_voice_of_an_engine(trained):
     assert "Most frequent confusions" in done.stdout
 
 
+def test_personalisation_bench_tunes_a_model_per_voice_and_scores_it_on_all(trained, tmp_path):
+    """bench.personalisation: per new voice, `finetune` on a few of its recordings, the base
+    and the tuned int8 model scored on the rest and on the other voices' held-back clips."""
+    data, out = trained
+    done = run("-m", "bench.personalisation", "--base", str(out / "final"), "--data", str(data),
+               "--voices", "espeak=2", "--takes", "6", "--unknown", "6", "--shots", "3",
+               "--epochs", "2", "--seed", "77", "--work", str(tmp_path))
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 2 and len({r["voice"] for r in rows}) == 2
+    for row in rows:
+        # 2 commands x (6 - 3) held back, and 6 - 3 other words
+        assert row["held_back"] == 9
+        for key in ("base", "tuned", "base_others", "tuned_others"):
+            assert 0.0 <= row[key]["command_accuracy"] <= 1.0
+            assert 0.0 <= row[key]["unknown_as_command"] <= 1.0
+        tuned = tmp_path / "tuned" / row["voice"].replace(":", "-") / "model_int8.tflite"
+        assert read_manifest(tuned).version.endswith("+personal")
+    # the base model is one model: its score on voice A's clips is the same in both rows
+    assert rows[0]["base"] == rows[1]["base_others"] and rows[1]["base"] == rows[0]["base_others"]
+    assert "| **mean of 2** |" in done.stdout
+
+
 def test_same_command_and_seed_reproduce_the_result(trained, tmp_path):
     data, out = trained
     again = tmp_path / "again"

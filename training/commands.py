@@ -248,16 +248,13 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from training.dataset import load_label_folders, load_synthetic
-    from training.finetune import FinetuneSettings, finetune
+    from training.dataset import load_label_folders
+    from training.finetune import FinetuneSettings, finetune, replay_clips
 
     base = json.loads(manifest_path(args.base / "model_int8.tflite").read_text())
     commands = [lab for lab in base["labels"] if not lab.startswith("_")]
     user = load_label_folders(args.user, commands, "user")
-    # Replay only what the base model trained on, so the gain is the user's clips' alone.
-    trained_on = set(base.get("engines") or ())
-    replay = [c for root in args.data for c in load_synthetic(root, commands)
-              if not trained_on or c.engine in trained_on]
+    replay = replay_clips(args.base, args.data)
     settings = FinetuneSettings(shots=args.shots, epochs=args.epochs, seed=args.seed,
                                 workers=args.workers)
     result = finetune(args.base, user, replay, noise_bank(args.seed), args.out, settings)

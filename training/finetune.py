@@ -20,7 +20,7 @@ import numpy as np
 
 from edge_node.model import read_manifest
 from training.augment import Augmenter
-from training.dataset import Clip
+from training.dataset import Clip, load_synthetic
 from training.featurize import featurize, load_audio
 from training.metrics import scores
 from training.node_eval import predict_in_runtime
@@ -42,6 +42,16 @@ class FinetuneSettings:
     learning_rate: float = 5e-4
     seed: int = 1
     workers: int = 2
+
+
+def replay_clips(base_run: Path, roots: list[Path]) -> list[Clip]:
+    """The clips of `roots` by the engines the base model trained on (its manifest says
+    which): replaying only those keeps the gain on the user's clips the user's clips' alone."""
+    manifest = read_manifest(base_run / "model_int8.tflite")
+    commands = [lab for lab in manifest.labels if not lab.startswith("_")]
+    trained_on = set(manifest.extra.get("engines") or ())
+    return [c for root in roots for c in load_synthetic(root, commands)
+            if not trained_on or c.engine in trained_on]
 
 
 def split_shots(clips: list[Clip], shots: int, seed: int) -> tuple[list[Clip], list[Clip]]:

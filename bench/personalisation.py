@@ -1,0 +1,173 @@
+"""Personalisation over many new voices: what a handful of recordings buys, and what it costs.
+
+Leave-one-engine-out says how a model does on a voice unlike any it trained on; this says how
+far `kws-train finetune` takes such a voice. Each voice of an engine the base model never heard
+stands in for one user: it says every command `--takes` times and `--unknown` other words and
+sentences. `finetune` trains on `--shots` recordings per label (the commands and the other
+words, as a user records them with `edge-node record`) and both models are scored on the rest,
+held back, in the node's runtime (int8, ai-edge-litert): command accuracy and `_unknown_` taken
+for a command at the node's threshold. Each tuned model is also scored on the other voices'
+held-back clips, which it never heard: does a model tuned to one person lose the others?
+
+Run: `.venv/bin/python -m bench.personalisation --base runs/x/final --data runs/x/data
+--voices espeak=8,piper=2 [--benchmarks]` (the base model must not have trained on those
+engines: `kws-train train --data <synth without them> --no-loeo`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_node.model import read_manifest
+from training.benchmarks import BENCHMARKS, machine, write_section
+from training.commands import noise_bank, parse_voices
+from training.dataset import Clip, load_synthetic
+from training.dataset_synth import synthesize_dataset
+from training.featurize import featurize, load_audio
+from training.finetune import FinetuneSettings, finetune, replay_clips, split_shots
+from training.metrics import scores
+from training.node_eval import predict_in_runtime
+
+RUNTIME = "ai-edge-litert"
+
+
+def voice_clips(root: Path, labels: list[str]) -> dict[str, list[Clip]]:
+    """The bench voices' clips, by voice."""
+    by_voice: dict[str, list[Clip]] = defaultdict(list)
+    for clip in load_synthetic(root, [lab for lab in labels if not lab.startswith("_")]):
+        by_voice[clip.voice].append(clip)
+    return dict(sorted(by_voice.items()))
+
+
+def held_back(clips: dict[str, list[Clip]], settings: FinetuneSettings, base_run: Path,
+              ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features, label indices and voice of every clip `finetune` holds back (same split)."""
+    manifest = read_manifest(base_run / "model_int8.tflite")
+    labels = list(manifest.labels)
+    held = [c for voice in clips.values() for c in split_shots(voice, settings.shots,
+                                                               settings.seed)[1]]
+    audio = load_audio(held, settings.workers)
+    feats = featurize(audio, held, list(range(len(held))), manifest.features, None, 1,
+                      settings.seed, settings.workers, desc="held-back features")
+    chosen = [held[i] for i in feats.clip_index]
+    return feats.x, np.array([labels.index(c.label) for c in chosen]), [c.voice for c in chosen]
+
+
+def summary(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    result = scores(probs, y, labels, ["voice"] * len(y))
+    return {"command_accuracy": result["command_accuracy"],
+            "unknown_as_command": result["unknown_false_accept_at_threshold"]}
+
+
+def run(base_run: Path, data: list[Path], voices: dict[str, int], work: Path,
+        settings: FinetuneSettings, takes: int, unknown: int) -> list[dict[str, Any]]:
+    labels = list(read_manifest(base_run / "model_int8.tflite").labels)
+    root = work / "voices"
+    if not (root / "clips.csv").is_file():
+        synthesize_dataset(root, seed=settings.seed, words=[lab for lab in labels
+                                                             if not lab.startswith("_")],
+                           clips_per_word_per_engine={e: n * takes for e, n in voices.items()},
+                           unknown_clips_per_engine={e: n * unknown for e, n in voices.items()},
+                           silence_clips=0, workers=settings.workers, engines=tuple(voices),
+                           takes_per_voice=takes)
+    clips = voice_clips(root, labels)
+    x, y, owner = held_back(clips, settings, base_run)
+    owner_arr = np.array(owner)
+    base_probs = predict_in_runtime(base_run / "model_int8.tflite", x, RUNTIME)
+    replay = replay_clips(base_run, data)
+    noises = noise_bank(settings.seed)
+    rows = []
+    for voice, its in clips.items():
+        t0 = time.monotonic()
+        tuned = work / "tuned" / voice.replace(":", "-")
+        finetune(base_run, its, replay, noises, tuned, settings)
+        seconds = time.monotonic() - t0
+        tuned_probs = predict_in_runtime(tuned / "model_int8.tflite", x, RUNTIME)
+        own, others = owner_arr == voice, owner_arr != voice
+        row = {"voice": voice, "held_back": int(own.sum()), "seconds": round(seconds, 1)}
+        for name, probs in (("base", base_probs), ("tuned", tuned_probs)):
+            row[name] = summary(probs[own], y[own], labels)
+            row[f"{name}_others"] = summary(probs[others], y[others], labels)
+        rows.append(row)
+        print(json.dumps(row))
+    return rows
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| voice | base: commands / `_unknown_` as command | personalised | the other "
+             "voices, base | the other voices, personalised | fine-tune time |",
+             "|---|---|---|---|---|---|"]
+
+    def cell(s: dict[str, Any]) -> str:
+        return f"{pct(s['command_accuracy'])} / {pct(s['unknown_as_command'])}"
+
+    def mean(key: str, field: str) -> float | None:
+        values = [r[key][field] for r in rows if r[key][field] is not None]
+        return float(np.mean(values)) if values else None
+
+    for r in rows:
+        lines.append(f"| {r['voice']} | {cell(r['base'])} | {cell(r['tuned'])} | "
+                     f"{cell(r['base_others'])} | {cell(r['tuned_others'])} | {r['seconds']} s |")
+    means = {k: {f: mean(k, f) for f in ("command_accuracy", "unknown_as_command")}
+             for k in ("base", "tuned", "base_others", "tuned_others")}
+    lines.append(f"| **mean of {len(rows)}** | {cell(means['base'])} | **{cell(means['tuned'])}**"
+                 f" | {cell(means['base_others'])} | {cell(means['tuned_others'])} | "
+                 f"{np.mean([r['seconds'] for r in rows]):.0f} s |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=Path, required=True,
+                        help="run directory of the base model (RUN/final)")
+    parser.add_argument("--data", type=Path, action="append", required=True,
+                        help="the base model's dataset(s), replayed against forgetting")
+    parser.add_argument("--voices", default="espeak=8,piper=2",
+                        help="new voices per engine (engines the base never trained on)")
+    parser.add_argument("--takes", type=int, default=15, help="recordings per command and voice")
+    parser.add_argument("--unknown", type=int, default=20,
+                        help="recordings of other words and sentences per voice")
+    parser.add_argument("--shots", type=int, default=5, help="recordings per label tuned on")
+    parser.add_argument("--epochs", type=int, default=FinetuneSettings.epochs)
+    parser.add_argument("--seed", type=int, default=4242)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=Path("runs/personalisation"))
+    parser.add_argument("--benchmarks", action="store_true",
+                        help=f"write the table to {BENCHMARKS.name}")
+    args = parser.parse_args()
+    settings = FinetuneSettings(shots=args.shots, epochs=args.epochs, seed=args.seed,
+                                workers=args.workers)
+    voices = parse_voices(args.voices)
+    rows = run(args.base, args.data, voices, args.work, settings, args.takes, args.unknown)
+    text = table(rows)
+    print(text)
+    if args.benchmarks:
+        manifest = read_manifest(args.base / "model_int8.tflite")
+        body = (f"Machine: {machine()}. `python -m bench.personalisation --base {args.base} "
+                f"--voices {args.voices} --takes {args.takes} --unknown {args.unknown} "
+                f"--shots {args.shots} --seed {args.seed}`. Base model: {manifest.name} "
+                f"{manifest.version}, trained on {', '.join(manifest.extra.get('engines', []))}; "
+                f"each voice below is of an engine it never heard and stands in for one user, "
+                f"who records {args.shots} of each command and {args.shots} other words or "
+                f"sentences. Scored on the voice's other recordings (held back: "
+                f"{args.takes - args.shots} per command, {args.unknown - args.shots} other "
+                f"words), int8 in {RUNTIME}; `_unknown_` taken for a command at 0.6. \"The "
+                f"other voices\": the same model on the held-back clips of every other voice "
+                f"of this table.\n\n{text}\n")
+        write_section("personalisation-voices", "Personalisation over many new voices "
+                      "(5 recordings per command)", body)
+
+
+if __name__ == "__main__":
+    main()
