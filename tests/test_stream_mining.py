@@ -82,3 +82,16 @@ def test_hard_negatives_are_the_unknown_windows_behind_false_detections():
     starts = [round(w.start / 16000, 1) for w in hard]
     assert starts == [2.0, 2.1, 2.2, 2.3, 2.4]  # the five 1 s windows ending by 3.4 s
     assert {w.label for w in hard} == {"_unknown_"} and {w.engine for w in hard} == {"festival"}
+
+
+def test_mining_recording_is_spoken_by_the_datasets_own_engines():
+    """A dataset without espeak-ng gets no espeak-ng voices through its mining windows (a model
+    held out from an engine would otherwise hear it); train-only engines have no events."""
+    from training.commands import mining_engines
+
+    recipe = {"engines": ["espeak", "flite", "festival", "festival-accent"]}
+    assert mining_engines(recipe) == ("espeak", "flite", "festival")
+    assert mining_engines({"engines": ["flite", "festival", "festival-accent"]}) == (
+        "flite", "festival")
+    assert mining_engines({"engines": ["piper"]}) == ("piper",)
+    assert mining_engines({}) == ("espeak", "flite", "festival")  # a dataset.json without the field

@@ -80,19 +80,30 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def mining_engines(dataset: dict) -> tuple[str, ...]:
+    """The engines whose voices speak a dataset's mining recording: the dataset's own, less
+    the train-only ones (accented voices have no events to cut by); a dataset without espeak-ng
+    must not get espeak-ng's voices through its windows."""
+    from training.tts_engines import ENGINES
+
+    engines = dataset.get("engines") or ("espeak", "flite", "festival")
+    return tuple(e for e in engines if not ENGINES[e].train_only)
+
+
 def cmd_mine(args: argparse.Namespace) -> int:
     """Render a recording with the dataset's own voices and cut labelled windows from it."""
     from training.stream_mining import MiningPlan, mine
     from training.stream_synth import make_stream_recording
 
     words = tuple(args.words.split(",")) if args.words else COMMANDS
-    voice_seed = json.loads((args.data / "dataset.json").read_text())["seed"]
+    meta = json.loads((args.data / "dataset.json").read_text())
     args.out.mkdir(parents=True, exist_ok=True)
     recording = args.out / "recording.wav"
     if not recording.is_file():
         make_stream_recording(recording, recording.with_suffix(".json"),
                               duration_s=args.minutes * 60, seed=args.seed + MINING_SEED_OFFSET,
-                              voice_seed=voice_seed, words=words,
+                              voice_seed=meta["seed"], words=words,
+                              engines=mining_engines(meta),
                               voices_per_engine=args.voices_per_engine, workers=args.workers,
                               command_share=0.35, max_gap_s=4.0,
                               near_miss_share=args.near_miss_share)
