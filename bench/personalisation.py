@@ -31,7 +31,7 @@ from training.commands import noise_bank, parse_voices
 from training.dataset import Clip, load_synthetic
 from training.dataset_synth import synthesize_dataset
 from training.featurize import featurize, load_audio
-from training.finetune import FinetuneSettings, finetune, replay_clips, split_shots
+from training.finetune import BaseModel, FinetuneSettings, finetune, replay_clips, split_shots
 from training.metrics import scores
 from training.node_eval import predict_in_runtime
 
@@ -46,10 +46,10 @@ def voice_clips(root: Path, labels: list[str]) -> dict[str, list[Clip]]:
     return dict(sorted(by_voice.items()))
 
 
-def held_back(clips: dict[str, list[Clip]], settings: FinetuneSettings, base_run: Path,
+def held_back(clips: dict[str, list[Clip]], settings: FinetuneSettings, base: BaseModel,
               ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Features, label indices and voice of every clip `finetune` holds back (same split)."""
-    manifest = read_manifest(base_run / "model_int8.tflite")
+    manifest = read_manifest(base.tflite)
     labels = list(manifest.labels)
     held = [c for voice in clips.values() for c in split_shots(voice, settings.shots,
                                                                settings.seed)[1]]
@@ -66,9 +66,9 @@ def summary(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, An
             "unknown_as_command": result["unknown_false_accept_at_threshold"]}
 
 
-def run(base_run: Path, data: list[Path], voices: dict[str, int], work: Path,
+def run(base: BaseModel, data: list[Path], voices: dict[str, int], work: Path,
         settings: FinetuneSettings, takes: int, unknown: int) -> list[dict[str, Any]]:
-    labels = list(read_manifest(base_run / "model_int8.tflite").labels)
+    labels = list(read_manifest(base.tflite).labels)
     root = work / "voices"
     if not (root / "clips.csv").is_file():
         synthesize_dataset(root, seed=settings.seed, words=[lab for lab in labels
@@ -78,16 +78,16 @@ def run(base_run: Path, data: list[Path], voices: dict[str, int], work: Path,
                            silence_clips=0, workers=settings.workers, engines=tuple(voices),
                            takes_per_voice=takes)
     clips = voice_clips(root, labels)
-    x, y, owner = held_back(clips, settings, base_run)
+    x, y, owner = held_back(clips, settings, base)
     owner_arr = np.array(owner)
-    base_probs = predict_in_runtime(base_run / "model_int8.tflite", x, RUNTIME)
-    replay = replay_clips(base_run, data)
+    base_probs = predict_in_runtime(base.tflite, x, RUNTIME)
+    replay = replay_clips(base, data)
     noises = noise_bank(settings.seed)
     rows = []
     for voice, its in clips.items():
         t0 = time.monotonic()
         tuned = work / "tuned" / voice.replace(":", "-")
-        finetune(base_run, its, replay, noises, tuned, settings)
+        finetune(base, its, replay, noises, tuned, settings)
         seconds = time.monotonic() - t0
         tuned_probs = predict_in_runtime(tuned / "model_int8.tflite", x, RUNTIME)
         own, others = owner_arr == voice, owner_arr != voice
@@ -140,6 +140,11 @@ def main() -> None:
                         help="recordings of other words and sentences per voice")
     parser.add_argument("--shots", type=int, default=5, help="recordings per label tuned on")
     parser.add_argument("--epochs", type=int, default=FinetuneSettings.epochs)
+    parser.add_argument("--learning-rate", type=float, default=FinetuneSettings.learning_rate)
+    parser.add_argument("--replay", type=int, default=FinetuneSettings.replay_clips,
+                        help="clips of the base's data mixed in")
+    parser.add_argument("--no-balance", action="store_true",
+                        help="fine-tune without the label-share weights (as before 2026-12)")
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("runs/personalisation"))
@@ -147,9 +152,11 @@ def main() -> None:
                         help=f"write the table to {BENCHMARKS.name}")
     args = parser.parse_args()
     settings = FinetuneSettings(shots=args.shots, epochs=args.epochs, seed=args.seed,
-                                workers=args.workers)
+                                workers=args.workers, balance=not args.no_balance,
+                                learning_rate=args.learning_rate, replay_clips=args.replay)
     voices = parse_voices(args.voices)
-    rows = run(args.base, args.data, voices, args.work, settings, args.takes, args.unknown)
+    rows = run(BaseModel.of_run(args.base), args.data, voices, args.work, settings, args.takes,
+               args.unknown)
     text = table(rows)
     print(text)
     if args.benchmarks:

@@ -222,3 +222,40 @@ def test_breakdown_counts_each_word_per_voice_group_and_the_confusions():
     text = format_breakdown(result, ["go", "no"], "base")
     assert "| en-gb-x-rp (n=3) | 50% | 0% | 33% |" in text
     assert "| all (n=6) | 67% | 67% | 67% |" in text
+
+
+def test_a_model_to_personalise_needs_the_weights_of_exactly_that_file(tmp_path):
+    """An installed model whose Keras weights are missing, or are another model's (it was
+    replaced without them), is refused with what to do."""
+    import json
+    import shutil
+
+    from edge_node.model import DEFAULT_MODEL, file_sha256, manifest_path
+    from training.finetune import BaseModel, stamp_path, weights_path
+
+    model = tmp_path / "model.tflite"
+    shutil.copyfile(DEFAULT_MODEL, model)
+    shutil.copyfile(manifest_path(DEFAULT_MODEL), manifest_path(model))
+    with pytest.raises(FileNotFoundError, match="no Keras weights beside"):
+        BaseModel.of(model)
+    weights_path(model).write_bytes(b"weights")
+    stamp_path(model).write_text(json.dumps({"model_sha256": "0" * 64}))
+    with pytest.raises(ValueError, match="weights of another model"):
+        BaseModel.of(model)
+    stamp_path(model).write_text(json.dumps({"model_sha256": file_sha256(model)}))
+    assert BaseModel.of(model).keras == weights_path(model)
+    assert BaseModel.of(tmp_path).tflite == tmp_path / "model_int8.tflite"  # a run directory
+
+
+def test_fine_tune_weights_give_each_label_its_share_of_the_replayed_data():
+    from training.finetune import label_balance
+
+    y_train = np.array([0] * 90 + [1] * 10 + [2] * 0)
+    weights = label_balance(y_train, np.array([0] * 50 + [1] * 30 + [2] * 20), 3)
+    assert weights.mean() == pytest.approx(1.0)
+    share = [weights[y_train == k].sum() / weights.sum() for k in (0, 1)]
+    assert share == pytest.approx([50 / 80, 30 / 80])
+    # label 1 has a quarter of the examples and should have half: weight 2; label 3 is not
+    # in the reference and keeps weight 1 (before the weights are normalised)
+    kept = label_balance(np.array([0, 0, 1, 3]), np.array([0, 1]), 4)
+    assert list(kept / kept[0]) == pytest.approx([1.0, 1.0, 2.0, 1.0])

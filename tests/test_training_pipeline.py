@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edge_node.model import read_manifest
+from training.dataset import load_synthetic
 from training.metrics import accuracy_at_false_accepts, detection_at_false_accepts, recall_at
 from training.report import benchmark_summary
 from training.seeds import STREAM_THRESHOLDS
@@ -136,6 +137,32 @@ def test_personalisation_bench_tunes_a_model_per_voice_and_scores_it_on_all(trai
     # the base model is one model: its score on voice A's clips is the same in both rows
     assert rows[0]["base"] == rows[1]["base_others"] and rows[1]["base"] == rows[0]["base_others"]
     assert "| **mean of 2** |" in done.stdout
+
+
+def test_an_installed_model_is_personalised_from_recordings_alone(trained, tmp_path):
+    """`--install` puts the Keras weights beside the model; `finetune --base MODEL.tflite` with
+    no training data synthesises a small replay set of the base's engines and tunes."""
+    from training.commands import install_model
+    from training.finetune import BaseModel
+
+    data, out = trained
+    installed = tmp_path / "models" / "toy.tflite"
+    install_model(out / "final" / "model_int8.tflite", installed)
+    assert BaseModel.installed(installed).keras.read_bytes() == (
+        out / "final" / "model.keras").read_bytes()
+    run("-m", "training.cli", "synth", "--out", str(tmp_path / "user"), "--words", WORDS,
+        "--voices", "espeak=1", "--takes", "6", "--unknown-per-voice", "6", "--silence", "0",
+        "--seed", "99")
+    tuned = tmp_path / "tuned"
+    done = run("-m", "training.cli", "finetune", "--base", str(installed), "--user",
+               str(tmp_path / "user" / "espeak"), "--out", str(tuned), "--shots", "3",
+               "--epochs", "1", "--install", str(tmp_path / "models" / "mine.tflite"))
+    assert set(json.loads(done.stdout.splitlines()[-1])) == {"base", "personalised"}
+    replay = load_synthetic(tuned / "replay", WORDS.split(","))
+    assert {c.engine for c in replay} == {"espeak", "flite", "festival", "noise"}
+    assert {c.label for c in replay} == {"lights", "music", "_unknown_", "_silence_"}
+    mine = BaseModel.installed(tmp_path / "models" / "mine.tflite")
+    assert read_manifest(mine.tflite).version.endswith("+personal")
 
 
 def test_same_command_and_seed_reproduce_the_result(trained, tmp_path):

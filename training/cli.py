@@ -281,11 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     download.set_defaults(func=cmd_download)
 
     tune = sub.add_parser("finetune", help="personalise a model with your own recordings")
-    tune.add_argument("--base", type=Path, required=True,
-                      help="run directory of the base model (RUN/final: model.keras + tflite)")
+    tune.add_argument("--base", type=Path,
+                      help="run directory of the base model (RUN/final: model.keras + tflite; "
+                           "default: the node's bundled model)")
     tune.add_argument("--user", type=Path, required=True, help="DIR/<label>/*.wav recordings")
     tune.add_argument("--data", type=Path, action="append", default=[],
-                      help="original dataset(s) to replay against forgetting")
+                      help="original dataset(s) to replay against forgetting (default: a small "
+                           "one like it is synthesised into OUT/replay)")
     tune.add_argument("--out", type=Path, required=True)
     tune.add_argument("--shots", type=int, default=5, help="recordings per label to train on")
     tune.add_argument("--epochs", type=int, default=6)

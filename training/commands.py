@@ -19,7 +19,7 @@ from edge_node.features import (
     ensemble_spec,
     logmel_spec,
 )
-from edge_node.model import manifest_path
+from edge_node.model import file_sha256, manifest_path, read_manifest
 from training.vocab import COMMANDS
 
 log = logging.getLogger("training")
@@ -259,16 +259,25 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    """Personalise a run's model, or the bundled one, with the user's recordings."""
     from training.dataset import load_label_folders
-    from training.finetune import FinetuneSettings, finetune, replay_clips
+    from training.finetune import (
+        BaseModel,
+        FinetuneSettings,
+        finetune,
+        replay_clips,
+        synthesise_replay,
+    )
 
-    base = json.loads(manifest_path(args.base / "model_int8.tflite").read_text())
-    commands = [lab for lab in base["labels"] if not lab.startswith("_")]
-    user = load_label_folders(args.user, commands, "user")
-    replay = replay_clips(args.base, args.data)
+    base = BaseModel.of(args.base)
+    labels = read_manifest(base.tflite).labels
+    user = load_label_folders(args.user, [lab for lab in labels if not lab.startswith("_")],
+                              "user")
+    roots = args.data or [synthesise_replay(base, args.out / "replay", args.seed, args.workers)]
+    replay = replay_clips(base, roots)
     settings = FinetuneSettings(shots=args.shots, epochs=args.epochs, seed=args.seed,
                                 workers=args.workers)
-    result = finetune(args.base, user, replay, noise_bank(args.seed), args.out, settings)
+    result = finetune(base, user, replay, noise_bank(args.seed), args.out, settings)
     print(json.dumps({k: result[k]["accuracy"] for k in ("base", "personalised")}))
     if args.install:
         install_model(args.out / "model_int8.tflite", args.install)
@@ -276,17 +285,31 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def install_model(model: Path, destination: Path) -> None:
-    """Copy a model and its manifest to where the node loads it.
+    """Copy a model and its manifest to where the node loads it, and the Keras model it was
+    exported from (when the run has one) beside it, stamped, so `kws-train finetune` can start
+    from the installed model.
 
     Each file is written beside its destination and renamed over it: a node that is running
     the old model has it memory-mapped, and rewriting that file in place would hand the node
     new bytes under its interpreter (SIGBUS when the file shrinks) instead of leaving it on
     the old inode until it reloads.
     """
+    from training.finetune import stamp_path, weights_path
+
     destination.parent.mkdir(parents=True, exist_ok=True)
-    pairs = ((model, destination), (manifest_path(model), manifest_path(destination)))
+    keras = model.parent / "model.keras"
+    pairs = [(model, destination), (manifest_path(model), manifest_path(destination))]
+    if keras.is_file():
+        pairs.append((keras, weights_path(destination)))
     for source, target in pairs:
         part = target.with_name(target.name + ".part")
         shutil.copyfile(source, part)
         os.replace(part, target)
+    stamp = stamp_path(destination)
+    if keras.is_file():
+        stamp.write_text(json.dumps({"model_sha256": file_sha256(destination)}, indent=1) + "\n")
+    else:
+        # weights of the model this one replaces would be taken for its own
+        weights_path(destination).unlink(missing_ok=True)
+        stamp.unlink(missing_ok=True)
     log.info("installed %s as %s", model, destination)

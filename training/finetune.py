@@ -5,6 +5,11 @@ into a few for training and the rest held back. Training mixes many augmented co
 user's clips with a replay sample of the original data (so `_unknown_` and `_silence_` are not
 forgotten), at a low learning rate, for a few epochs: about a minute on a laptop CPU. Both the
 base and the tuned model are scored on the held-back clips in the node's runtime.
+
+The base is a training run's model, or an installed one such as the node's bundled model,
+whose Keras weights ship beside it (stamped with the `.tflite`'s sha256); when the user has not
+kept a training dataset to replay, a small one like it is synthesised (fresh voices of the
+engines the base trained on), so personalising needs nothing but the recordings.
 """
 
 from __future__ import annotations
@@ -18,14 +23,66 @@ from typing import Any
 
 import numpy as np
 
-from edge_node.model import read_manifest
+from edge_node.model import DEFAULT_MODEL, file_sha256, read_manifest
 from training.augment import Augmenter
 from training.dataset import Clip, load_synthetic
+from training.dataset_synth import synthesize_dataset
 from training.featurize import featurize, load_audio
 from training.metrics import scores
 from training.node_eval import predict_in_runtime
 
 log = logging.getLogger(__name__)
+
+REPLAY_SEED_OFFSET = 3000
+"""Voices of a synthesised replay set are drawn with seed + this: not the training voices."""
+REPLAY_VOICES_PER_ENGINE = 24
+
+
+def weights_path(model: Path) -> Path:
+    """Where the Keras model an installed `.tflite` was exported from lives: beside it, with
+    `<name>.keras.json` holding that `.tflite`'s sha256 (`kws-train --install` writes both)."""
+    return model.with_suffix(".keras")
+
+
+def stamp_path(model: Path) -> Path:
+    weights = weights_path(model)
+    return weights.with_name(weights.name + ".json")
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """A model to personalise: the int8 `.tflite` the node runs (with its manifest) and the
+    Keras model it was exported from."""
+
+    tflite: Path
+    keras: Path
+
+    @classmethod
+    def of_run(cls, run: Path) -> BaseModel:
+        """A training run's model directory (RUN/final)."""
+        return cls(run / "model_int8.tflite", run / "model.keras")
+
+    @classmethod
+    def installed(cls, model: Path = DEFAULT_MODEL) -> BaseModel:
+        """An installed model (the node's bundled one by default) and the weights beside it,
+        refused unless they are the weights of exactly that file: a fine-tune must start from
+        the model the node runs, not from one an update or `--install` replaced."""
+        weights, stamp = weights_path(model), stamp_path(model)
+        if not weights.is_file() or not stamp.is_file():
+            raise FileNotFoundError(f"no Keras weights beside {model} ({weights.name}): install "
+                                    "it with kws-train, or give --base RUN/final")
+        expected = json.loads(stamp.read_text()).get("model_sha256")
+        if expected != file_sha256(model):
+            raise ValueError(f"{weights} are the weights of another model than {model}: give "
+                             "--base RUN/final of the model to tune")
+        return cls(model, weights)
+
+    @classmethod
+    def of(cls, path: Path | None) -> BaseModel:
+        """--base: a run directory, an installed `.tflite`, or None for the bundled model."""
+        if path is None:
+            return cls.installed()
+        return cls.of_run(path) if path.is_dir() else cls.installed(path)
 
 
 @dataclass(frozen=True)
@@ -38,20 +95,45 @@ class FinetuneSettings:
     """Augmented copies of each training recording."""
     replay_clips: int = 1500
     """Clips of the original data mixed in, against forgetting."""
+    balance: bool = True
+    """Weigh the examples so that each label has the share it has in the replayed data: the
+    user's many augmented command copies otherwise teach the model that nearly everything is
+    a command, and it takes other words for commands (BENCHMARKS.md, personalisation)."""
     epochs: int = 6
     learning_rate: float = 5e-4
     seed: int = 1
     workers: int = 2
 
 
-def replay_clips(base_run: Path, roots: list[Path]) -> list[Clip]:
+def replay_clips(base: BaseModel, roots: list[Path]) -> list[Clip]:
     """The clips of `roots` by the engines the base model trained on (its manifest says
     which): replaying only those keeps the gain on the user's clips the user's clips' alone."""
-    manifest = read_manifest(base_run / "model_int8.tflite")
+    manifest = read_manifest(base.tflite)
     commands = [lab for lab in manifest.labels if not lab.startswith("_")]
     trained_on = set(manifest.extra.get("engines") or ())
     return [c for root in roots for c in load_synthetic(root, commands)
             if not trained_on or c.engine in trained_on]
+
+
+def synthesise_replay(base: BaseModel, out: Path, seed: int, workers: int) -> Path:
+    """A small dataset like the base model's (its words, fresh voices of its engines) to replay
+    when the training data is not at hand; kept in `out` for the next fine-tune."""
+    from training.tts_engines import ENGINES
+
+    manifest = read_manifest(base.tflite)
+    engines = tuple(e for e in manifest.extra.get("engines") or ("espeak", "flite", "festival")
+                    if e in ENGINES and not ENGINES[e].train_only and ENGINES[e].available())
+    if not engines:
+        raise RuntimeError(f"none of the engines {base.tflite} trained on is installed here: "
+                           "give --data with its training data")
+    if not (out / "clips.csv").is_file():
+        synthesize_dataset(out, seed=seed + REPLAY_SEED_OFFSET,
+                           words=[lab for lab in manifest.labels if not lab.startswith("_")],
+                           clips_per_word_per_engine={e: REPLAY_VOICES_PER_ENGINE for e in engines},
+                           unknown_clips_per_engine={e: 3 * REPLAY_VOICES_PER_ENGINE
+                                                     for e in engines},
+                           silence_clips=200, workers=workers, engines=engines)
+    return out
 
 
 def split_shots(clips: list[Clip], shots: int, seed: int) -> tuple[list[Clip], list[Clip]]:
@@ -69,10 +151,10 @@ def split_shots(clips: list[Clip], shots: int, seed: int) -> tuple[list[Clip], l
     return train, held
 
 
-def finetune(base_run: Path, user: list[Clip], replay: list[Clip], noises: list[np.ndarray],
+def finetune(base: BaseModel, user: list[Clip], replay: list[Clip], noises: list[np.ndarray],
              out: Path, settings: FinetuneSettings) -> dict[str, Any]:
-    """Fine-tune `base_run/model.keras`; export int8 to `out`; compare on held-back clips."""
-    base_int8 = base_run / "model_int8.tflite"
+    """Fine-tune the base's Keras model; export int8 to `out`; compare on held-back clips."""
+    base_int8 = base.tflite
     manifest = read_manifest(base_int8)
     labels = list(manifest.labels)
     unknown = [c for c in user if c.label not in labels]
@@ -92,7 +174,9 @@ def finetune(base_run: Path, user: list[Clip], replay: list[Clip], noises: list[
                            settings.seed, settings.workers, desc="held-back features")
     y = np.array([labels.index(c.label) for c in clips])
     x_train, y_train = augmented.x, y[augmented.clip_index]
-    model = _fit(base_run / "model.keras", x_train, y_train, len(labels), settings)
+    weights = label_balance(y_train, y[n_train - len(replay): n_train], len(labels)) if (
+        settings.balance) else np.ones(len(y_train), dtype=np.float32)
+    model = _fit(base.keras, x_train, y_train, weights, len(labels), settings)
     from training.export import export
 
     out.mkdir(parents=True, exist_ok=True)
@@ -114,7 +198,17 @@ def finetune(base_run: Path, user: list[Clip], replay: list[Clip], noises: list[
     return result
 
 
-def _fit(keras_path: Path, x: np.ndarray, y: np.ndarray, n_labels: int,
+def label_balance(y_train: np.ndarray, y_reference: np.ndarray, n_labels: int) -> np.ndarray:
+    """Per-example weights giving each label the share it has in `y_reference` (labels the
+    reference lacks keep weight 1); the weights average 1."""
+    have = np.bincount(y_train, minlength=n_labels) / len(y_train)
+    want = np.bincount(y_reference, minlength=n_labels) / max(len(y_reference), 1)
+    per_label = np.where((have > 0) & (want > 0), want / np.maximum(have, 1e-12), 1.0)
+    weights = per_label[y_train].astype(np.float32)
+    return weights / weights.mean()
+
+
+def _fit(keras_path: Path, x: np.ndarray, y: np.ndarray, weights: np.ndarray, n_labels: int,
          settings: FinetuneSettings) -> Any:
     import tensorflow as tf
 
@@ -127,6 +221,6 @@ def _fit(keras_path: Path, x: np.ndarray, y: np.ndarray, n_labels: int,
                   loss=tf.keras.losses.CategoricalCrossentropy(from_logits=output_logits),
                   metrics=["accuracy"])
     one_hot = np.eye(n_labels, dtype=np.float32)[y]
-    model.fit(x[..., None].astype(np.float32), one_hot, batch_size=64, epochs=settings.epochs,
-              shuffle=True, verbose=2)
+    model.fit(x[..., None].astype(np.float32), one_hot, sample_weight=weights, batch_size=64,
+              epochs=settings.epochs, shuffle=True, verbose=2)
     return model
