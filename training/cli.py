@@ -25,6 +25,7 @@ from training.commands import (
     cmd_synth,
     cmd_train,
 )
+from training.finetune import FinetuneSettings
 from training.train import ARCHITECTURES, ENSEMBLE_JOINS, TrainSettings
 
 log = logging.getLogger("training")
@@ -290,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "one like it is synthesised into OUT/replay)")
     tune.add_argument("--out", type=Path, required=True)
     tune.add_argument("--shots", type=int, default=5, help="recordings per label to train on")
-    tune.add_argument("--epochs", type=int, default=6)
+    tune.add_argument("--epochs", type=int, default=FinetuneSettings.epochs)
     tune.add_argument("--seed", type=int, default=1)
     tune.add_argument("--workers", type=int, default=2)
     tune.add_argument("--install", type=Path, help="copy the tuned model here (+ manifest)")
