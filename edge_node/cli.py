@@ -1,5 +1,5 @@
 """`edge-node` command line: run the node, classify clips, detect in recordings, list devices,
-record clips. Results go to stdout as JSON Lines; logs go to stderr."""
+record clips, enrol a voice. Results go to stdout as JSON Lines; logs go to stderr."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from edge_node.audio import AudioSourceError, open_source
 from edge_node.audio.wav import WavSource, read_wav_mono16k
 from edge_node.config import DEFAULT_EXAMPLE, ConfigError, load_config
 from edge_node.detector import Detection, DetectorConfigError, DetectorSettings
+from edge_node.enroll import EnrollSettings
 from edge_node.events import Detected
 from edge_node.logs import setup_logging
 from edge_node.model import DEFAULT_MODEL, Model, ModelError
@@ -187,6 +188,21 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from edge_node.enroll import enroll
+
+    config = load_config(args.config, {"source": resolve_source(args.source)})
+    commands = [lab for lab in Model(args.model).labels if not lab.startswith("_")]
+    settings = EnrollSettings(takes=args.takes, others=args.others, window_s=args.window,
+                              min_dbfs=config.detector.gate_dbfs)
+    with open_source(config.source, config.audio) as source:
+        written = enroll(source, args.output, commands, args.speaker, settings,
+                         say=lambda text: print(text, flush=True))
+    log.info("wrote %d recordings to %s: kws-train finetune --user %s", len(written),
+             args.output, args.output)
+    return 0 if written else 1
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from edge_node.doctor import report, run_checks
 
@@ -246,6 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--source", default="mic")
     rec.add_argument("--config", type=Path, help="node.yaml (audio section)")
     rec.set_defaults(func=cmd_record)
+
+    enr = sub.add_parser("enroll", help="record your voice for `kws-train finetune`: each "
+                         "command a few times and a few other phrases, as prompted")
+    enr.add_argument("output", type=Path, help="folder of label folders (created or added to)")
+    enr.add_argument("--speaker", default="me", help="your name (one speaker id per person)")
+    enr.add_argument("--takes", type=int, default=EnrollSettings.takes,
+                     help="recordings of each command")
+    enr.add_argument("--others", type=int, default=EnrollSettings.others,
+                     help="recordings of other phrases")
+    enr.add_argument("--window", type=float, default=EnrollSettings.window_s,
+                     help="seconds captured after each prompt")
+    enr.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="whose commands")
+    enr.add_argument("--source", default="mic")
+    enr.add_argument("--config", type=Path, help="node.yaml (audio section, detector gate)")
+    enr.set_defaults(func=cmd_enroll)
 
     doctor = sub.add_parser("doctor", help="check the Pi setup (I2S, mic, OLED, broker, model, "
                             "clock) and print what to fix")
