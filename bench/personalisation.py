@@ -8,6 +8,9 @@ words, as a user records them with `edge-node record`) and both models are score
 held back, in the node's runtime (int8, ai-edge-litert): command accuracy and `_unknown_` taken
 for a command at the node's threshold. Each tuned model is also scored on the other voices'
 held-back clips, which it never heard: does a model tuned to one person lose the others?
+With `--stream-minutes N` each voice also speaks an N-minute recording alone (commands, other
+words and sentences over changing noise, `kws-train stream`'s generator), which both models
+stream through the node's detector: recall and false activations per hour at 0.6.
 
 Run: `.venv/bin/python -m bench.personalisation --base runs/x/final --data runs/x/data
 --voices espeak=8,piper=2 [--benchmarks]` (the base model must not have trained on those
@@ -27,15 +30,19 @@ import numpy as np
 
 from edge_node.model import read_manifest
 from training.benchmarks import BENCHMARKS, machine, write_section
-from training.commands import noise_bank, parse_voices
+from training.commands import STREAM_SEED_OFFSET, noise_bank, parse_voices
 from training.dataset import Clip, load_synthetic
 from training.dataset_synth import synthesize_dataset
 from training.featurize import featurize, load_audio
 from training.finetune import BaseModel, FinetuneSettings, finetune, replay_clips, split_shots
-from training.metrics import scores
-from training.node_eval import predict_in_runtime
+from training.metrics import scores, streaming_scores
+from training.node_eval import node_sweep, predict_in_runtime
+from training.stream_synth import make_stream_recording
+from training.tts_engines import make_voices
 
 RUNTIME = "ai-edge-litert"
+THRESHOLD = 0.6
+"""The node's default threshold, at which streaming is read."""
 
 
 def voice_clips(root: Path, labels: list[str]) -> dict[str, list[Clip]]:
@@ -66,8 +73,32 @@ def summary(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, An
             "unknown_as_command": result["unknown_false_accept_at_threshold"]}
 
 
+def voice_recording(voice: str, words: list[str], minutes: float, seed: int, work: Path) -> Path:
+    """A recording spoken by one bench voice alone (made once, kept in `work`)."""
+    engine, voice_id = voice.split(":", 1)
+    speaker = make_voices(engine, 1, seed, start=int(voice_id.rsplit("-", 1)[1]))[0]
+    if speaker.voice_id != voice_id:
+        raise ValueError(f"cannot rebuild voice {voice} (got {speaker.voice_id})")
+    path = work / "streams" / f"{voice_id}.wav"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        make_stream_recording(path, path.with_suffix(".json"), seed=seed + STREAM_SEED_OFFSET,
+                              duration_s=minutes * 60, voices=[speaker], words=words)
+    return path
+
+
+def stream_summary(model: Path, recording: Path, commands: list[str]) -> dict[str, Any]:
+    """Recall and false activations per hour of the node's detector at `THRESHOLD`."""
+    meta = json.loads(recording.with_suffix(".json").read_text())
+    found = node_sweep(model, recording, [THRESHOLD])[THRESHOLD]
+    result = streaming_scores(found, meta["events"], meta["duration_s"], commands)
+    return {"recall": result["recall"], "per_hour": result["false_activations_per_hour"],
+            "detected": result["detected"], "commands": result["commands"]}
+
+
 def run(base: BaseModel, data: list[Path], voices: dict[str, int], work: Path,
-        settings: FinetuneSettings, takes: int, unknown: int) -> list[dict[str, Any]]:
+        settings: FinetuneSettings, takes: int, unknown: int,
+        stream_minutes: float = 0.0) -> list[dict[str, Any]]:
     labels = list(read_manifest(base.tflite).labels)
     root = work / "voices"
     if not (root / "clips.csv").is_file():
@@ -95,6 +126,11 @@ def run(base: BaseModel, data: list[Path], voices: dict[str, int], work: Path,
         for name, probs in (("base", base_probs), ("tuned", tuned_probs)):
             row[name] = summary(probs[own], y[own], labels)
             row[f"{name}_others"] = summary(probs[others], y[others], labels)
+        if stream_minutes > 0:
+            commands = [lab for lab in labels if not lab.startswith("_")]
+            recording = voice_recording(voice, commands, stream_minutes, settings.seed, work)
+            row["stream"] = {name: stream_summary(model, recording, commands) for name, model
+                             in (("base", base.tflite), ("tuned", tuned / "model_int8.tflite"))}
         rows.append(row)
         print(json.dumps(row))
     return rows
@@ -124,6 +160,21 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines.append(f"| **mean of {len(rows)}** | {cell(means['base'])} | **{cell(means['tuned'])}**"
                  f" | {cell(means['base_others'])} | {cell(means['tuned_others'])} | "
                  f"{np.mean([r['seconds'] for r in rows]):.0f} s |")
+    if all("stream" in r for r in rows):
+        lines += ["", f"Streaming, each voice alone (node detector at {THRESHOLD}): recall, false "
+                  "activations per hour", "", "| voice | base | personalised |", "|---|---|---|"]
+
+        def stream_cell(results: list[dict[str, Any]]) -> str:
+            found = sum(r["detected"] for r in results)
+            said = sum(r["commands"] for r in results)
+            per_hour = np.mean([r["per_hour"] for r in results])
+            return f"{pct(found / said if said else None)} ({found}/{said}), {per_hour:.1f}"
+
+        for r in rows:
+            lines.append(f"| {r['voice']} | {stream_cell([r['stream']['base']])} | "
+                         f"{stream_cell([r['stream']['tuned']])} |")
+        lines.append(f"| **all {len(rows)}** | {stream_cell([r['stream']['base'] for r in rows])}"
+                     f" | **{stream_cell([r['stream']['tuned'] for r in rows])}** |")
     return "\n".join(lines)
 
 
@@ -145,6 +196,8 @@ def main() -> None:
                         help="clips of the base's data mixed in")
     parser.add_argument("--no-balance", action="store_true",
                         help="fine-tune without the label-share weights (as before 2026-12)")
+    parser.add_argument("--stream-minutes", type=float, default=0.0,
+                        help="also stream a recording of this length by each voice alone")
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("runs/personalisation"))
@@ -156,14 +209,15 @@ def main() -> None:
                                 learning_rate=args.learning_rate, replay_clips=args.replay)
     voices = parse_voices(args.voices)
     rows = run(BaseModel.of_run(args.base), args.data, voices, args.work, settings, args.takes,
-               args.unknown)
+               args.unknown, args.stream_minutes)
     text = table(rows)
     print(text)
     if args.benchmarks:
         manifest = read_manifest(args.base / "model_int8.tflite")
         body = (f"Machine: {machine()}. `python -m bench.personalisation --base {args.base} "
                 f"--voices {args.voices} --takes {args.takes} --unknown {args.unknown} "
-                f"--shots {args.shots} --seed {args.seed}`. Base model: {manifest.name} "
+                f"--shots {args.shots} --seed {args.seed} --stream-minutes "
+                f"{args.stream_minutes:g}`. Base model: {manifest.name} "
                 f"{manifest.version}, trained on {', '.join(manifest.extra.get('engines', []))}; "
                 f"each voice below is of an engine it never heard and stands in for one user, "
                 f"who records {args.shots} of each command and {args.shots} other words or "

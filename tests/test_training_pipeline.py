@@ -123,7 +123,8 @@ def test_personalisation_bench_tunes_a_model_per_voice_and_scores_it_on_all(trai
     data, out = trained
     done = run("-m", "bench.personalisation", "--base", str(out / "final"), "--data", str(data),
                "--voices", "espeak=2", "--takes", "6", "--unknown", "6", "--shots", "3",
-               "--epochs", "2", "--seed", "77", "--work", str(tmp_path))
+               "--epochs", "2", "--seed", "77", "--stream-minutes", "0.5", "--work",
+               str(tmp_path))
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(rows) == 2 and len({r["voice"] for r in rows}) == 2
     for row in rows:
@@ -134,9 +135,15 @@ def test_personalisation_bench_tunes_a_model_per_voice_and_scores_it_on_all(trai
             assert 0.0 <= row[key]["unknown_as_command"] <= 1.0
         tuned = tmp_path / "tuned" / row["voice"].replace(":", "-") / "model_int8.tflite"
         assert read_manifest(tuned).version.endswith("+personal")
+        # each voice's own recording, by that voice alone, streamed by both models
+        events = json.loads((tmp_path / "streams" / (row["voice"].split(":")[1] + ".json"))
+                            .read_text())["events"]
+        assert {e["voice"] for e in events} == {row["voice"].split(":")[1]}
+        said = sum(e["label"] in ("lights", "music") for e in events)
+        assert row["stream"]["base"]["commands"] == row["stream"]["tuned"]["commands"] == said > 0
     # the base model is one model: its score on voice A's clips is the same in both rows
     assert rows[0]["base"] == rows[1]["base_others"] and rows[1]["base"] == rows[0]["base_others"]
-    assert "| **mean of 2** |" in done.stdout
+    assert "| **mean of 2** |" in done.stdout and "| **all 2** |" in done.stdout
 
 
 def test_an_installed_model_is_personalised_from_recordings_alone(trained, tmp_path):

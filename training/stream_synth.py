@@ -126,17 +126,22 @@ def make_stream_recording(
     sentence_share: float = 0.2,
     near_miss_share: float = 0.0,
     workers: int = 1,
+    voices: Sequence[Voice] | None = None,
 ) -> dict[str, Any]:
     """Write the recording (16 kHz int16) and its event list; return the JSON content.
 
     `voice_seed` defaults to seed + VOICE_SEED_OFFSET so stream speakers are held out.
     `near_miss_share` of the other words are near-misses of the commands (for mining hard
-    negatives; evaluation recordings keep 0, every other word alike).
+    negatives; evaluation recordings keep 0, every other word alike). `voices`, when given,
+    are the only speakers (e.g. one person of a dataset), instead of drawn ones.
     """
+    if voices:
+        engines = tuple(dict.fromkeys(v.engine for v in voices))
     require_engines(engines)
     rng = np.random.default_rng([seed, zlib.crc32(b"stream")])
     vseed = seed + VOICE_SEED_OFFSET if voice_seed is None else voice_seed
-    voices = [v for e in engines for v in make_voices(e, voices_per_engine, vseed)]
+    voices = list(voices) if voices else [v for e in engines
+                                          for v in make_voices(e, voices_per_engine, vseed)]
     background, segments = _background(duration_s, rng)
     mix = background.copy()
     n_total = len(mix)
