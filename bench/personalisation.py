@@ -35,7 +35,7 @@ from training.dataset import Clip, load_synthetic
 from training.dataset_synth import synthesize_dataset
 from training.featurize import featurize, load_audio
 from training.finetune import BaseModel, FinetuneSettings, finetune, replay_clips, split_shots
-from training.metrics import scores, streaming_scores
+from training.metrics import recall_at, scores, streaming_scores
 from training.node_eval import node_sweep, predict_in_runtime
 from training.stream_synth import make_stream_recording
 from training.tts_engines import make_voices
@@ -43,6 +43,9 @@ from training.tts_engines import make_voices
 RUNTIME = "ai-edge-litert"
 THRESHOLD = 0.6
 """The node's default threshold, at which streaming is read."""
+SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+"""Thresholds swept on each voice's recording, to compare the two models at equal false
+activations as well."""
 
 
 def voice_clips(root: Path, labels: list[str]) -> dict[str, list[Clip]]:
@@ -87,13 +90,35 @@ def voice_recording(voice: str, words: list[str], minutes: float, seed: int, wor
     return path
 
 
-def stream_summary(model: Path, recording: Path, commands: list[str]) -> dict[str, Any]:
-    """Recall and false activations per hour of the node's detector at `THRESHOLD`."""
+def stream_sweep(model: Path, recording: Path, commands: list[str]) -> dict[str, Any]:
+    """Detected commands and false activations per hour of the node's detector at each of
+    `SWEEP` (one pass of the model)."""
     meta = json.loads(recording.with_suffix(".json").read_text())
-    found = node_sweep(model, recording, [THRESHOLD])[THRESHOLD]
-    result = streaming_scores(found, meta["events"], meta["duration_s"], commands)
-    return {"recall": result["recall"], "per_hour": result["false_activations_per_hour"],
-            "detected": result["detected"], "commands": result["commands"]}
+    result = {}
+    for threshold, found in node_sweep(model, recording, SWEEP).items():
+        scored = streaming_scores(found, meta["events"], meta["duration_s"], commands)
+        result[f"{threshold:g}"] = {"recall": scored["recall"],
+                                    "per_hour": scored["false_activations_per_hour"],
+                                    "detected": scored["detected"],
+                                    "commands": scored["commands"]}
+    return result
+
+
+def pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Recordings of equal length taken together: all commands, the mean rate."""
+    found = sum(r["detected"] for r in results)
+    said = sum(r["commands"] for r in results)
+    return {"recall": found / said if said else None, "detected": found, "commands": said,
+            "per_hour": float(np.mean([r["per_hour"] for r in results]))}
+
+
+def pooled_curve(rows: list[dict[str, Any]], model: str) -> list[tuple[float, dict[str, Any]]]:
+    """(threshold, pooled scores) along the sweep, as `recall_at` reads it."""
+    curve = []
+    for t in SWEEP:
+        p = pooled([r["stream"][model][f"{t:g}"] for r in rows])
+        curve.append((t, {"recall": p["recall"], "false_activations_per_hour": p["per_hour"]}))
+    return curve
 
 
 def run(base: BaseModel, data: list[Path], voices: dict[str, int], work: Path,
@@ -129,7 +154,7 @@ def run(base: BaseModel, data: list[Path], voices: dict[str, int], work: Path,
         if stream_minutes > 0:
             commands = [lab for lab in labels if not lab.startswith("_")]
             recording = voice_recording(voice, commands, stream_minutes, settings.seed, work)
-            row["stream"] = {name: stream_summary(model, recording, commands) for name, model
+            row["stream"] = {name: stream_sweep(model, recording, commands) for name, model
                              in (("base", base.tflite), ("tuned", tuned / "model_int8.tflite"))}
         rows.append(row)
         print(json.dumps(row))
@@ -163,18 +188,27 @@ def table(rows: list[dict[str, Any]]) -> str:
     if all("stream" in r for r in rows):
         lines += ["", f"Streaming, each voice alone (node detector at {THRESHOLD}): recall, false "
                   "activations per hour", "", "| voice | base | personalised |", "|---|---|---|"]
+        key = f"{THRESHOLD:g}"
 
         def stream_cell(results: list[dict[str, Any]]) -> str:
-            found = sum(r["detected"] for r in results)
-            said = sum(r["commands"] for r in results)
-            per_hour = np.mean([r["per_hour"] for r in results])
-            return f"{pct(found / said if said else None)} ({found}/{said}), {per_hour:.1f}"
+            p = pooled(results)
+            return f"{pct(p['recall'])} ({p['detected']}/{p['commands']}), {p['per_hour']:.1f}"
 
         for r in rows:
-            lines.append(f"| {r['voice']} | {stream_cell([r['stream']['base']])} | "
-                         f"{stream_cell([r['stream']['tuned']])} |")
-        lines.append(f"| **all {len(rows)}** | {stream_cell([r['stream']['base'] for r in rows])}"
-                     f" | **{stream_cell([r['stream']['tuned'] for r in rows])}** |")
+            lines.append(f"| {r['voice']} | {stream_cell([r['stream']['base'][key]])} | "
+                         f"{stream_cell([r['stream']['tuned'][key]])} |")
+        lines.append(f"| **all {len(rows)}** | "
+                     f"{stream_cell([r['stream']['base'][key] for r in rows])} | "
+                     f"**{stream_cell([r['stream']['tuned'][key] for r in rows])}** |")
+        base, tuned = pooled_curve(rows, "base"), pooled_curve(rows, "tuned")
+        lines += ["", "All voices together along the sweep (thresholds "
+                  f"{', '.join(f'{t:g}' for t in SWEEP)}): the personalised models' recall at the "
+                  "base model's false-activation rate at each threshold", "",
+                  "| threshold | false activations per hour | base recall | personalised recall "
+                  "at that rate |", "|---|---|---|---|"]
+        for (t, b) in base:
+            lines.append(f"| {t:g} | {b['false_activations_per_hour']:.1f} | {pct(b['recall'])} | "
+                         f"{pct(recall_at(tuned, b['false_activations_per_hour']))} |")
     return "\n".join(lines)
 
 

@@ -140,10 +140,15 @@ def test_personalisation_bench_tunes_a_model_per_voice_and_scores_it_on_all(trai
                             .read_text())["events"]
         assert {e["voice"] for e in events} == {row["voice"].split(":")[1]}
         said = sum(e["label"] in ("lights", "music") for e in events)
-        assert row["stream"]["base"]["commands"] == row["stream"]["tuned"]["commands"] == said > 0
+        for model in ("base", "tuned"):
+            sweep = row["stream"][model]
+            assert list(sweep) == ["0.5", "0.6", "0.7", "0.8", "0.9", "0.95"]
+            assert {s["commands"] for s in sweep.values()} == {said} and said > 0
+            assert all(0 <= s["detected"] <= said and s["per_hour"] >= 0 for s in sweep.values())
     # the base model is one model: its score on voice A's clips is the same in both rows
     assert rows[0]["base"] == rows[1]["base_others"] and rows[1]["base"] == rows[0]["base_others"]
     assert "| **mean of 2** |" in done.stdout and "| **all 2** |" in done.stdout
+    assert "personalised recall at that rate" in done.stdout
 
 
 def test_an_installed_model_is_personalised_from_recordings_alone(trained, tmp_path):
