@@ -259,7 +259,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    """Personalise a run's model, or the bundled one, with the user's recordings."""
+    """Personalise a run's model or an installed one (by default the bundled model, once
+    `kws-train default` has installed it with its weights) with the user's recordings."""
     from training.dataset import load_label_folders
     from training.finetune import (
         BaseModel,

@@ -6,10 +6,10 @@ user's clips with a replay sample of the original data (so `_unknown_` and `_sil
 forgotten), at a low learning rate, for a few epochs: about a minute on a laptop CPU. Both the
 base and the tuned model are scored on the held-back clips in the node's runtime.
 
-The base is a training run's model, or an installed one such as the node's bundled model,
-whose Keras weights ship beside it (stamped with the `.tflite`'s sha256); when the user has not
-kept a training dataset to replay, a small one like it is synthesised (fresh voices of the
-engines the base trained on), so personalising needs nothing but the recordings.
+The base is a training run's model, or an installed one: `kws-train --install` puts the Keras
+weights beside the `.tflite` (stamped with its sha256). When the user has not kept a training
+dataset to replay, a small one like it is synthesised (fresh voices of the engines the base
+trained on), so personalising needs nothing but the recordings.
 """
 
 from __future__ import annotations
