@@ -1,6 +1,10 @@
 """Training data sources: Speech Commands layout, checksum-verified download, splits, scoring."""
 
 import hashlib
+import json
+import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -227,9 +231,6 @@ def test_breakdown_counts_each_word_per_voice_group_and_the_confusions():
 def test_a_model_to_personalise_needs_the_weights_of_exactly_that_file(tmp_path):
     """An installed model whose Keras weights are missing, or are another model's (it was
     replaced without them), is refused with what to do."""
-    import json
-    import shutil
-
     from edge_node.model import DEFAULT_MODEL, file_sha256, manifest_path
     from training.finetune import BaseModel, stamp_path, weights_path
 
@@ -245,6 +246,13 @@ def test_a_model_to_personalise_needs_the_weights_of_exactly_that_file(tmp_path)
     stamp_path(model).write_text(json.dumps({"model_sha256": file_sha256(model)}))
     assert BaseModel.of(model).keras == weights_path(model)
     assert BaseModel.of(tmp_path).tflite == tmp_path / "model_int8.tflite"  # a run directory
+    # the command line says so in one line and exits 2, before any work
+    weights_path(model).unlink()
+    done = subprocess.run([sys.executable, "-m", "training.cli", "finetune", "--base", str(model),
+                           "--user", str(tmp_path), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no Keras weights beside" in done.stderr and not (tmp_path / "out").exists()
 
 
 def test_fine_tune_weights_give_each_label_its_share_of_the_replayed_data():

@@ -270,7 +270,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         synthesise_replay,
     )
 
-    base = BaseModel.of(args.base)
+    try:
+        base = BaseModel.of(args.base)
+    except (FileNotFoundError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
     labels = read_manifest(base.tflite).labels
     user = load_label_folders(args.user, [lab for lab in labels if not lab.startswith("_")],
                               "user")
