@@ -84,15 +84,10 @@ def centred_second(samples: np.ndarray) -> np.ndarray:
 
 
 def capture(source: AudioSource, seconds: float) -> np.ndarray:
-    wanted = int(round(seconds * SAMPLE_RATE))
-    blocks, have = [], 0
-    while have < wanted:
-        block = source.read()
-        if block is None:
-            raise AudioSourceError("the audio source ended before the enrolment did")
-        blocks.append(block)
-        have += len(block)
-    return np.concatenate(blocks)[:wanted]
+    samples = source.read_seconds(seconds)
+    if len(samples) < int(round(seconds * SAMPLE_RATE)):
+        raise AudioSourceError("the audio source ended before the enrolment did")
+    return samples
 
 
 def next_index(folder: Path, speaker: str) -> int:

@@ -259,6 +259,16 @@ class AudioSource(ABC):
         while (block := self.read()) is not None:
             yield block
 
+    def read_seconds(self, seconds: float) -> np.ndarray:
+        """The next ``seconds`` of audio (fewer samples if the stream ends first)."""
+        wanted = int(round(seconds * SAMPLE_RATE))
+        blocks: list[np.ndarray] = []
+        have = 0
+        while have < wanted and (block := self.read()) is not None:
+            blocks.append(block)
+            have += len(block)
+        return np.concatenate(blocks)[:wanted] if blocks else np.zeros(0, dtype=np.float32)
+
 
 class ConvertingSource(AudioSource):
     """A source that reads raw PCM chunks and conditions them through a ``PcmConverter``."""

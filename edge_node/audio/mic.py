@@ -215,12 +215,6 @@ def record(source: AudioSource, seconds: float, path: str | Path) -> np.ndarray:
 
     Hearing what the node hears is the quickest check of wiring, channel and gain.
     """
-    wanted = int(round(seconds * SAMPLE_RATE))
-    blocks: list[np.ndarray] = []
-    have = 0
-    while have < wanted and (block := source.read()) is not None:
-        blocks.append(block)
-        have += len(block)
-    samples = np.concatenate(blocks)[:wanted] if blocks else np.zeros(0, dtype=np.float32)
+    samples = source.read_seconds(seconds)
     write_wav(path, samples, SAMPLE_RATE)
     return samples
