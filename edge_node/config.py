@@ -23,6 +23,7 @@ from edge_node.display import DisplaySettings
 from edge_node.model import DEFAULT_MODEL
 from edge_node.mqtt.settings import MqttSettings
 from edge_node.ota.settings import OtaSettings
+from edge_node.setting import setting
 
 DEFAULT_EXAMPLE = Path(__file__).parent / "data" / "example.wav"
 SOURCE_KINDS = ("mic", "wav", "stdin")
@@ -62,7 +63,7 @@ class NodeConfig:
     """How detections are decided (hop, thresholds, smoothing, refractory period, gate)."""
     display: DisplaySettings = dataclasses.field(default_factory=DisplaySettings)
     """The OLED (or PNG files): backend, I2C address, dimming and blanking times."""
-    log_level: str = "INFO"
+    log_level: str = setting("INFO", live=True)
     """DEBUG, INFO, WARNING or ERROR."""
     mqtt: MqttSettings = dataclasses.field(default_factory=MqttSettings)
     """Home Assistant over MQTT (broker, credentials, TLS, topics, state and queue dirs)."""

@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from edge_node.features import SAMPLE_RATE
 from edge_node.model import Model
+from edge_node.setting import check_limits, meta, setting
 
 NON_COMMAND_LABELS = frozenset({"_unknown_", "_silence_", "unknown", "silence"})
 MODES = ("stream", "block")
@@ -31,44 +32,37 @@ class DetectorConfigError(ValueError):
 class DetectorSettings:
     """How the detector decides; every field can be changed live (e.g. from Home Assistant)."""
 
-    mode: str = "stream"
+    mode: str = setting("stream", live=True)
     """`stream` (sliding window every hop) or `block` (the article: classify each block's peak)."""
-    hop_ms: int = 100
+    hop_ms: int = setting(100, low=10, high=1000, unit="ms", live=True)
     """How often the sliding window is evaluated; a multiple of the feature frame step."""
-    threshold: float = 0.6
+    threshold: float = setting(0.6, low=0.0, high=1.0, step=0.01, live=True)
     """Smoothed probability a command needs to be reported."""
-    thresholds: Mapping[str, float] = field(default_factory=dict)
+    thresholds: Mapping[str, float] = setting(default_factory=dict, live=True)
     """Per-command overrides of `threshold`, e.g. {"stop": 0.5}."""
-    smoothing_windows: int = 3
+    smoothing_windows: int = setting(3, low=1, live=True)
     """Number of recent windows whose posteriors are averaged."""
-    refractory_s: float = 1.5
+    refractory_s: float = setting(1.5, low=0.0, high=10.0, unit="s", step=0.1, live=True)
     """After a detection, no other detection for this long (one utterance, one detection).
 
     A word stays in the 1 s window for 1 s plus its own length; its tail alone can look like
     another command ("stop" -> "op" -> "up"), so this covers that time."""
-    gate_dbfs: float = -65.0
+    gate_dbfs: float = setting(-65.0, unit="dBFS", live=True)
     """Windows whose loudest hop is quieter than this (RMS, dBFS) skip the model entirely.
 
     The SPH0645 gives speech at 1-2 m only about -60..-50 dBFS (-26 dBFS at 94 dB SPL), so a
     higher gate drops quiet commands; its self-noise (about -91 dBFS) and a quiet room stay
     well below, so the model still sleeps most of the time."""
-    block_s: float = 2.8
+    block_s: float = setting(2.8, low=1.0, unit="s", live=True)
     """Block length in block mode (the article recorded 11 x 4096 samples = 2.8 s)."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"detector mode must be one of {MODES}, not {self.mode!r}")
-        if not 10 <= self.hop_ms <= 1000:
-            raise ValueError("detector hop_ms must be between 10 and 1000")
+        limits = meta(self, "threshold")
         for name, value in {"threshold": self.threshold, **dict(self.thresholds)}.items():
-            if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"detector threshold for {name} must be within 0..1")
-        if self.smoothing_windows < 1:
-            raise ValueError("detector smoothing_windows must be >= 1")
-        if self.refractory_s < 0:
-            raise ValueError("detector refractory_s must be >= 0")
-        if self.block_s < 1.0:
-            raise ValueError("detector block_s must be at least 1 s")
+            limits.check(f"detector threshold for {name}", float(value))
+        check_limits(self, "detector")
 
     def threshold_for(self, label: str) -> float:
         return float(self.thresholds.get(label, self.threshold))

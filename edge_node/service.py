@@ -21,6 +21,7 @@ from collections.abc import Callable
 from edge_node.agent import Agent
 from edge_node.config import ConfigError, NodeConfig
 from edge_node.events import SourceProblem, SourceRestored, Status
+from edge_node.setting import is_live
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,6 @@ PING_EVERY = 0.25
 """Ping when this fraction of WATCHDOG_USEC has passed since the last ping. Half (systemd's
 advice) is the target gap; a quarter as the trigger keeps a loop that ticks exactly every half
 interval from slipping to whole-interval gaps through jitter."""
-
-LIVE_SECTIONS = ("detector", "log_level")
-"""What a SIGHUP applies without a restart; other changes are logged as needing one."""
 
 
 class Notifier:
@@ -154,7 +152,7 @@ class Service:
             self.notifier.notify("READY=1", f"STATUS=config reload refused: {exc}")
             return False
         changes = config_changes(old, new)
-        live = {k: v for k, v in changes.items() if k.split(".")[0] in LIVE_SECTIONS}
+        live = {k: v for k, v in changes.items() if is_live(new, k)}
         later = sorted(set(changes) - set(live))
         logging.getLogger().setLevel(new.log_level.upper())
         self.agent.config = dataclasses.replace(old, detector=new.detector,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge_node.setting import check_limits, setting
+
 SAMPLE_FORMAT_NAMES = ("int16", "int32")
 
 
@@ -14,10 +16,10 @@ class AudioSettings:
     device: int | str | None = None
     """PyAudio input device index, or a case-insensitive substring of its name (None = default)."""
 
-    sample_rate: int | None = None
+    sample_rate: int | None = setting(None, low=1, unit="Hz")
     """Rate to open the device at; None = try 16000, then the device's default rate."""
 
-    channels: int | None = None
+    channels: int | None = setting(None, low=1)
     """Channels to open; None = the device's max input channels, capped at 2."""
 
     sample_format: str = "int32"
@@ -27,16 +29,16 @@ class AudioSettings:
     """Channel carrying the signal: an index, or "auto" = the loudest during the discarded
     start-up (mixing the channels if they are equally loud)."""
 
-    discard_s: float = 1.0
+    discard_s: float = setting(1.0, low=0.0, unit="s")
     """Seconds dropped after opening: the SPH0645 emits a loud click when its clock starts."""
 
     remove_dc: bool = True
     """High-pass away the DC offset (large on the SPH0645) before anything else sees it."""
 
-    gain_db: float = 0.0
+    gain_db: float = setting(0.0, unit="dB")
     """Gain applied after DC removal; I2S MEMS microphones are quiet at 32-bit full scale."""
 
-    frames_per_buffer_ms: int = 100
+    frames_per_buffer_ms: int = setting(100, low=1, high=1000, unit="ms")
     """PortAudio buffer length; 100 ms keeps a Pi Zero's Python loop comfortably fed."""
 
     def __post_init__(self) -> None:
@@ -50,10 +52,7 @@ class AudioSettings:
             raise ValueError(f"device index must be >= 0, got {self.device}")
         if isinstance(self.device, str) and not self.device.strip():
             raise ValueError("device name must not be empty (use None for the default device)")
-        if self.sample_rate is not None and self.sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
-        if self.channels is not None and self.channels < 1:
-            raise ValueError(f"channels must be >= 1, got {self.channels}")
+        check_limits(self, "")
         if isinstance(self.channel, str) and self.channel != "auto":
             raise ValueError(f"channel must be an index or 'auto', got {self.channel!r}")
         if isinstance(self.channel, int) and self.channel < 0:
@@ -63,9 +62,3 @@ class AudioSettings:
                 raise ValueError(
                     f"channel {self.channel} does not exist with channels={self.channels}"
                 )
-        if self.discard_s < 0:
-            raise ValueError(f"discard_s must be >= 0, got {self.discard_s}")
-        if not 1 <= self.frames_per_buffer_ms <= 1000:
-            raise ValueError(
-                f"frames_per_buffer_ms must be in 1..1000, got {self.frames_per_buffer_ms}"
-            )

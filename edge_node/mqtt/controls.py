@@ -11,24 +11,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_node.detector import DetectorSettings
 from edge_node.mqtt.client import MqttConnection
+from edge_node.setting import meta
 
 if TYPE_CHECKING:
     from edge_node.agent import Agent
 
 log = logging.getLogger(__name__)
 
-NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", re.ASCII)
 MAX_PAYLOAD = 64
+NUMBER_CONTROLS = {"threshold": "threshold", "refractory": "refractory_s"}
+"""Home Assistant number controls: control key -> the `DetectorSettings` field they set."""
 
 
 class StateStore:
@@ -53,17 +54,6 @@ class StateStore:
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
             os.replace(tmp, self.path)
-
-
-def parse_number(low: float, high: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        if not NUMBER.fullmatch(text):
-            raise ValueError(f"expected a number, got {text!r}")
-        value = float(text)
-        if not math.isfinite(value) or not low <= value <= high:
-            raise ValueError(f"{text} is outside {low:g}..{high:g}")
-        return value
-    return parse
 
 
 def parse_switch(text: str) -> bool:
@@ -96,16 +86,15 @@ class Control:
 def agent_controls(agent: Agent, restart: Callable[[], None]) -> list[Control]:
     """The node's controls, as plain callbacks into the agent."""
 
-    def detector_field(name: str) -> Callable[[float], None]:
+    def detector_number(key: str, name: str) -> Control:
+        """A detector setting, parsed with the limits its field declares."""
         def apply(value: float) -> None:
             agent.update_detector(dataclasses.replace(agent.detector.settings, **{name: value}))
-        return apply
+        return Control(key, meta(DetectorSettings, name).parse, apply,
+                       lambda: getattr(agent.detector.settings, name))
 
     return [
-        Control("threshold", parse_number(0.0, 1.0), detector_field("threshold"),
-                lambda: agent.detector.settings.threshold),
-        Control("refractory", parse_number(0.0, 10.0), detector_field("refractory_s"),
-                lambda: agent.detector.settings.refractory_s),
+        *(detector_number(key, name) for key, name in NUMBER_CONTROLS.items()),
         Control("listening", parse_switch, agent.set_listening, lambda: agent.listening),
         Control("restart", parse_press, lambda _: restart()),
     ]

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_node import __version__
+from edge_node.detector import DetectorSettings
+from edge_node.mqtt.controls import NUMBER_CONTROLS
+from edge_node.setting import meta
 
 ORIGIN = {"name": "kws-edge-node", "sw_version": __version__,
           "support_url": "https://github.com/kws-edge-node/kws-edge-node"}
@@ -79,6 +82,15 @@ def _diagnostic(info: NodeInfo, key: str, name: str, field: str,
                    entity_category="diagnostic", **extra)
 
 
+def _number(info: NodeInfo, key: str, name: str, **extra: Any) -> dict[str, Any]:
+    """A number control whose range, step and unit are those its setting declares."""
+    limits = meta(DetectorSettings, NUMBER_CONTROLS[key])
+    unit = {"unit_of_measurement": limits.unit} if limits.unit else {}
+    return _entity(info, key, name, command_topic=f"{info.base}/{key}/set",
+                   state_topic=f"{info.base}/{key}", min=limits.low, max=limits.high,
+                   step=limits.step, **extra, **unit, entity_category="config")
+
+
 def entities(info: NodeInfo) -> dict[tuple[str, str], dict[str, Any]]:
     """(component, key) -> discovery payload, for every entity of the node."""
     b = info.base
@@ -108,14 +120,10 @@ def entities(info: NodeInfo) -> dict[tuple[str, str], dict[str, Any]]:
             icon="mdi:counter"),
         ("sensor", "model_version"): _diagnostic(
             info, "model_version", "Model version", "model_version", icon="mdi:brain"),
-        ("number", "threshold"): _entity(
-            info, "threshold", "Detection threshold", command_topic=f"{b}/threshold/set",
-            state_topic=f"{b}/threshold", min=0.0, max=1.0, step=0.01, mode="slider",
-            entity_category="config", icon="mdi:tune"),
-        ("number", "refractory"): _entity(
-            info, "refractory", "Cooldown", command_topic=f"{b}/refractory/set",
-            state_topic=f"{b}/refractory", min=0.0, max=10.0, step=0.1, mode="box",
-            unit_of_measurement="s", entity_category="config", icon="mdi:timer-sand"),
+        ("number", "threshold"): _number(info, "threshold", "Detection threshold",
+                                         mode="slider", icon="mdi:tune"),
+        ("number", "refractory"): _number(info, "refractory", "Cooldown", mode="box",
+                                          icon="mdi:timer-sand"),
         ("switch", "listening"): _entity(
             info, "listening", "Listening", command_topic=f"{b}/listening/set",
             state_topic=f"{b}/listening", payload_on="ON", payload_off="OFF",

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge_node.setting import check_limits, setting
+
 
 def default_state_dir() -> Path:
     """Survives restarts and is writable by the node's user (XDG state dir)."""
@@ -41,7 +43,7 @@ class MqttSettings:
 
     host: str = ""
     """Broker host name; empty disables MQTT (except the demo, which brings its own broker)."""
-    port: int = 1883
+    port: int = setting(1883, low=1, high=65535, means="a TCP port")
     """Broker port (usually 1883, or 8883 with TLS)."""
     username: str = ""
     """User name; the example Mosquitto ACL expects the node id."""
@@ -55,26 +57,19 @@ class MqttSettings:
     """Prefix of all of this node's topics; defaults to `kws/<node_id>`."""
     discovery_prefix: str = "homeassistant"
     """Home Assistant's discovery prefix (also where it announces `status`)."""
-    keepalive: int = 30
+    keepalive: int = setting(30, low=5, high=3600, unit="s")
     """Seconds between pings; the broker sends the last will after 1.5 x this of silence."""
-    reconnect_max_s: int = 30
+    reconnect_max_s: int = setting(30, low=1, unit="s")
     """Longest wait between reconnection attempts (the wait doubles from 1 s)."""
     state_dir: Path = field(default_factory=default_state_dir)
     """Where settings changed from Home Assistant and the detection queue are kept."""
     queue_dir: Path | None = None
     """Directory of the on-disk detection queue; defaults to `state_dir`."""
-    max_queued: int = 10000
+    max_queued: int = setting(10000, low=1)
     """Most detections kept while the broker is unreachable (the oldest are dropped)."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError(f"mqtt.port {self.port} is not a TCP port")
-        if not 5 <= self.keepalive <= 3600:
-            raise ValueError("mqtt.keepalive must be between 5 and 3600 s")
-        if self.reconnect_max_s < 1:
-            raise ValueError("mqtt.reconnect_max_s must be >= 1")
-        if self.max_queued < 1:
-            raise ValueError("mqtt.max_queued must be >= 1")
+        check_limits(self, "mqtt")
         for name in ("base_topic", "discovery_prefix"):
             value = getattr(self, name)
             if any(ch in value for ch in "#+") or value.startswith("/") or value.endswith("/"):
