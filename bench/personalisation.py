@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_node.model import read_manifest
+from edge_node.model import Manifest, read_manifest
 from training.benchmarks import BENCHMARKS, machine, write_section
 from training.commands import STREAM_SEED_OFFSET, noise_bank, parse_voices
 from training.dataset import Clip, load_synthetic
@@ -51,7 +51,7 @@ activations as well."""
 def voice_clips(root: Path, labels: list[str]) -> dict[str, list[Clip]]:
     """The bench voices' clips, by voice."""
     by_voice: dict[str, list[Clip]] = defaultdict(list)
-    for clip in load_synthetic(root, [lab for lab in labels if not lab.startswith("_")]):
+    for clip in load_synthetic(root, [lab for lab in labels if Manifest.is_command(lab)]):
         by_voice[clip.voice].append(clip)
     return dict(sorted(by_voice.items()))
 
@@ -128,7 +128,7 @@ def run(base: BaseModel, data: list[Path], voices: dict[str, int], work: Path,
     root = work / "voices"
     if not (root / "clips.csv").is_file():
         synthesize_dataset(root, seed=settings.seed, words=[lab for lab in labels
-                                                             if not lab.startswith("_")],
+                                                             if Manifest.is_command(lab)],
                            clips_per_word_per_engine={e: n * takes for e, n in voices.items()},
                            unknown_clips_per_engine={e: n * unknown for e, n in voices.items()},
                            silence_clips=0, workers=settings.workers, engines=tuple(voices),
@@ -152,7 +152,7 @@ def run(base: BaseModel, data: list[Path], voices: dict[str, int], work: Path,
             row[name] = summary(probs[own], y[own], labels)
             row[f"{name}_others"] = summary(probs[others], y[others], labels)
         if stream_minutes > 0:
-            commands = [lab for lab in labels if not lab.startswith("_")]
+            commands = [lab for lab in labels if Manifest.is_command(lab)]
             recording = voice_recording(voice, commands, stream_minutes, settings.seed, work)
             row["stream"] = {name: stream_sweep(model, recording, commands) for name, model
                              in (("base", base.tflite), ("tuned", tuned / "model_int8.tflite"))}

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from edge_node.audio.wav import read_wav_mono16k
+from edge_node.model import Manifest
 from training.benchmarks import machine, write_section
 from training.breakdown import breakdown, format_breakdown, voice_records
 from training.dataset import load_synthetic
-from training.metrics import NON_COMMANDS
 
 
 def command_words(data: Path) -> list[str]:
@@ -75,7 +75,7 @@ def compare_with_run(run: Path, reference: dict[str, bool]) -> dict[str, dict[st
             raise ValueError(f"{path}: saved without clip paths (before 2026-11-25); run the "
                              "`--seeds` run again")
         labels = [str(label) for label in saved["labels"]]
-        commands = np.array([label not in NON_COMMANDS for label in labels])
+        commands = np.array([Manifest.is_command(label) for label in labels])
         keep = np.array([commands[y] and str(p) in reference
                          for y, p in zip(saved["y"], saved["paths"], strict=True)], dtype=bool)
         if not keep.any():

@@ -15,12 +15,7 @@ from edge_node import __version__
 from edge_node.audio import AudioSourceError, open_source
 from edge_node.audio.wav import WavSource, read_wav_mono16k
 from edge_node.config import DEFAULT_EXAMPLE, ConfigError, load_config
-from edge_node.detector import (
-    NON_COMMAND_LABELS,
-    Detection,
-    DetectorConfigError,
-    DetectorSettings,
-)
+from edge_node.detector import Detection, DetectorConfigError, DetectorSettings
 from edge_node.enroll import EnrollSettings
 from edge_node.events import Detected
 from edge_node.logs import setup_logging
@@ -197,7 +192,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from edge_node.enroll import enroll
 
     config = load_config(args.config, {"source": resolve_source(args.source)})
-    commands = [lab for lab in Model(args.model).labels if lab not in NON_COMMAND_LABELS]
+    commands = list(Model(args.model).manifest.commands)
     settings = EnrollSettings(takes=args.takes, others=args.others, window_s=args.window,
                               min_dbfs=config.detector.gate_dbfs)
     with open_source(config.source, config.audio) as source:

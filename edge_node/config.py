@@ -24,11 +24,10 @@ from edge_node.model import DEFAULT_MODEL
 from edge_node.mqtt.settings import MqttSettings
 from edge_node.ota.settings import OtaSettings
 from edge_node.setting import setting
+from edge_node.topics import RESERVED_IDS
 
 DEFAULT_EXAMPLE = Path(__file__).parent / "data" / "example.wav"
 SOURCE_KINDS = ("mic", "wav", "stdin")
-RESERVED_IDS = ("_fleet", "_group")
-"""Topic levels under `kws/` that address many nodes (OTA), so no node may be called that."""
 
 
 class ConfigError(ValueError):

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_node.features import SAMPLE_RATE
-from edge_node.model import Model
+from edge_node.model import Manifest, Model
 from edge_node.setting import check_limits, meta, setting
 
-NON_COMMAND_LABELS = frozenset({"_unknown_", "_silence_", "unknown", "silence"})
 MODES = ("stream", "block")
 
 
@@ -99,7 +98,7 @@ class Detector:
         """Every hop's posteriors (after the gate), when asked for: `replay` decides on them
         again with other settings without running the model twice."""
         self.labels = model.labels
-        self._is_command = np.array([lab not in NON_COMMAND_LABELS for lab in self.labels])
+        self._is_command = np.array([Manifest.is_command(lab) for lab in self.labels])
         self.samples_seen = 0
         self.windows = 0
         self.inferences = 0
@@ -154,7 +153,7 @@ class Detector:
         posteriors, armed = list(self._posteriors), self._armed
         self.model = model
         self.labels = model.labels
-        self._is_command = np.array([lab not in NON_COMMAND_LABELS for lab in self.labels])
+        self._is_command = np.array([Manifest.is_command(lab) for lab in self.labels])
         self._reset_state()
         if recent.size:
             self._stream.push(recent)

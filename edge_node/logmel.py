@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLE_RATE = 16000
-"""The one sample rate of every feature profile (and of the node's audio path)."""
+from edge_node.audio.base import SAMPLE_RATE
+
 NORMALISATIONS = ("none", "cmn", "mvn", "pcen")
 LOG_FLOOR = 1e-10
 """Added to mel power before the log: far below any real microphone's noise floor."""

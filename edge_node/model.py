@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 MANIFEST_FORMAT = 1
 OUTPUT_KINDS = ("probabilities", "logits")
 DEFAULT_MODEL = Path(__file__).parent / "models" / "default.tflite"
+NON_COMMAND_LABELS = frozenset({"_unknown_", "_silence_", "unknown", "silence"})
+"""A model's labels for everything that is not a command; ask `Manifest.is_command`."""
 
 
 class ModelError(RuntimeError):
@@ -81,6 +83,16 @@ class Manifest:
             output=output,
             extra={k: v for k, v in data.items() if k not in known},
         )
+
+    @staticmethod
+    def is_command(label: str) -> bool:
+        """Whether a label is a command (reported, announced, trained and scored as one)."""
+        return label not in NON_COMMAND_LABELS
+
+    @property
+    def commands(self) -> tuple[str, ...]:
+        """The labels that are commands, in output order."""
+        return tuple(label for label in self.labels if self.is_command(label))
 
     def to_json(self) -> dict[str, Any]:
         return {

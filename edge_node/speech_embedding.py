@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_node.logmel import SAMPLE_RATE
+from edge_node.audio.base import SAMPLE_RATE
 from edge_node.runtime import RuntimeUnavailableError, load_interpreter_class
 
 MEL_HOP = 160

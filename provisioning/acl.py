@@ -1,4 +1,4 @@
-"""Mosquitto ACL for the fleet, generated from the topic design in `provisioning.topics`.
+"""Mosquitto ACL for the fleet, generated from the topic design in `edge_node.topics`.
 
 Mosquitto 2.0.11 (checked on Debian 12): `pattern` lines apply to every user (`%u` = the user
 name, which is the node id); `topic` lines after `user X` apply to X; `topic deny` and
@@ -14,17 +14,19 @@ Mosquitto logs a harmless warning for them at start-up.
 
 from __future__ import annotations
 
-from provisioning.inventory import Inventory
-from provisioning.topics import (
-    FLEET,
-    GROUP,
+from edge_node.topics import (
+    CHUNK,
     HA_USER,
+    MODEL,
     NODE_MODEL_WRITES,
+    OFFER,
     OWNER_USER,
     ROOT,
+    TRIGGER,
     fleet_model,
     group_model,
 )
+from provisioning.inventory import Inventory
 
 DISCOVERY_PREFIX = "homeassistant"
 
@@ -34,8 +36,8 @@ def node_patterns(prefix: str = DISCOVERY_PREFIX) -> list[str]:
     return [
         f"pattern read {ROOT}/%u/#",
         f"pattern write {ROOT}/%u/+",
-        f"pattern write {ROOT}/%u/trigger/+",
-        *(f"pattern write {ROOT}/%u/model/{name}" for name in NODE_MODEL_WRITES),
+        f"pattern write {ROOT}/%u/{TRIGGER}/+",
+        *(f"pattern write {ROOT}/%u/{MODEL}/{name}" for name in NODE_MODEL_WRITES),
         f"pattern write {prefix}/+/%u/+/config",
         f"pattern read {prefix}/status",
         f"pattern read {fleet_model()}/#",
@@ -50,8 +52,8 @@ def owner_rules() -> list[str]:
 def homeassistant_rules() -> list[str]:
     """HA keeps the whole broker (other integrations share it) except model pushes."""
     return [f"user {HA_USER}", "topic readwrite #",
-            f"topic deny {ROOT}/{FLEET}/model/#", f"topic deny {ROOT}/{GROUP}/+/model/#",
-            f"topic deny {ROOT}/+/model/offer", f"topic deny {ROOT}/+/model/chunk/#"]
+            f"topic deny {fleet_model()}/#", f"topic deny {group_model('+')}/#",
+            f"topic deny {ROOT}/+/{MODEL}/{OFFER}", f"topic deny {ROOT}/+/{MODEL}/{CHUNK}/#"]
 
 
 def render_acl(inventory: Inventory, prefix: str = DISCOVERY_PREFIX) -> str:

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from provisioning.topics import OWNER_USER
+from edge_node.topics import OWNER_USER
 
 
 class BrokerError(RuntimeError):

@@ -17,16 +17,16 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 
 from edge_node.mqtt import discovery
+from edge_node.topics import ERROR, ROOT, node_base, set_topic
 from provisioning.broker import BrokerOptions
 from provisioning.inventory import InventoryError
 from provisioning.progress import bar
 from provisioning.status import FleetStatus, NodeState, add_inventory
-from provisioning.topics import ROOT, node_topic
 
 
 def settable() -> dict[str, bool]:
     """Keys with a command topic, from the node's own discovery (key -> has a state topic)."""
-    info = discovery.NodeInfo("n", "n", "kws/n", "homeassistant", "", "", ())
+    info = discovery.NodeInfo("n", "n", node_base("n"), "homeassistant", "", "", ())
     out = {}
     for payload in discovery.entities(info).values():
         command = payload.get("command_topic")
@@ -80,11 +80,11 @@ def set_setting(options: BrokerOptions, key: str, value: str, *, node: str | Non
             body = json.loads(msg.payload)
         except ValueError:
             return
-        if isinstance(body, dict) and body.get("topic") == node_topic(node_id, f"{key}/set"):
+        if isinstance(body, dict) and body.get("topic") == set_topic(node_base(node_id), key):
             answer(node_id, "error", str(body.get("error", "")))
 
-    fleet = FleetStatus(options, extra_topics=[f"{ROOT}/+/{key}", f"{ROOT}/+/error"])
-    fleet.handlers.update({key: on_state, "error": on_error})
+    fleet = FleetStatus(options, extra_topics=[f"{ROOT}/+/{key}", f"{ROOT}/+/{ERROR}"])
+    fleet.handlers.update({key: on_state, ERROR: on_error})
     try:
         fleet.wait_settled(settle_s)
         states = add_inventory(fleet.snapshot(), groups or {})
@@ -95,7 +95,7 @@ def set_setting(options: BrokerOptions, key: str, value: str, *, node: str | Non
         with cond:
             sent.update(online)
         for node_id in online:
-            fleet.client.publish(node_topic(node_id, f"{key}/set"), value, qos=1)
+            fleet.client.publish(set_topic(node_base(node_id), key), value, qos=1)
         if not keys[key]:
             return results + [Answer(n, "sent") for n in online]
         shown = bar(len(online), f"set {key}")

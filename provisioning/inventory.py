@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from provisioning.topics import HA_USER, OWNER_USER, RESERVED_IDS
+from edge_node.topics import HA_USER, OWNER_USER, RESERVED_IDS
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 

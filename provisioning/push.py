@@ -26,9 +26,21 @@ import yaml
 
 from edge_node.ota.package import Package
 from edge_node.ota.transfer import Offer
+from edge_node.topics import (
+    AVAILABILITY,
+    MODEL,
+    MODEL_STATUS,
+    OFFER,
+    REQUEST,
+    ROOT,
+    chunk_topic,
+    fleet_model,
+    group_model,
+    node_id_of,
+    offer_topic,
+)
 from provisioning.broker import BrokerOptions, connect
 from provisioning.progress import bar
-from provisioning.topics import ROOT, fleet_model, group_model, node_id_of
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +88,8 @@ class Pusher:
         self.resent = 0
         self._sent_at: dict[tuple[str, int], float] = {}
         self.client.on_message = self._message
-        self._subscribe([f"{ROOT}/+/model/status", f"{ROOT}/+/availability",
-                         f"{ROOT}/+/model/request"])
+        self._subscribe([f"{ROOT}/+/{MODEL_STATUS}", f"{ROOT}/+/{AVAILABILITY}",
+                         f"{ROOT}/+/{MODEL}/{REQUEST}"])
 
     def _subscribe(self, topics: Iterable[str]) -> None:
         done = threading.Event()
@@ -88,18 +100,18 @@ class Pusher:
 
     def _message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         topic = msg.topic
-        if topic.endswith("/offer"):
+        if topic.endswith(f"/{OFFER}"):
             with self._lock:
                 self.retained_offer[topic] = msg.payload
             return
         node = node_id_of(topic)
         if node is None:
             return
-        if topic.endswith("/model/request"):
+        if topic.endswith(f"/{MODEL}/{REQUEST}"):
             self._resend(msg.payload)
             return
         with self._lock:
-            if topic.endswith("/availability"):
+            if topic.endswith(f"/{AVAILABILITY}"):
                 self.online[node] = msg.payload == b"online"
             else:
                 try:
@@ -131,7 +143,7 @@ class Pusher:
 
     def previous_offer(self, scope: str, wait_s: float = 0.5) -> dict[str, Any] | None:
         """The offer retained at `scope` now (to clear its chunks after replacing it)."""
-        topic = f"{scope}/offer"
+        topic = offer_topic(scope)
         self._subscribe([topic])
         time.sleep(wait_s)
         self.client.unsubscribe(topic)
@@ -147,7 +159,7 @@ class Pusher:
         transfer, chunks = old.get("transfer"), old.get("chunks")
         if not isinstance(transfer, str) or not isinstance(chunks, int) or chunks > 100_000:
             return 0
-        infos = [self.client.publish(f"{scope}/chunk/{transfer}/{i}", b"", qos=1, retain=True)
+        infos = [self.client.publish(chunk_topic(scope, transfer, i), b"", qos=1, retain=True)
                  for i in range(chunks)]
         for info in infos:
             info.wait_for_publish(30)
@@ -155,7 +167,7 @@ class Pusher:
 
     def publish_offer(self, offer: Offer, payload: bytes | None = None) -> None:
         data = payload if payload is not None else json.dumps(offer.to_json()).encode()
-        self.client.publish(f"{offer.scope}/offer", data, qos=1, retain=True).wait_for_publish(30)
+        self.client.publish(offer_topic(offer.scope), data, qos=1, retain=True).wait_for_publish(30)
 
     def chunk(self, offer: Offer, data: bytes, index: int) -> bytes:
         return data[index * offer.chunk_size:(index + 1) * offer.chunk_size]
@@ -167,7 +179,7 @@ class Pusher:
         shown = bar(len(todo), "chunks", "chunk") if progress else None
         infos = []
         for i in todo:
-            infos.append(self.client.publish(f"{offer.scope}/chunk/{offer.transfer}/{i}",
+            infos.append(self.client.publish(chunk_topic(offer.scope, offer.transfer, i),
                                              self.chunk(offer, data, i), qos=1, retain=True))
         for info in infos:
             info.wait_for_publish(120)
@@ -195,7 +207,7 @@ class Pusher:
                    if now - self._sent_at.get((offer.transfer, i), -1e9) >= RESEND_GAP_S]
             self._sent_at.update({(offer.transfer, i): now for i in due})
         for i in due:
-            self.client.publish(f"{offer.scope}/chunk/{offer.transfer}/{i}",
+            self.client.publish(chunk_topic(offer.scope, offer.transfer, i),
                                 self.chunk(offer, data, i), qos=1, retain=True)
         self.resent += len(due)
 

@@ -22,11 +22,11 @@ from typing import Any
 import yaml
 
 from edge_node.config import ConfigError, NodeConfig, build
+from edge_node.topics import HA_USER, OWNER_USER
 from provisioning.acl import render_acl
 from provisioning.credentials import load_passwords, password_file, write_private
 from provisioning.inventory import Inventory, InventoryError, NodeEntry
 from provisioning.progress import bar
-from provisioning.topics import HA_USER, OWNER_USER
 
 TEMPLATES = Path(__file__).parent / "templates"
 PI_ETC = Path("/etc/edge-node")

@@ -28,10 +28,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from edge_node.topics import AVAILABILITY, FLEET, LAST_COMMAND, ROOT, STATUS, node_id_of
 from provisioning.broker import BrokerOptions, connect
-from provisioning.topics import FLEET, ROOT, node_id_of
 
-TOPICS = ("availability", "status", "last_command")
+TOPICS = (AVAILABILITY, STATUS, LAST_COMMAND)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge_node.model import DEFAULT_MODEL
+from edge_node.model import DEFAULT_MODEL, Manifest
 from tests.conftest import noise, write_wav
 from tests.mqtt_broker import Subscriber, broker  # noqa: F401
 from tests.mqtt_node import REPO
@@ -47,7 +47,7 @@ def test_run_on_a_wav_publishes_each_spoken_command(broker, tmp_path,  # noqa: F
     assert [m.json()["event_type"] for m in sub.on(f"{BASE}/event")] == [e[0] for e in events]
     labels = json.loads(MODEL.with_suffix(".json").read_text())["labels"]
     event_config = sub.last("homeassistant/event/kitchen/command/config").json()
-    assert event_config["event_types"] == [x for x in labels if not x.startswith("_")]
+    assert event_config["event_types"] == [x for x in labels if Manifest.is_command(x)]
     status = sub.last(f"{BASE}/status").json()
     assert status["detections"] == len(events) and status["latency_ms"] > 0
     assert sub.last(f"{BASE}/availability").text == "offline"

@@ -93,7 +93,7 @@ def recorded_voice_records(clips: Sequence[Clip]) -> dict[str, dict[str, Any]]:
 
 def run_breakdown(model_path: Path, data: Path, engine: str | None, group_by: str) -> str:
     model = Model(model_path)
-    words = [w for w in model.labels if not w.startswith("_")]
+    words = list(model.manifest.commands)
     synthetic = (data / "clips.csv").is_file()
     loaded = (load_synthetic(data, tuple(words)) if synthetic
               else load_label_folders(data, tuple(words), RECORDED_ENGINE))

@@ -275,9 +275,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    labels = read_manifest(base.tflite).labels
-    user = load_label_folders(args.user, [lab for lab in labels if not lab.startswith("_")],
-                              "user")
+    user = load_label_folders(args.user, list(read_manifest(base.tflite).commands), "user")
     roots = args.data or [synthesise_replay(base, args.out / "replay", args.seed, args.workers)]
     replay = replay_clips(base, roots)
     settings = FinetuneSettings(shots=args.shots, epochs=args.epochs, seed=args.seed,

@@ -114,7 +114,7 @@ def replay_clips(base: BaseModel, roots: list[Path]) -> list[Clip]:
     """The clips of `roots` by the engines the base model trained on (its manifest says
     which): replaying only those keeps the gain on the user's clips the user's clips' alone."""
     manifest = read_manifest(base.tflite)
-    commands = [lab for lab in manifest.labels if not lab.startswith("_")]
+    commands = list(manifest.commands)
     trained_on = set(manifest.extra.get("engines") or ())
     return [c for root in roots for c in load_synthetic(root, commands)
             if not trained_on or c.engine in trained_on]
@@ -133,7 +133,7 @@ def synthesise_replay(base: BaseModel, out: Path, seed: int, workers: int) -> Pa
                            "give --data with its training data")
     if not (out / "clips.csv").is_file():
         synthesize_dataset(out, seed=seed + REPLAY_SEED_OFFSET,
-                           words=[lab for lab in manifest.labels if not lab.startswith("_")],
+                           words=list(manifest.commands),
                            clips_per_word_per_engine={e: REPLAY_VOICES_PER_ENGINE for e in engines},
                            unknown_clips_per_engine={e: 3 * REPLAY_VOICES_PER_ENGINE
                                                      for e in engines},

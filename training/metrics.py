@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from training.vocab import SILENCE_LABEL, UNKNOWN_LABEL, near_misses, plain_words
-
-NON_COMMANDS = (UNKNOWN_LABEL, SILENCE_LABEL)
+from edge_node.model import Manifest
+from training.vocab import UNKNOWN_LABEL, near_misses, plain_words
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
@@ -30,7 +29,7 @@ def scores(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str],
     labels = list(labels)
     y_pred = probs.argmax(axis=1)
     top = probs.max(axis=1)
-    is_command = np.array([lab not in NON_COMMANDS for lab in labels])
+    is_command = np.array([Manifest.is_command(lab) for lab in labels])
     engines_arr = np.asarray(engines)
     result: dict[str, Any] = {
         "clips": int(len(y_true)),
@@ -77,7 +76,7 @@ def accuracy_at_false_accepts(probs: np.ndarray, y_true: np.ndarray, labels: Seq
     """
     labels = list(labels)
     unknown = labels.index(UNKNOWN_LABEL)
-    is_command = np.array([lab not in NON_COMMANDS for lab in labels])
+    is_command = np.array([Manifest.is_command(lab) for lab in labels])
     commands, unknowns = is_command[y_true], y_true == unknown
     if not commands.any():
         return float("nan"), float("nan")
@@ -108,7 +107,7 @@ def detection_at_false_accepts(probs: np.ndarray, y_true: np.ndarray, labels: Se
     It ranks recipes as streaming at equal false activations does.
     """
     labels = list(labels)
-    is_command = np.array([lab not in NON_COMMANDS for lab in labels])
+    is_command = np.array([Manifest.is_command(lab) for lab in labels])
     commands, unknowns = is_command[y_true], y_true == labels.index(UNKNOWN_LABEL)
     if not commands.any():
         return float("nan"), float("nan")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-SAMPLE_RATE = 16000
+from edge_node.audio.base import SAMPLE_RATE
+
 NOISE_KINDS: tuple[str, ...] = (
     "digital_silence",
     "white",

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_node.model import Manifest
+
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
     import matplotlib
@@ -79,7 +81,7 @@ def loeo_word_table(loeo: dict[str, Any]) -> list[str]:
     """Per-word accuracy on each held-out engine: shows whether an unseen engine fails on a
     few words (a pronunciation the model never heard) or on all of them (the voice itself)."""
     models = {engine: shipped(r["models"]) for engine, r in loeo.items()}
-    words = [w for w in next(iter(models.values()))["per_class"] if not w.startswith("_")]
+    words = [w for w in next(iter(models.values()))["per_class"] if Manifest.is_command(w)]
     lines = ["| held-out engine | " + " | ".join(words) + " |", "|---" * (len(words) + 1) + "|"]
     for engine, m in models.items():
         cells = " | ".join(pct(m["per_class"].get(w)) for w in words)

@@ -19,9 +19,9 @@ import numpy as np
 from scipy import signal
 from scipy.io import wavfile
 
+from edge_node.audio.base import SAMPLE_RATE
 from training.tts_engines import ENGINES, Voice, scratch_dir
 
-SAMPLE_RATE = 16000
 CAL_WORD = "seven"  # rendered once per voice to measure its native speaking rate
 WORD_DUR_S = (0.25, 0.9)  # target duration range for single words
 MAX_WORD_S = 1.0  # hard limit for command clips after trimming

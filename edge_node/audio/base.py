@@ -16,7 +16,8 @@ import numpy as np
 from edge_node.audio.resample import StreamingResampler
 
 SAMPLE_RATE = 16000
-"""Rate of every block a source yields (what the keyword-spotting model expects)."""
+"""The node's one sample rate: every block a source yields, every feature profile, every
+training clip."""
 
 DEFAULT_BLOCK_SAMPLES = 1600
 """100 ms at 16 kHz: short enough for low latency, long enough to keep Python overhead low."""

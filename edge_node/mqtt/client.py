@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_node import topics
 from edge_node.mqtt.settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class MqttConnection:
                  availability: bool = True) -> None:
         self.settings = settings
         self.availability = availability
-        self.availability_topic = f"{settings.topic_base(node_id)}/availability"
+        self.availability_topic = f"{settings.topic_base(node_id)}/{topics.AVAILABILITY}"
         self.connected = threading.Event()
         self._closing = False
         self._on_connect: list[Callable[[], None]] = []

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_node import topics
 from edge_node.detector import DetectorSettings
 from edge_node.mqtt.client import MqttConnection
 from edge_node.setting import meta
@@ -126,7 +127,7 @@ class Controls:
 
     def subscribe(self) -> None:
         for key in self.controls:
-            self.conn.handle(f"{self.base}/{key}/set", self.on_message)
+            self.conn.handle(topics.set_topic(self.base, key), self.on_message)
 
     def publish_states(self) -> None:
         for control in self.controls.values():
@@ -178,5 +179,5 @@ class Controls:
     def reject(self, topic: str, payload: bytes, error: str) -> None:
         shown = payload[:MAX_PAYLOAD].decode("utf-8", "replace")
         log.warning("MQTT: rejected %r on %s: %s", shown, topic, error)
-        self.conn.publish(f"{self.base}/error",
+        self.conn.publish(f"{self.base}/{topics.ERROR}",
                           json.dumps({"topic": topic, "payload": shown, "error": error}), qos=1)

@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edge_node import __version__
+from edge_node import __version__, topics
 from edge_node.detector import DetectorSettings
+from edge_node.model import Manifest
 from edge_node.mqtt.controls import NUMBER_CONTROLS
 from edge_node.setting import meta
 
 ORIGIN = {"name": "kws-edge-node", "sw_version": __version__,
           "support_url": "https://github.com/kws-edge-node/kws-edge-node"}
-NON_COMMANDS = frozenset({"_unknown_", "_silence_", "unknown", "silence"})
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class NodeInfo:
 
     @property
     def commands(self) -> tuple[str, ...]:
-        return tuple(label for label in self.labels if label not in NON_COMMANDS)
+        return tuple(label for label in self.labels if Manifest.is_command(label))
 
 
 def slug(text: str) -> str:
@@ -59,7 +59,7 @@ def config_topic(info: NodeInfo, component: str, key: str) -> str:
 
 
 def trigger_topic(info: NodeInfo, command: str) -> str:
-    return f"{info.base}/trigger/{command}"
+    return f"{info.base}/{topics.TRIGGER}/{command}"
 
 
 def device(info: NodeInfo) -> dict[str, Any]:
@@ -71,13 +71,13 @@ def device(info: NodeInfo) -> dict[str, Any]:
 
 def _entity(info: NodeInfo, key: str, name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "unique_id": object_id(info, key), "object_id": object_id(info, key),
-            "availability_topic": f"{info.base}/availability", "device": device(info),
+            "availability_topic": f"{info.base}/{topics.AVAILABILITY}", "device": device(info),
             "origin": ORIGIN, **extra}
 
 
 def _diagnostic(info: NodeInfo, key: str, name: str, field: str,
                 **extra: Any) -> dict[str, Any]:
-    return _entity(info, key, name, state_topic=f"{info.base}/status",
+    return _entity(info, key, name, state_topic=f"{info.base}/{topics.STATUS}",
                    value_template=f"{{{{ value_json.{field} }}}}",
                    entity_category="diagnostic", **extra)
 
@@ -86,7 +86,7 @@ def _number(info: NodeInfo, key: str, name: str, **extra: Any) -> dict[str, Any]
     """A number control whose range, step and unit are those its setting declares."""
     limits = meta(DetectorSettings, NUMBER_CONTROLS[key])
     unit = {"unit_of_measurement": limits.unit} if limits.unit else {}
-    return _entity(info, key, name, command_topic=f"{info.base}/{key}/set",
+    return _entity(info, key, name, command_topic=topics.set_topic(info.base, key),
                    state_topic=f"{info.base}/{key}", min=limits.low, max=limits.high,
                    step=limits.step, **extra, **unit, entity_category="config")
 
@@ -96,14 +96,15 @@ def entities(info: NodeInfo) -> dict[tuple[str, str], dict[str, Any]]:
     b = info.base
     out: dict[tuple[str, str], dict[str, Any]] = {
         ("event", "command"): _entity(
-            info, "command", "Command", state_topic=f"{b}/event",
+            info, "command", "Command", state_topic=f"{b}/{topics.EVENT}",
             event_types=list(info.commands), icon="mdi:microphone-message"),
         ("sensor", "last_command"): _entity(
-            info, "last_command", "Last command", state_topic=f"{b}/last_command",
-            value_template="{{ value_json.command }}", json_attributes_topic=f"{b}/last_command",
+            info, "last_command", "Last command", state_topic=f"{b}/{topics.LAST_COMMAND}",
+            value_template="{{ value_json.command }}",
+            json_attributes_topic=f"{b}/{topics.LAST_COMMAND}",
             icon="mdi:account-voice"),
         ("sensor", "confidence"): _entity(
-            info, "confidence", "Confidence", state_topic=f"{b}/last_command",
+            info, "confidence", "Confidence", state_topic=f"{b}/{topics.LAST_COMMAND}",
             value_template="{{ value_json.confidence }}", state_class="measurement",
             icon="mdi:percent-circle"),
         ("sensor", "latency"): _diagnostic(
@@ -129,8 +130,8 @@ def entities(info: NodeInfo) -> dict[tuple[str, str], dict[str, Any]]:
             state_topic=f"{b}/listening", payload_on="ON", payload_off="OFF",
             icon="mdi:microphone"),
         ("update", "model"): _entity(
-            info, "model", "Model", state_topic=f"{b}/model/status",
-            command_topic=f"{b}/model/install", payload_install="install",
+            info, "model", "Model", state_topic=f"{b}/{topics.MODEL_STATUS}",
+            command_topic=f"{b}/{topics.MODEL}/{topics.INSTALL}", payload_install="install",
             entity_category="config", icon="mdi:brain"),
         ("button", "restart"): _entity(
             info, "restart", "Restart", command_topic=f"{b}/restart/set", payload_press="PRESS",

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_node import topics
 from edge_node.events import Detected, ModelChanged, Status
 from edge_node.mqtt import discovery
 from edge_node.mqtt.client import MqttConnection
@@ -24,7 +25,8 @@ from edge_node.mqtt.discovery import NodeInfo
 from edge_node.mqtt.queue import DetectionQueue
 
 if TYPE_CHECKING:
-    from edge_node.events import EventHub
+    from edge_node import topics
+from edge_node.events import EventHub
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,8 @@ class MqttExtension:
         self.store.set("announced_commands", list(self.info.commands))
         self.controls.publish_states()
         if self.last_status is not None:
-            self.conn.publish(f"{self.info.base}/status", json.dumps(self.last_status), qos=1,
-                              retain=True)
+            self.conn.publish(f"{self.info.base}/{topics.STATUS}", json.dumps(self.last_status),
+                              qos=1, retain=True)
         log.info("MQTT: announced %d entities to Home Assistant",
                  len(discovery.entities(self.info)))
 
@@ -110,10 +112,10 @@ class MqttExtension:
         base = self.info.base
         live = {"confidence": record["confidence"], "timestamp": record["timestamp"],
                 "seq": seq}
-        self.conn.publish(f"{base}/event", json.dumps({"event_type": d.label, **live}))
+        self.conn.publish(f"{base}/{topics.EVENT}", json.dumps({"event_type": d.label, **live}))
         self.conn.publish(discovery.trigger_topic(self.info, d.label),
                           json.dumps({"command": d.label, **live}))
-        self.conn.publish(f"{base}/last_command", json.dumps({"command": d.label, **live}),
+        self.conn.publish(f"{base}/{topics.LAST_COMMAND}", json.dumps({"command": d.label, **live}),
                           qos=1, retain=True)
 
     def on_status(self, event: Status) -> None:
@@ -128,4 +130,5 @@ class MqttExtension:
         self.last_status = status
         self.controls.sync()
         if self.conn.connected.is_set():
-            self.conn.publish(f"{self.info.base}/status", json.dumps(status), qos=1, retain=True)
+            self.conn.publish(f"{self.info.base}/{topics.STATUS}", json.dumps(status), qos=1,
+                              retain=True)

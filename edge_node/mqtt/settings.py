@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_node.setting import check_limits, setting
+from edge_node.topics import node_base
 
 
 def default_state_dir() -> Path:
@@ -54,7 +55,7 @@ class MqttSettings:
     client_id: str = ""
     """MQTT client id; defaults to `kws-<node_id>`."""
     base_topic: str = ""
-    """Prefix of all of this node's topics; defaults to `kws/<node_id>`."""
+    """Prefix of all of this node's topics; defaults to `kws/<node_id>` (`edge_node.topics`)."""
     discovery_prefix: str = "homeassistant"
     """Home Assistant's discovery prefix (also where it announces `status`)."""
     keepalive: int = setting(30, low=5, high=3600, unit="s")
@@ -82,7 +83,7 @@ class MqttSettings:
         return bool(self.host)
 
     def topic_base(self, node_id: str) -> str:
-        return self.base_topic or f"kws/{node_id}"
+        return self.base_topic or node_base(node_id)
 
     def client_id_for(self, node_id: str) -> str:
         return self.client_id or f"kws-{node_id}"

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from edge_node import topics
 from edge_node.config import DEFAULT_EXAMPLE, ConfigError, NodeConfig
 from edge_node.model import ModelError, read_manifest
 from edge_node.mqtt import discovery
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATE_TOPICS = ("availability", "threshold", "refractory", "listening", "last_command", "status",
-                "model/status")
+STATE_TOPICS = (topics.AVAILABILITY, "threshold", "refractory", "listening", topics.LAST_COMMAND,
+                topics.STATUS, topics.MODEL_STATUS)
 
 
 class MqttSession:
@@ -52,7 +53,7 @@ class MqttSession:
         self.controls = Controls(self.conn, base, self.store,
                                  agent_controls(agent, self.request_restart))
         self.controls.restore()
-        self.queue = DetectionQueue(self.conn, f"{base}/detection",
+        self.queue = DetectionQueue(self.conn, f"{base}/{topics.DETECTION}",
                                     settings.queue_path(node_id), settings.max_queued)
         self.extension = MqttExtension(self.conn, self.info, agent.hub, self.store,
                                        self.controls, self.queue)

@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any
 
+from edge_node import topics
 from edge_node.events import EventHub, ModelRunning, UpdateProgress
 from edge_node.model import Model, ModelError
 from edge_node.mqtt.client import MqttConnection
@@ -34,18 +35,9 @@ from edge_node.ota.transfer import Offer, Transfer, encode_request, parse_offer
 
 log = logging.getLogger(__name__)
 
-FLEET_ROOT = "kws"
 INSTALL_PAYLOAD = "install"
 BUSY = ("downloading", "verifying", "self-test")
 STATUS_EVERY_S = 0.5
-
-
-def scopes(base: str, group: str) -> list[str]:
-    """Topic prefixes whose offers this node follows: its own, its group's, the fleet's."""
-    out = [f"{base}/model", f"{FLEET_ROOT}/_fleet/model"]
-    if group:
-        out.insert(1, f"{FLEET_ROOT}/_group/{group}/model")
-    return out
 
 
 class OtaExtension:
@@ -84,9 +76,9 @@ class OtaExtension:
         self.confirmed = not store.pointer().trial
         self._last_status = 0.0
         self._stop = threading.Event()
-        for scope in scopes(base, group):
-            conn.handle(f"{scope}/offer", self.on_offer)
-        conn.handle(f"{base}/model/install", self.on_install)
+        for scope in topics.model_scopes(base, group):
+            conn.handle(topics.offer_topic(scope), self.on_offer)
+        conn.handle(f"{base}/{topics.MODEL}/{topics.INSTALL}", self.on_install)
         conn.add_connect_listener(self.publish_status)
         hub.subscribe(ModelRunning, self.on_model_running)
         self._watchdog = threading.Thread(target=self._watch, name="ota-watchdog", daemon=True)
@@ -121,7 +113,7 @@ class OtaExtension:
             screen = UpdateProgress(f"Model {self.state}", self.progress if busy else None)
         self.hub.publish(screen)
         if self.conn.connected.is_set():
-            self.conn.publish(f"{self.base}/model/status", payload, qos=1, retain=True)
+            self.conn.publish(f"{self.base}/{topics.MODEL_STATUS}", payload, qos=1, retain=True)
 
     def _set(self, state: str, reason: str = "", progress: float | None = None) -> None:
         with self._lock:
@@ -144,7 +136,7 @@ class OtaExtension:
     # --- offers ---------------------------------------------------------------------------
 
     def on_offer(self, topic: str, payload: bytes) -> None:
-        scope = topic.removesuffix("/offer")
+        scope = topic.removesuffix(f"/{topics.OFFER}")
         if not payload:
             self._withdrawn(scope)
             return
@@ -259,7 +251,7 @@ class OtaExtension:
         with self._lock:
             transfer = self.transfer
             if transfer is None or not topic.startswith(
-                    f"{transfer.offer.scope}/chunk/{transfer.offer.transfer}/"):
+                    topics.chunk_topic(transfer.offer.scope, transfer.offer.transfer, "")):
                 return
             try:
                 added = transfer.add(topic.rsplit("/", 1)[1], payload)
@@ -308,7 +300,7 @@ class OtaExtension:
                     continue
                 log.info("OTA: %d chunks missing; requesting them (request %d)", len(missing),
                          t.requests)
-                self.conn.publish(f"{self.base}/model/request",
+                self.conn.publish(f"{self.base}/{topics.MODEL}/{topics.REQUEST}",
                                   encode_request(t.offer.transfer, missing), qos=1)
                 # Subscribing again makes the broker re-send retained chunks.
                 self.conn.unhandle(t.offer.chunk_filter())

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edge_node.audio.wav import read_wav_mono16k
-from edge_node.detector import NON_COMMAND_LABELS, Detector, DetectorSettings
+from edge_node.detector import Detector, DetectorSettings
 from edge_node.events import EventHub, ModelRunning
 from edge_node.model import Model, ModelError
 from edge_node.ota.faults import maybe_die
@@ -74,8 +74,7 @@ def self_test(model: Model, settings: DetectorSettings, min_recall: float,
     detections = []
     for start in range(0, audio.size, hop):
         detections += detector.push(audio[start:start + hop])
-    wanted = [e for e in events if e["label"] in model.labels
-              and e["label"] not in NON_COMMAND_LABELS]
+    wanted = [e for e in events if e["label"] in model.manifest.commands]
     if not wanted:
         return "self-test skipped: the reference recording has none of the model's commands"
     used: set[int] = set()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_node import topics
 from edge_node.model import file_sha256
 from edge_node.ota.faults import maybe_die
 from edge_node.ota.package import PackageError, check_manifest, verify_manifest
@@ -59,7 +60,7 @@ class Offer:
         return str(self.manifest.get("name", "?"))
 
     def chunk_filter(self) -> str:
-        return f"{self.scope}/chunk/{self.transfer}/+"
+        return topics.chunk_topic(self.scope, self.transfer, "+")
 
     def chunk_length(self, index: int) -> int:
         return min(self.chunk_size, self.size - index * self.chunk_size)
