@@ -58,6 +58,15 @@ class SourceRestored:
 
 
 @dataclass(frozen=True)
+class NodeProblem:
+    """Something outside the audio path is wrong (the detection queue's disk, a duplicate
+    node_id); `message` None means that problem is over. Shown on the OLED and in HA."""
+
+    key: str
+    message: str | None
+
+
+@dataclass(frozen=True)
 class ModelChanged:
     """The agent was handed another model (an OTA install or rollback); it takes over from the
     next audio block. Discovery (labels, version) must follow."""

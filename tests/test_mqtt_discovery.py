@@ -51,6 +51,10 @@ ENTITIES = {
         "name": "Model version", "state_topic": f"{BASE}/status",
         "value_template": "{{ value_json.model_version }}", "entity_category": "diagnostic",
         "icon": "mdi:brain"},
+    "sensor/kitchen/problem": {
+        "name": "Problem", "state_topic": f"{BASE}/status",
+        "value_template": "{{ value_json.problem }}", "entity_category": "diagnostic",
+        "icon": "mdi:alert-circle-outline"},
     "number/kitchen/threshold": {
         "name": "Detection threshold", "command_topic": f"{BASE}/threshold/set",
         "state_topic": f"{BASE}/threshold", "min": 0.0, "max": 1.0, "step": 0.01,

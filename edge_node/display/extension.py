@@ -21,6 +21,7 @@ from edge_node.events import (
     Detected,
     EventHub,
     ModelChanged,
+    NodeProblem,
     SourceProblem,
     SourceRestored,
     Status,
@@ -62,6 +63,7 @@ class Display:
         hub.subscribe(SourceProblem, self.on_source_problem)
         hub.subscribe(SourceRestored, lambda _: self.clear_alert())
         hub.subscribe(UpdateProgress, self.on_update_progress)
+        hub.subscribe(NodeProblem, self.on_node_problem)
         hub.subscribe(ModelChanged, lambda e: self.update(model_version=e.model.version))
         return self
 
@@ -90,6 +92,12 @@ class Display:
         """Microphone errors get the "No microphone" title; other sources a generic one."""
         title = "No microphone" if "microphone" in event.message.lower() else "Audio problem"
         self.update(alert=(title, event.message))
+
+    def on_node_problem(self, event: NodeProblem) -> None:
+        if event.message is None:
+            self.clear_alert()
+        else:
+            self.show_alert("Node problem", event.message)
 
     def set_connected(self, connected: bool | None) -> None:
         """MQTT broker state: True, False (shows "no broker"), None (MQTT not configured)."""

@@ -11,6 +11,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,23 +27,37 @@ ONLINE = "online"
 OFFLINE = "offline"
 MessageHandler = Callable[[str, bytes], None]
 
+SHORT_SESSION_S = 10.0
+"""A connection the broker drops sooner than this after accepting it counts as short."""
+TAKEOVERS = 3
+"""Short connections in a row taken as another client with our client id taking turns
+with us (the broker drops the older of two); then this one switches to a client id of its
+own instead of flapping."""
+
 
 class MqttConnection:
     """Connects in the background and dispatches messages to per-topic handlers."""
 
     def __init__(self, settings: MqttSettings, node_id: str, *, client_id: str | None = None,
-                 availability: bool = True) -> None:
+                 availability: bool = True, instance: str = "") -> None:
         self.settings = settings
         self.availability = availability
         self.availability_topic = f"{settings.topic_base(node_id)}/{topics.AVAILABILITY}"
         self.connected = threading.Event()
+        self.client_id = client_id or settings.client_id_for(node_id)
+        self.instance = instance
+        """Distinguishes this process from another using the same node_id."""
+        self.takeover_suspected = False
         self._closing = False
+        self._connected_at = 0.0
+        self._short_sessions = 0
+        self._live_only: set[str] = set()
         self._on_connect: list[Callable[[], None]] = []
         self._on_publish: list[Callable[[int], None]] = []
         self._on_disconnect: list[Callable[[], None]] = []
         self._handlers: dict[str, MessageHandler] = {}
         client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                             client_id=client_id or settings.client_id_for(node_id),
+                             client_id=self.client_id,
                              protocol=mqtt.MQTTv311, clean_session=True)
         if settings.username:
             client.username_pw_set(settings.username, settings.password or None)
@@ -74,10 +89,13 @@ class MqttConnection:
         """Called with the message id when the broker acknowledged a QoS 1 publish."""
         self._on_publish.append(callback)
 
-    def handle(self, topic: str, handler: MessageHandler) -> None:
+    def handle(self, topic: str, handler: MessageHandler, retained: bool = True) -> None:
         """Subscribe to `topic` (a filter; `+`/`#` allowed), now and after every reconnect,
-        and route its messages."""
+        and route its messages; `retained=False` drops the retained copy a subscription
+        brings (an old command must not be acted on again)."""
         self._handlers[topic] = handler
+        if not retained:
+            self._live_only.add(topic)
         if self.connected.is_set():
             self.client.subscribe(topic, qos=1)
 
@@ -92,6 +110,10 @@ class MqttConnection:
                  " (TLS)" if s.tls.enabled else "", s.username or "anonymous")
         self.client.connect_async(s.host, s.port, keepalive=s.keepalive)
         self.client.loop_start()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     def publish(self, topic: str, payload: str | bytes, qos: int = 0,
                 retain: bool = False) -> mqtt.MQTTMessageInfo:
@@ -124,6 +146,7 @@ class MqttConnection:
             log.error("MQTT: broker refused the connection: %s", reason)
             return
         log.info("MQTT: connected")
+        self._connected_at = time.monotonic()
         self.connected.set()
         if self.availability:
             client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
@@ -139,9 +162,25 @@ class MqttConnection:
                       properties: Any) -> None:
         if self.connected.is_set() and not self._closing:
             log.warning("MQTT: disconnected (%s); reconnecting", reason)
+            self._count_short_session(client)
         self.connected.clear()
         for callback in list(self._on_disconnect):
             callback()
+
+    def _count_short_session(self, client: mqtt.Client) -> None:
+        if time.monotonic() - self._connected_at >= SHORT_SESSION_S:
+            self._short_sessions = 0
+            return
+        self._short_sessions += 1
+        if self._short_sessions < TAKEOVERS or not self.instance or self.takeover_suspected:
+            return
+        self.takeover_suspected = True
+        self.client_id = f"{self.client_id}-{self.instance}"
+        log.error("MQTT: the broker dropped %d connections in a row soon after accepting them: "
+                  "another client probably uses this client id (a second node with the same "
+                  "node_id?); continuing as client id %s", self._short_sessions, self.client_id)
+        # paho has no setter; its reconnect uses this attribute.
+        client._client_id = self.client_id.encode()
 
     def _published(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
                    properties: Any) -> None:
@@ -155,6 +194,11 @@ class MqttConnection:
                             if ("+" in f or "#" in f) and mqtt.topic_matches_sub(f, message.topic)),
                            None)
         if handler is None:
+            return
+        if message.retain and any(mqtt.topic_matches_sub(f, message.topic)
+                                  for f in self._live_only):
+            level = logging.INFO if message.topic.endswith("/set") else logging.DEBUG
+            log.log(level, "MQTT: ignored the retained message on %s", message.topic)
             return
         try:
             handler(message.topic, message.payload)

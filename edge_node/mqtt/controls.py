@@ -126,8 +126,10 @@ class Controls:
                 log.warning("ignoring saved %s: %s", key, exc)
 
     def subscribe(self) -> None:
-        for key in self.controls:
-            self.conn.handle(topics.set_topic(self.base, key), self.on_message)
+        """Buttons take live presses only: a retained PRESS would act on every reconnect."""
+        for key, control in self.controls.items():
+            self.conn.handle(topics.set_topic(self.base, key), self.on_message,
+                             retained=control.read is not None)
 
     def publish_states(self) -> None:
         for control in self.controls.values():

@@ -121,6 +121,8 @@ def entities(info: NodeInfo) -> dict[tuple[str, str], dict[str, Any]]:
             icon="mdi:counter"),
         ("sensor", "model_version"): _diagnostic(
             info, "model_version", "Model version", "model_version", icon="mdi:brain"),
+        ("sensor", "problem"): _diagnostic(
+            info, "problem", "Problem", "problem", icon="mdi:alert-circle-outline"),
         ("number", "threshold"): _number(info, "threshold", "Detection threshold",
                                          mode="slider", icon="mdi:tune"),
         ("number", "refractory"): _number(info, "refractory", "Cooldown", mode="box",

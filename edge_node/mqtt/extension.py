@@ -12,12 +12,13 @@ import dataclasses
 import json
 import logging
 import math
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_node import topics
-from edge_node.events import Detected, ModelChanged, Status
+from edge_node.events import Detected, ModelChanged, NodeProblem, Status
 from edge_node.mqtt import discovery
 from edge_node.mqtt.client import MqttConnection
 from edge_node.mqtt.controls import Controls, StateStore
@@ -31,6 +32,9 @@ from edge_node.events import EventHub
 log = logging.getLogger(__name__)
 
 THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
+REANNOUNCE_DELAY_S = 1.0
+"""Home Assistant's `online` messages within this time after the first give one re-announce:
+a flood of them must not bury the node in discovery messages."""
 
 
 def cpu_temperature(path: Path = THERMAL) -> float | None:
@@ -56,13 +60,42 @@ class MqttExtension:
         self.controls = controls
         self.queue = queue
         self.started = time.monotonic()
+        self.hub = hub
         self.last_status: dict[str, Any] | None = None
+        self.problems: dict[str, str] = {}
+        self._reannounce = threading.Lock()
+        self._reannounce_due = False
         hub.subscribe(Detected, self.on_detected)
         hub.subscribe(Status, self.on_status)
         hub.subscribe(ModelChanged, self.on_model_changed)
         controls.subscribe()
         conn.handle(f"{info.prefix}/status", self.on_ha_status)
+        conn.handle(f"{info.base}/{topics.STATUS}", self.on_own_status, retained=False)
+        conn.handle(f"{info.base}/{topics.LAST_COMMAND}", self.on_last_command)
+        conn.handle(conn.availability_topic, self.on_availability, retained=False)
         conn.add_connect_listener(self.announce)
+        queue.on_fault = lambda fault: self.on_problem("detection queue", fault)
+        if queue.fault is not None:
+            self.on_problem("detection queue", queue.fault)
+
+    def on_problem(self, key: str, message: str | None) -> None:
+        """A fault appeared (`message`) or is over (None): log, OLED and the HA sensor."""
+        if self.problems.get(key) == message:
+            return
+        if message is None:
+            self.problems.pop(key, None)
+        else:
+            self.problems[key] = message
+        self.hub.publish(NodeProblem(key, message))
+        if self.last_status is not None:
+            self.last_status["problem"] = self.problem_text()
+            if self.conn.connected.is_set():
+                self.conn.publish(f"{self.info.base}/{topics.STATUS}",
+                                  json.dumps(self.last_status),
+                                  qos=1, retain=True)
+
+    def problem_text(self) -> str:
+        return "; ".join(f"{k}: {m}" for k, m in sorted(self.problems.items())) or "none"
 
     def announce(self) -> None:
         """Discovery, then states (retained: HA may subscribe a little after discovery)."""
@@ -87,10 +120,55 @@ class MqttExtension:
         return discovery.removal_topics(self.info, gone)
 
     def on_ha_status(self, topic: str, payload: bytes) -> None:
-        if payload.strip() == b"online":
-            log.info("MQTT: Home Assistant (re)started; announcing again")
+        """HA says `online` after its start: re-announce once per burst of such messages."""
+        if payload.strip() != b"online":
+            return
+        with self._reannounce:
+            if self._reannounce_due:
+                return
+            self._reannounce_due = True
+        timer = threading.Timer(REANNOUNCE_DELAY_S, self._reannounce_now)
+        timer.daemon = True
+        timer.start()
+
+    def _reannounce_now(self) -> None:
+        with self._reannounce:
+            self._reannounce_due = False
+        if not self.conn.connected.is_set():
+            return
+        log.info("MQTT: Home Assistant (re)started; announcing again")
+        self.conn.publish(self.conn.availability_topic, "online", qos=1, retain=True)
+        self.announce()
+
+    def on_availability(self, topic: str, payload: bytes) -> None:
+        """A stale `offline` (the last will of an earlier connection of ours) while we are
+        connected is corrected at once."""
+        if payload.strip() == b"offline" and self.conn.connected.is_set() \
+                and not self.conn.closing:
             self.conn.publish(self.conn.availability_topic, "online", qos=1, retain=True)
-            self.announce()
+
+    def on_last_command(self, topic: str, payload: bytes) -> None:
+        """Sequence numbers seen in use (ours from a run whose counter was lost, or another
+        process's with our node_id) are never handed out again."""
+        try:
+            seq = json.loads(payload)["seq"]
+        except (ValueError, TypeError, KeyError):
+            return
+        if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0:
+            self.queue.observe_seq(seq)
+
+    def on_own_status(self, topic: str, payload: bytes) -> None:
+        """A live status on our topic from another instance: two processes share node_id."""
+        try:
+            other = json.loads(payload).get("instance")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(other, str) and other and other != self.conn.instance:
+            if "duplicate_id" not in self.problems:
+                log.error("MQTT: another node (instance %s) publishes as node_id %s: give each "
+                          "node its own node_id", other, self.info.node_id)
+            self.on_problem("duplicate_id", f"another node also uses node_id "
+                                            f"{self.info.node_id}")
 
     def on_model_changed(self, event: ModelChanged) -> None:
         """A new model (OTA): its commands and version go to Home Assistant at once."""
@@ -124,6 +202,7 @@ class MqttExtension:
             "uptime_s": round(time.monotonic() - self.started), "detections": event.detections,
             "model_version": self.info.model_version, "listening": event.listening,
             "model_name": self.info.model_name, "group": self.info.group,
+            "problem": self.problem_text(), "instance": self.conn.instance,
         }
         if self.info.has_thermal:
             status["cpu_temperature_c"] = cpu_temperature()

@@ -7,6 +7,15 @@ reconnect, or a restart of the node, all rows still waiting are sent again in se
 but never not at all; consumers drop repeats by `seq`. The outbox is bounded: when full the
 oldest are dropped.
 
+The disk can fail under it (full, read-only, corrupt). Then detections are still numbered and
+sent live, and the ones not yet acknowledged are held in memory (same bound) instead; `fault`
+says why, for the log and Home Assistant, and clears when a write succeeds again. A corrupt
+database found at start is moved aside and a new one made. The counter lives in memory and only
+ever grows: `observe_seq` raises it past numbers seen elsewhere (this node's retained last
+command, another process with the same node_id). When the saved counter is lost (corrupt or
+unreadable database) it restarts from the Unix time in seconds: far above any count a node
+reaches, so no number is handed out twice, and the jump shows consumers the gap.
+
 paho calls back (connect, ack) while holding its own locks, and `put` holds ours while calling
 paho, so callbacks never take our lock: they hand work to a worker thread through a lock-free
 queue. Holding our lock across publish-and-record means the worker never sees an ack before
@@ -20,6 +29,8 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +40,56 @@ log = logging.getLogger(__name__)
 
 FLUSH = "flush"
 STOP = "stop"
+SCHEMA = {"outbox": ["seq", "payload"], "counter": ["id", "last_seq"]}
+
+
+class QueueStoreError(Exception):
+    """The queue database cannot be used (its file is not a queue database)."""
+
+
+def open_store(path: Path) -> sqlite3.Connection:
+    """Open (or create) the queue database; a file that is not one raises QueueStoreError."""
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, "
+                   "payload TEXT NOT NULL)")
+        db.execute("CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY "
+                   "CHECK (id = 0), last_seq INTEGER NOT NULL)")
+        for table, columns in SCHEMA.items():
+            found = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+            if found != columns:
+                raise QueueStoreError(f"table {table} has columns {found}, expected {columns}")
+        check = db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise QueueStoreError(f"integrity check failed: {check}")
+        db.execute("INSERT OR IGNORE INTO counter VALUES (0, 0)")
+        db.execute("SELECT COUNT(*), MAX(seq) FROM outbox").fetchone()
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        if isinstance(exc, sqlite3.OperationalError) and not _is_corruption(exc):
+            raise
+        raise QueueStoreError(str(exc)) from exc
+    except QueueStoreError:
+        db.close()
+        raise
+    return db
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return any(w in text for w in ("malformed", "not a database", "corrupt", "no such column"))
+
+
+def move_aside(path: Path) -> Path:
+    """Keep a corrupt database for inspection, out of the way of a new one."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.rename(aside)
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            extra.rename(aside.with_name(aside.name + suffix))
+    return aside
 
 
 class DetectionQueue:
@@ -37,36 +98,108 @@ class DetectionQueue:
     def __init__(self, conn: MqttConnection, topic: str, path: Path, max_queued: int) -> None:
         self.conn = conn
         self.topic = topic
+        self.path = path
         self.max_queued = max_queued
+        self.fault: str | None = None
+        """Why the outbox cannot be written now (None: it can)."""
+        self.on_fault: Callable[[str | None], None] = lambda _: None
+        """Told when `fault` changes (set by whoever reports it)."""
         self._lock = threading.Lock()
         self._in_flight: dict[int, int] = {}
+        self._held: dict[int, str] = {}
+        """Detections not on disk (it failed), oldest first, until acknowledged."""
         self._live = False
         self._work: queue.SimpleQueue[int | str] = queue.SimpleQueue()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, "
-                         "payload TEXT NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY "
-                         "CHECK (id = 0), last_seq INTEGER NOT NULL)")
-        self._db.execute("INSERT OR IGNORE INTO counter VALUES (0, 0)")
+        self._counter_lost = False
+        self._db = self._open()
+        self._seq = self._stored_seq()
         conn.add_publish_listener(self._work.put)
         conn.add_connect_listener(lambda: self._work.put(FLUSH))
         conn.add_disconnect_listener(self._offline)
         self._worker = threading.Thread(target=self._work_loop, name="mqtt-queue", daemon=True)
         self._worker.start()
 
-    def put(self, record: dict[str, Any]) -> int:
-        """Store a detection (adding `seq`) and send it now if connected."""
+    def _open(self) -> sqlite3.Connection | None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                return open_store(self.path)
+            except QueueStoreError as exc:
+                aside = move_aside(self.path)
+                self._counter_lost = True
+                log.error("MQTT: detection queue %s is corrupt (%s); moved it to %s and started "
+                          "a new one", self.path, exc, aside.name)
+                return open_store(self.path)
+        except (OSError, sqlite3.Error, QueueStoreError) as exc:
+            self._set_fault(f"cannot open {self.path}: {exc}")
+            return None
+
+    def _stored_seq(self) -> int:
+        lost = int(time.time())
+        if self._db is None or self._counter_lost:
+            return lost
+        try:
+            last = self._db.execute("SELECT last_seq FROM counter").fetchone()[0]
+            top = self._db.execute("SELECT MAX(seq) FROM outbox").fetchone()[0] or 0
+            return max(int(last), int(top))
+        except sqlite3.Error as exc:
+            self._set_fault(f"cannot read {self.path}: {exc}")
+            return lost
+
+    def _set_fault(self, fault: str | None) -> None:
+        if fault == self.fault:
+            return
+        if fault is None:
+            log.warning("MQTT: detection queue is writable again (%d held in memory)",
+                        len(self._held))
+        else:
+            log.error("MQTT: detection queue cannot be written (%s); sending live and holding "
+                      "up to %d detections in memory", fault, self.max_queued)
+        self.fault = fault
+        self.on_fault(fault)
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def observe_seq(self, seq: int) -> None:
+        """Never hand out `seq` or anything below it (it was seen in use)."""
         with self._lock:
-            seq = self._db.execute("UPDATE counter SET last_seq = last_seq + 1 "
-                                   "RETURNING last_seq").fetchone()[0]
+            self._seq = max(self._seq, seq)
+
+    def put(self, record: dict[str, Any]) -> int:
+        """Number a detection, store it (on disk, else in memory) and send it if connected."""
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
             payload = json.dumps({**record, "seq": seq})
-            self._db.execute("INSERT INTO outbox VALUES (?, ?)", (seq, payload))
-            self._trim()
+            if not self._store(seq, payload):
+                self._held[seq] = payload
+                self._trim_held()
             if self._live:
                 self._send(seq, payload)
         return seq
+
+    def _store(self, seq: int, payload: str) -> bool:
+        if self._db is None:
+            self._db = self._open()
+            if self._db is None:
+                return False
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE counter SET last_seq = MAX(last_seq, ?)", (seq,))
+            self._db.execute("INSERT INTO outbox VALUES (?, ?)", (seq, payload))
+            self._trim()
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            self._set_fault(f"cannot write {self.path}: {exc}")
+            return False
+        self._set_fault(None)
+        return True
 
     def flush(self) -> None:
         """After a (re)connect: send every stored detection, oldest first, then go live."""
@@ -74,9 +207,14 @@ class DetectionQueue:
             if not self.conn.connected.is_set():
                 return
             self._in_flight.clear()
-            rows = self._db.execute("SELECT seq, payload FROM outbox ORDER BY seq").fetchall()
-            for seq, payload in rows:
-                self._send(seq, payload)
+            rows = dict(self._held)
+            if self._db is not None:
+                try:
+                    rows.update(self._db.execute("SELECT seq, payload FROM outbox").fetchall())
+                except sqlite3.Error as exc:
+                    self._set_fault(f"cannot read {self.path}: {exc}")
+            for seq in sorted(rows):
+                self._send(seq, rows[seq])
             self._live = True
         if rows:
             log.info("MQTT: sending %d queued detection(s)", len(rows))
@@ -85,7 +223,8 @@ class DetectionQueue:
         self._work.put(STOP)
         self._worker.join(5)
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
 
     def _offline(self) -> None:
         self._live = False
@@ -95,11 +234,28 @@ class DetectionQueue:
         self._in_flight[info.mid] = seq
 
     def _trim(self) -> None:
+        assert self._db is not None
         excess = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] - self.max_queued
         if excess > 0:
             self._db.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
                              "ORDER BY seq LIMIT ?)", (excess,))
             log.warning("MQTT: detection queue full, dropped the %d oldest", excess)
+
+    def _trim_held(self) -> None:
+        excess = len(self._held) - self.max_queued
+        for seq in list(self._held)[:max(0, excess)]:
+            del self._held[seq]
+        if excess > 0:
+            log.warning("MQTT: detection queue in memory full, dropped the %d oldest", excess)
+
+    def _ack(self, seq: int) -> None:
+        if self._held.pop(seq, None) is not None or self._db is None:
+            return
+        try:
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+        except sqlite3.Error as exc:
+            # The row stays and is sent again after a reconnect: a repeat, not a loss.
+            log.warning("MQTT: could not remove acknowledged detection %d: %s", seq, exc)
 
     def _work_loop(self) -> None:
         while (item := self._work.get()) != STOP:
@@ -109,4 +265,4 @@ class DetectionQueue:
             with self._lock:
                 seq = self._in_flight.pop(int(item), None)
                 if seq is not None:
-                    self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                    self._ack(seq)

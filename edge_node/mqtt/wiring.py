@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -48,7 +49,7 @@ class MqttSession:
                              model_version=agent.model.version, labels=tuple(agent.model.labels),
                              has_thermal=THERMAL.exists(), area=config.area,
                              group=config.group)
-        self.conn = MqttConnection(settings, node_id)
+        self.conn = MqttConnection(settings, node_id, instance=uuid.uuid4().hex[:8])
         self.store = StateStore(settings.state_path(node_id))
         self.controls = Controls(self.conn, base, self.store,
                                  agent_controls(agent, self.request_restart))
