@@ -8,6 +8,7 @@ the code they configure). Unknown keys and wrong types are reported with their Y
 from __future__ import annotations
 
 import dataclasses
+import math
 import socket
 import types
 import typing
@@ -17,17 +18,17 @@ from typing import Any
 
 import yaml
 
+from edge_node.audio.factory import check_source
 from edge_node.audio.settings import AudioSettings
 from edge_node.detector import DetectorSettings
 from edge_node.display import DisplaySettings
 from edge_node.model import DEFAULT_MODEL
 from edge_node.mqtt.settings import MqttSettings
 from edge_node.ota.settings import OtaSettings
-from edge_node.setting import setting
+from edge_node.setting import meta, setting
 from edge_node.topics import RESERVED_IDS
 
 DEFAULT_EXAMPLE = Path(__file__).parent / "data" / "example.wav"
-SOURCE_KINDS = ("mic", "wav", "stdin")
 
 
 class ConfigError(ValueError):
@@ -76,9 +77,10 @@ class NodeConfig:
             raise ConfigError(f"group {self.group!r} may only hold letters, digits, - and _")
         if self.node_id in RESERVED_IDS:
             raise ConfigError(f"node_id {self.node_id!r} is reserved for fleet-wide topics")
-        if self.source.partition(":")[0] not in SOURCE_KINDS:
-            raise ConfigError(f"source {self.source!r} is not one of: mic, wav:FILE, "
-                              "stdin[:RATE:CHANNELS:FORMAT]")
+        try:
+            check_source(self.source)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"log_level {self.log_level!r} is not DEBUG/INFO/WARNING/ERROR")
 
@@ -119,6 +121,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -142,28 +146,34 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
 
 
 def build(cls: type, data: Any, where: str = "") -> Any:
-    """Instantiate dataclass `cls` from a mapping, validating keys, types and values."""
+    """Instantiate dataclass `cls` from a mapping, validating keys, types and values.
+
+    Every problem found is reported at once (one line each), not just the first."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(map(str, data)) - fields)
-    if unknown:
-        prefix = f"{where}." if where else ""
-        raise ConfigError(
-            f"unknown setting {prefix}{unknown[0]} (known: {', '.join(sorted(fields))})"
-        )
-    kwargs = {
-        key: _convert(value, hints[key], f"{where}.{key}" if where else key)
-        for key, value in data.items()
-    }
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    prefix = f"{where}." if where else ""
+    errors = [f"unknown setting {prefix}{key} (known: {', '.join(sorted(fields))})"
+              for key in sorted(set(map(str, data)) - set(fields))]
+    kwargs = {}
+    for key, value in data.items():
+        if str(key) not in fields:
+            continue
+        try:
+            kwargs[key] = _convert(value, hints[key], f"{prefix}{key}")
+            meta(cls, key).check(f"{prefix}{key}", kwargs[key])
+        except ValueError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ConfigError("\n".join(errors))
     try:
         return cls(**kwargs)
     except ConfigError:
         raise
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ConfigError(f"{where or 'config'}: {exc}") from exc
 
 
@@ -175,8 +185,12 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
             loaded = yaml.safe_load(Path(path).read_text())
         except OSError as exc:
             raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config {path} is not UTF-8 text (byte {exc.start})") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+        except RecursionError:
+            raise ConfigError(f"config {path} is nested too deeply to be a node.yaml") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config {path} must be a mapping of settings")
         data = loaded or {}
@@ -186,6 +200,10 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
         target = data
         *parents, leaf = dotted.split(".")
         for part in parents:
-            target = target.setdefault(part, {})
+            if target.get(part) is None:  # `mqtt:` left empty in node.yaml
+                target[part] = {}
+            target = target[part]
+            if not isinstance(target, dict):
+                raise ConfigError(f"{part}: expected a mapping, got {target!r}")
         target[leaf] = value
     return build(NodeConfig, data)

@@ -35,8 +35,11 @@ class DetectorSettings:
     """`stream` (sliding window every hop) or `block` (the article: classify each block's peak)."""
     hop_ms: int = setting(100, low=10, high=1000, unit="ms", live=True)
     """How often the sliding window is evaluated; a multiple of the feature frame step."""
-    threshold: float = setting(0.6, low=0.0, high=1.0, step=0.01, live=True)
-    """Smoothed probability a command needs to be reported."""
+    threshold: float = setting(0.6, low=0.01, high=1.0, step=0.01, live=True)
+    """Smoothed probability a command needs to be reported.
+
+    Never 0: a command re-arms only once its score falls below half its threshold, so at 0
+    each command would fire once per process and then never again."""
     thresholds: Mapping[str, float] = setting(default_factory=dict, live=True)
     """Per-command overrides of `threshold`, e.g. {"stop": 0.5}."""
     smoothing_windows: int = setting(3, low=1, live=True)

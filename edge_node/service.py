@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from edge_node.agent import Agent
-from edge_node.config import ConfigError, NodeConfig
+from edge_node.config import NodeConfig
 from edge_node.events import SourceProblem, SourceRestored, Status
 from edge_node.setting import is_live
 
@@ -135,21 +135,26 @@ class Service:
             self._next_ping = now + self.notifier.watchdog_s * PING_EVERY
 
     def reload(self) -> bool:
-        """Re-read the config; apply the live sections or keep the old config on errors."""
+        """Re-read the config; apply the live sections or keep the old config on errors.
+
+        Only detector settings edited in the file since it was last read are applied: a
+        value set meanwhile from Home Assistant stays unless the file changes that same key.
+        A SIGHUP never stops the node, whatever the file holds."""
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        old = self.agent.config
+        running = self.agent.detector.settings
         try:
             new = self.load_config()
-        except ConfigError as exc:
-            log.error("config reload refused, keeping the running config: %s", exc)
-            self.notifier.notify("READY=1", f"STATUS=config reload refused: {exc}")
-            return False
-        old = self.agent.config
-        try:
-            self.agent.update_detector(new.detector)
-        except ValueError as exc:
-            self.agent.update_detector(old.detector)
-            log.error("config reload refused, keeping the running config: %s", exc)
-            self.notifier.notify("READY=1", f"STATUS=config reload refused: {exc}")
+            edited = {f.name: getattr(new.detector, f.name)
+                      for f in dataclasses.fields(new.detector)
+                      if getattr(new.detector, f.name) != getattr(old.detector, f.name)}
+            self.agent.update_detector(dataclasses.replace(running, **edited))
+        except Exception as exc:  # noqa: BLE001 - any bad file is refused, never fatal
+            if self.agent.detector.settings != running:
+                self.agent.update_detector(running)
+            reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            log.error("config reload refused, keeping the running config: %s", reason)
+            self.notifier.notify("READY=1", f"STATUS=config reload refused: {reason}")
             return False
         changes = config_changes(old, new)
         live = {k: v for k, v in changes.items() if is_live(new, k)}

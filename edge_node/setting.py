@@ -11,6 +11,7 @@ SIGHUP reload all read it from there, so a limit is never written twice.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import MISSING, dataclass
 from typing import Any
@@ -47,8 +48,9 @@ class Meta:
         return " and ".join(parts) or "any number"
 
     def allows(self, value: float) -> bool:
-        """In range; NaN never is (every comparison with it is false)."""
-        return ((self.low is None or value >= self.low)
+        """In range and finite: no setting means anything at infinity or NaN."""
+        return (math.isfinite(value)
+                and (self.low is None or value >= self.low)
                 and (self.above is None or value > self.above)
                 and (self.high is None or value <= self.high))
 

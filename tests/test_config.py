@@ -42,7 +42,7 @@ def test_no_file_gives_defaults_and_overrides_apply():
     ("detector: {threshold: high}", "detector.threshold: expected a number, got 'high'"),
     ("detector: {treshold: 0.5}", "unknown setting detector.treshold"),
     ("colour: blue", "unknown setting colour"),
-    ("detector: {threshold: 1.5}", "threshold for threshold must be within 0..1"),
+    ("detector: {threshold: 1.5}", "detector.threshold must be within 0.01..1, got 1.5"),
     ("node_id: 'bad id!'", "node_id 'bad id!' may only hold"),
     ("audio: {sample_format: int24}", "audio"),
     ("audio: {discard_s: yes}", "audio.discard_s: expected a number"),

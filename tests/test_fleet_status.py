@@ -108,7 +108,7 @@ def test_set_reaches_a_group_a_node_or_all_and_reports_answers(fleet):
 
     result = kws_fleet("set", "threshold", "5", "--node", "garage", *fleet["args"])
     assert result.returncode == 1
-    assert result.stdout.startswith("garage: error (5 is outside 0..1)")
+    assert result.stdout.startswith("garage: error (5 is outside 0.01..1)")
 
     nodes["garage"].stop()
     fleet["owner"].wait_for(lambda ms: [m for m in ms if m.topic == "kws/garage/availability"

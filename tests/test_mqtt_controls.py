@@ -15,7 +15,7 @@ BASE = "kws/kitchen"
 ROUND_TRIPS = [
     ("threshold", "0.35", "0.35", ("threshold", 0.35)),
     ("threshold", "1", "1", ("threshold", 1.0)),
-    ("threshold", "0", "0", ("threshold", 0.0)),
+    ("threshold", "0.01", "0.01", ("threshold", 0.01)),
     ("threshold", " .5 ", "0.5", ("threshold", 0.5)),
     ("refractory", "2.5", "2.5", ("refractory_s", 2.5)),
     ("refractory", "0", "0", ("refractory_s", 0.0)),
@@ -25,7 +25,8 @@ ROUND_TRIPS = [
 ]
 
 MALFORMED = {
-    "threshold": ["", " ", "abc", "1.5", "-0.1", "2", "nan", "NaN", "inf", "-inf", "1e3",
+    "threshold": ["", " ", "abc", "0", "0.0", "0.009", "1.5", "-0.1", "2", "nan", "NaN", "inf",
+                  "-inf", "1e3",
                   "0x1", "1_0", "0,5", "½", "0.5.1", "true", "ON", "null", "[0.5]",
                   '{"value": 0.5}', '"0.5"', "0.5 0.6", "+", "-", ".", "e5", "1e", "0.5%",
                   "9" * 70, "\x00", "0.5\x00", b"\xff\xfe", b"\xc3\x28", "１"],

@@ -57,7 +57,7 @@ ENTITIES = {
         "icon": "mdi:alert-circle-outline"},
     "number/kitchen/threshold": {
         "name": "Detection threshold", "command_topic": f"{BASE}/threshold/set",
-        "state_topic": f"{BASE}/threshold", "min": 0.0, "max": 1.0, "step": 0.01,
+        "state_topic": f"{BASE}/threshold", "min": 0.01, "max": 1.0, "step": 0.01,
         "mode": "slider", "entity_category": "config", "icon": "mdi:tune"},
     "number/kitchen/refractory": {
         "name": "Cooldown", "command_topic": f"{BASE}/refractory/set",

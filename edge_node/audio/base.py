@@ -6,6 +6,8 @@ keyword spotter sees identically scaled, filtered and resampled audio whatever t
 
 from __future__ import annotations
 
+import logging
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterator
@@ -14,6 +16,8 @@ from types import TracebackType
 import numpy as np
 
 from edge_node.audio.resample import StreamingResampler
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 """The node's one sample rate: every block a source yields, every feature profile, every
@@ -30,6 +34,9 @@ DC_CUTOFF_HZ = 20.0
 
 EQUAL_ENERGY_RATIO = 2.0
 """Channels within this power ratio (3 dB) count as equal, so "auto" mixes them."""
+
+REPAIR_LOG_EVERY_S = 10.0
+"""Repaired non-finite samples are logged at most this often (a broken stream is loud)."""
 
 
 class AudioSourceError(RuntimeError):
@@ -143,6 +150,25 @@ class PcmConverter:
         self._gain = 10.0 ** (gain_db / 20.0)
         self._dc = DcBlocker(self.rate) if remove_dc else None
         self._resampler = StreamingResampler(self.rate, SAMPLE_RATE)
+        self.repaired = 0
+        """Non-finite samples (NaN, Inf from a float stream) replaced by silence so far."""
+        self._repair_logged_at = -REPAIR_LOG_EVERY_S
+
+    def _repair(self, samples: np.ndarray) -> np.ndarray:
+        """One NaN would poison the DC blocker's state and every block after it: replace
+        non-finite samples with silence, and say so."""
+        bad = ~np.isfinite(samples)
+        count = int(bad.sum())
+        if not count:
+            return samples
+        samples = np.where(bad, 0.0, samples)
+        self.repaired += count
+        now = time.monotonic()
+        if now - self._repair_logged_at >= REPAIR_LOG_EVERY_S:
+            self._repair_logged_at = now
+            log.warning("audio: replaced %d non-finite sample(s) (NaN/Inf) with silence "
+                        "(%d so far)", count, self.repaired)
+        return samples
 
     def _frames(self, data: bytes | np.ndarray) -> np.ndarray:
         if isinstance(data, bytes | bytearray | memoryview):
@@ -153,6 +179,7 @@ class PcmConverter:
             samples = scale_pcm(np.frombuffer(raw[:usable], dtype=self.dtype))
         else:
             samples = scale_pcm(np.asarray(data))
+        samples = self._repair(samples)
         if samples.ndim == 1 and self.channels > 1:
             samples = samples.reshape(-1, self.channels)
         elif samples.ndim == 2 and samples.shape[1] != self.channels:

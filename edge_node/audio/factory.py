@@ -32,6 +32,22 @@ def _stdin_args(spec: str) -> tuple[int, int, str]:
     return rate, channels, fmt
 
 
+def check_source(spec: str) -> None:
+    """Raise ValueError (saying what to write) unless `spec` names a source that can open."""
+    kind, _, rest = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind == "mic" and not rest:
+        return
+    if kind == "wav":
+        if not rest:
+            raise ValueError(f"bad source {spec!r}: wav needs a path, e.g. wav:command.wav")
+        return
+    if kind == "stdin":
+        _stdin_args(spec)
+        return
+    raise ValueError(f"unknown audio source {spec!r}: use {SOURCE_SPECS}")
+
+
 def open_source(
     spec: str,
     settings: AudioSettings,
@@ -39,13 +55,12 @@ def open_source(
     realtime_wav: bool = False,
 ) -> AudioSource:
     """Open the source named by ``spec``; ``settings`` configure the mic (and the channel)."""
+    check_source(spec)
     kind, _, rest = spec.partition(":")
     kind = kind.strip().lower()
-    if kind == "mic" and not rest:
+    if kind == "mic":
         return MicSource(settings, block_samples)
     if kind == "wav":
-        if not rest:
-            raise ValueError(f"bad source {spec!r}: wav needs a path, e.g. wav:command.wav")
         return WavSource(rest, block_samples, realtime=realtime_wav, channel=settings.channel)
     if kind == "stdin":
         rate, channels, fmt = _stdin_args(spec)
@@ -57,4 +72,4 @@ def open_source(
             block_samples=block_samples,
             remove_dc=settings.remove_dc,
         )
-    raise ValueError(f"unknown audio source {spec!r}: use {SOURCE_SPECS}")
+    raise AssertionError(f"check_source let {spec!r} through")
