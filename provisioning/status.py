@@ -19,6 +19,7 @@ larger fleets, and for Home Assistant's own discovery backlog).
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import uuid
@@ -32,6 +33,8 @@ from edge_node.topics import AVAILABILITY, FLEET, LAST_COMMAND, ROOT, STATUS, no
 from provisioning.broker import BrokerOptions, connect
 
 TOPICS = (AVAILABILITY, STATUS, LAST_COMMAND)
+MAX_TEXT = 64
+"""Longest name, version or command shown from a node's payload."""
 
 
 @dataclass
@@ -64,8 +67,19 @@ class NodeState:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-        else None
+    """A finite number from a payload, else None (JSON from anyone may hold NaN, Infinity or
+    integers too big for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _text(value: Any, default: str) -> str:
+    return value[:MAX_TEXT] if isinstance(value, str) else default
 
 
 class FleetStatus:
@@ -143,19 +157,19 @@ class FleetStatus:
             return
         try:
             body = json.loads(payload) if payload else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         if not isinstance(body, dict):
             return
         if key == "status":
-            state.model_name = str(body.get("model_name", state.model_name))
-            state.model_version = str(body.get("model_version", state.model_version))
-            state.group = str(body.get("group", state.group))
+            state.model_name = _text(body.get("model_name"), state.model_name)
+            state.model_version = _text(body.get("model_version"), state.model_version)
+            state.group = _text(body.get("group"), state.group)
             state.latency_ms = _number(body.get("latency_ms"))
             state.uptime_s = _number(body.get("uptime_s"))
             state.status_at = time.time()
         elif key == "last_command":
-            state.last_command = str(body.get("command", ""))
+            state.last_command = _text(body.get("command"), "")
             state.last_confidence = _number(body.get("confidence"))
             state.last_at = _number(body.get("timestamp"))
 

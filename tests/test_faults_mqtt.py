@@ -74,14 +74,16 @@ def test_two_nodes_with_one_node_id_report_it_stop_flapping_and_keep_seqs_unique
         while not switched():
             assert time.monotonic() < deadline, "the takeover loop went on"
             time.sleep(0.2)
-        time.sleep(1.0)
+
+        def both_reported() -> bool:
+            return all("another node" in n.log_path.read_text() for n in (first, second))
+        deadline = time.monotonic() + 20
+        while not both_reported():  # a real node sends its status every 5 s
+            assert time.monotonic() < deadline, "duplicate not reported by both"
+            for node in (first, second):
+                node.send("status")
+            time.sleep(0.5)
         drops = [n.log_path.read_text().count("MQTT: disconnected") for n in (first, second)]
-        for node in (first, second):
-            node.send("status")
-        for node in (first, second):
-            node.send("status")
-        sub.wait_for(lambda _: all("another node" in n.log_path.read_text()
-                                   for n in (first, second)), 10, "duplicate reported")
         statuses = [m.json() for m in sub.on(f"{BASE}/status")]
         assert any("another node also uses node_id kitchen" in s["problem"] for s in statuses)
         for k in range(8):
