@@ -3,7 +3,9 @@
 Topics (see docs/ota.md), for node base `kws/<id>`:
 
 - `<scope>/offer` (retained JSON) for scope `kws/<id>/model`, `kws/_group/<group>/model` and
-  `kws/_fleet/model`; the newest offer (by `pushed_at`) wins;
+  `kws/_fleet/model`; the newest offer (by `pushed_at`) wins - against an offer whose
+  signature verified only, as `pushed_at` is not signed: a forged offer cannot block later
+  pushes;
 - `<scope>/chunk/<transfer>/<index>` (binary, normally retained), subscribed only while that
   transfer downloads;
 - `kws/<id>/model/request` (node -> pusher): missing chunk indices after a silence;
@@ -63,6 +65,8 @@ class OtaExtension:
         self.installed_sha = str(getattr(getattr(model, "manifest", None), "sha256", ""))
         self.current = store.pointer().current
         self.offer: Offer | None = None
+        self.offer_verified = False
+        """The current offer's signature verified with the fleet key."""
         self.queued: Offer | None = None
         self.transfer: Transfer | None = None
         self.worker: threading.Thread | None = None
@@ -149,7 +153,8 @@ class OtaExtension:
         with self._lock:
             if self.offer is not None and offer.transfer == self.offer.transfer:
                 return
-            if self.offer is not None and offer.pushed_at < self.offer.pushed_at:
+            if self.offer is not None and self.offer_verified and \
+                    offer.pushed_at < self.offer.pushed_at:
                 log.info("OTA: ignoring offer %s on %s: older than offer %s", offer.transfer,
                          topic, self.offer.transfer)
                 return
@@ -175,12 +180,14 @@ class OtaExtension:
         """Make `offer` the current one and decide what to do with it (lock held)."""
         self._drop_transfer()
         self.offer, self.error, self.progress = offer, "", 0.0
+        self.offer_verified = False
         log.info("OTA: offer %s: %s %s (%d bytes, %d chunks) on %s", offer.transfer, offer.name,
                  offer.version, offer.size, offer.chunks, offer.scope)
         if self.key is None:
             self._set("failed", f"{self.key_problem} (offered {offer.name} {offer.version})")
             return
         if self._is_installed(offer):
+            self.offer_verified = True  # it was, when it was installed
             self._set("installed", "", 100.0)
             return
         failure = self.store.failure(offer.transfer)
@@ -200,6 +207,7 @@ class OtaExtension:
             self.store.mark_failed(offer.transfer, str(exc))
             self._set("failed", str(exc))
             return
+        self.offer_verified = True
         if not offer.auto_install and not requested:
             self._set("idle", f"{offer.name} {offer.version} offered; install it from Home "
                       "Assistant")
@@ -255,6 +263,11 @@ class OtaExtension:
                 return
             try:
                 added = transfer.add(topic.rsplit("/", 1)[1], payload)
+                if added:
+                    self.progress = transfer.progress
+                    if transfer.complete:
+                        self._finish_download()
+                        return
             except ValueError as exc:
                 transfer.rejected += 1
                 self.reject(f"chunk on {topic}", str(exc))
@@ -263,12 +276,7 @@ class OtaExtension:
                 self._drop_transfer()
                 self._set("failed", f"cannot write the staging file: {exc}")
                 return
-            if not added:
-                return
-            self.progress = transfer.progress
-            if transfer.complete:
-                self._finish_download()
-            elif time.monotonic() - self._last_status >= STATUS_EVERY_S:
+            if added and time.monotonic() - self._last_status >= STATUS_EVERY_S:
                 self.publish_status()
 
     def _finish_download(self) -> None:
@@ -282,29 +290,39 @@ class OtaExtension:
         self.worker.start()
 
     def _watch(self) -> None:
-        """Ask again for missing chunks when none arrived for a while; give up eventually."""
+        """Ask again for missing chunks when none arrived for a while; give up eventually.
+
+        Nothing may end this thread but `close()`: a node whose watchdog died would wait
+        for a stalled transfer forever."""
         while not self._stop.wait(0.25):
-            with self._lock:
-                t = self.transfer
-                if t is None or self.state != "downloading" or t.complete or \
-                        time.monotonic() - t.last_chunk < self.settings.chunk_timeout_s or \
-                        not self.conn.connected.is_set():
-                    continue
-                t.requests += 1
-                t.last_chunk = time.monotonic()
-                missing = t.missing()
-                if t.requests > self.settings.max_requests:
-                    self._drop_transfer()
-                    self._fail(t.offer, f"transfer stalled: {len(missing)} of {t.offer.chunks} "
-                               f"chunks missing after {self.settings.max_requests} requests")
-                    continue
-                log.info("OTA: %d chunks missing; requesting them (request %d)", len(missing),
-                         t.requests)
-                self.conn.publish(f"{self.base}/{topics.MODEL}/{topics.REQUEST}",
-                                  encode_request(t.offer.transfer, missing), qos=1)
-                # Subscribing again makes the broker re-send retained chunks.
-                self.conn.unhandle(t.offer.chunk_filter())
-                self.conn.handle(t.offer.chunk_filter(), self.on_chunk)
+            try:
+                self._watch_once()
+            except Exception:
+                log.exception("OTA: transfer watchdog failed; it keeps watching")
+
+    def _watch_once(self) -> None:
+        """One look at the transfer (lock held): ask again, or give up."""
+        with self._lock:
+            t = self.transfer
+            if t is None or self.state != "downloading" or t.complete or \
+                    time.monotonic() - t.last_chunk < self.settings.chunk_timeout_s or \
+                    not self.conn.connected.is_set():
+                return
+            t.requests += 1
+            t.last_chunk = time.monotonic()
+            missing = t.missing()
+            if t.requests > self.settings.max_requests:
+                self._drop_transfer()
+                self._fail(t.offer, f"transfer stalled: {len(missing)} of {t.offer.chunks} "
+                           f"chunks missing after {self.settings.max_requests} requests")
+                return
+            log.info("OTA: %d chunks missing; requesting them (request %d)", len(missing),
+                     t.requests)
+            self.conn.publish(f"{self.base}/{topics.MODEL}/{topics.REQUEST}",
+                              encode_request(t.offer.transfer, missing), qos=1)
+            # Subscribing again makes the broker re-send retained chunks.
+            self.conn.unhandle(t.offer.chunk_filter())
+            self.conn.handle(t.offer.chunk_filter(), self.on_chunk)
 
     # --- install --------------------------------------------------------------------------
 
@@ -328,9 +346,12 @@ class OtaExtension:
                 self._take(queued)
 
     def _fail(self, offer: Offer, reason: str) -> None:
-        self.store.mark_failed(offer.transfer, reason)
-        self.store.set_last(state="failed", reason=reason, transfer=offer.transfer,
-                            version=offer.version)
+        try:
+            self.store.mark_failed(offer.transfer, reason)
+            self.store.set_last(state="failed", reason=reason, transfer=offer.transfer,
+                                version=offer.version)
+        except OSError as exc:  # the same full disk: report the failure all the same
+            log.error("OTA: cannot record the failure of %s: %s", offer.transfer, exc)
         self._set("failed", reason)
 
     def _verify_and_swap(self, transfer: Transfer) -> None:

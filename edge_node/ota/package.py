@@ -25,10 +25,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge_node.model import Manifest, ModelError
+from edge_node.ota.settings import OtaSettings
 
 SIGNING_TAG = b"kws-model-package/1\n"
 SHA256 = re.compile(r"[0-9a-f]{64}")
 MEMBERS = ("manifest.json", "model.tflite", "signature")
+LABEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""A label becomes an MQTT topic level (`<base>/trigger/<label>`) and part of a Home Assistant
+discovery id (`heard_<label>`): `+`, `#`, `/` or spaces would break both half-way."""
+MAX_MEMBER_BYTES = {"manifest.json": 256 * 1024, "signature": 1024,
+                    "model.tflite": OtaSettings.max_model_bytes}
+"""Largest uncompressed size of each package member, checked before anything is inflated
+(a small zip can claim gigabytes)."""
 
 
 class PackageError(ValueError):
@@ -49,6 +57,10 @@ def check_manifest(manifest: Any) -> Manifest:
         parsed = Manifest.from_json(manifest)
     except ModelError as exc:
         raise PackageError(f"bad manifest: {exc}") from exc
+    bad = [label for label in parsed.labels if not LABEL.fullmatch(label)]
+    if bad:
+        raise PackageError(f"labels {bad} cannot be MQTT topic levels and Home Assistant ids: "
+                           "use letters, digits, _ and - (at most 64)")
     if not SHA256.fullmatch(str(manifest.get("sha256", ""))):
         raise PackageError("manifest lacks a sha256 (64 lower-case hex digits)")
     size = manifest.get("size")
@@ -161,6 +173,11 @@ class Package:
                 missing = [m for m in MEMBERS if m not in zf.namelist()]
                 if missing:
                     raise PackageError(f"{path}: not a model package (lacks {missing})")
+                for member, limit in MAX_MEMBER_BYTES.items():
+                    size = zf.getinfo(member).file_size
+                    if size > limit:
+                        raise PackageError(f"{path}: {member} would inflate to {size} bytes, "
+                                           f"more than {limit}")
                 manifest = json.loads(zf.read("manifest.json"))
                 model = zf.read("model.tflite")
                 signature = zf.read("signature").decode().strip()

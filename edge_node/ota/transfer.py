@@ -107,8 +107,9 @@ def parse_offer(payload: bytes, scope: str, max_bytes: int, max_chunk: int) -> O
         raise PackageError(f"{chunks} chunks cannot hold {size} bytes in chunks of "
                            f"{chunk_size}")
     pushed_at = data.get("pushed_at", 0.0)
-    if isinstance(pushed_at, bool) or not isinstance(pushed_at, int | float):
-        raise PackageError("offer 'pushed_at' must be a number")
+    if isinstance(pushed_at, bool) or not isinstance(pushed_at, int | float) or \
+            not math.isfinite(pushed_at):
+        raise PackageError("offer 'pushed_at' must be a finite number")
     auto = data.get("auto_install", True)
     if not isinstance(auto, bool):
         raise PackageError("offer 'auto_install' must be true or false")
@@ -228,9 +229,18 @@ class Transfer:
             self._fh.close()
 
     def discard(self) -> None:
-        self.close()
-        for path in (self.part, self.record):
-            path.unlink(missing_ok=True)
+        """Remove the staging files; never raises (a full disk must not stop the cleanup)."""
+        if not self._fh.closed:
+            try:
+                self._fh.close()
+            except OSError as exc:
+                log.warning("OTA: dropping unwritten chunks of %s: %s", self.offer.transfer,
+                            exc)
+        for path in (self.part, self.record, self.record.with_name(self.record.name + ".tmp")):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("OTA: cannot remove %s: %s", path, exc)
 
 
 def encode_request(transfer: str, missing: list[int], limit: int = 512) -> str:

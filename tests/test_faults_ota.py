@@ -1,0 +1,159 @@
+"""OTA faults: a full disk during a download, a forged offer from the future, labels that
+cannot be topic levels, a zip bomb. Real Mosquitto, real node processes, the real pusher and
+command line, a real tmpfs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from edge_node.model import DEFAULT_MODEL
+from edge_node.ota.package import build_package, load_private_key, sign_manifest
+from provisioning.broker import BrokerOptions
+from provisioning.push import Pusher
+from tests.mqtt_broker import Broker, Subscriber
+from tests.ota_node import OtaNode, node_config
+from tests.ota_packages import MANIFEST, good, make_keys
+from tests.small_fs import small_fs
+
+REPO = DEFAULT_MODEL.parents[2]
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    b = Broker(tmp_path_factory.mktemp("broker")).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    return make_keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture
+def pusher(broker):
+    p = Pusher(BrokerOptions("127.0.0.1", broker.port, username=""))
+    yield p
+    p.close()
+
+
+def last_status(sub: Subscriber, node_id: str, predicate, what: str, timeout: float = 30.0):
+    topic = f"kws/{node_id}/model/status"
+    return sub.wait_for(lambda ms: (s := [m.json() for m in ms if m.topic == topic
+                                          and m.payload][-1:]) and predicate(s[0]) and s[0],
+                        timeout, what)
+
+
+def test_full_disk_during_an_ota_download_fails_cleanly_and_the_next_push_installs(
+        broker, keys, pusher, tmp_path):
+    with small_fs(tmp_path / "models", 64) as models:
+        config = node_config(tmp_path / "den", "den", broker, keys.public, models_dir=str(models))
+        node = OtaNode(tmp_path / "den", config)
+        try:
+            sub = Subscriber(broker, "kws/den/model/status")
+            last_status(sub, "den", lambda s: s["state"] == "idle", "idle")
+            offer, results = pusher.push(good(keys, "7.0.0"), "kws/den/model", {"den"},
+                                         timeout=30, chunk_size=8192)
+            assert not results[0].ok
+            failed = last_status(sub, "den", lambda s: s["state"] == "failed", "failed")
+            assert "No space left" in failed["reason"], failed
+            assert failed["offered_transfer"] == offer.transfer
+            assert not list((models / "staging").glob("*.part")), "staging removed"
+            assert node.versions_heard() == {MANIFEST["version"]}, "still listening"
+            subprocess.run(["mount", "-o", "remount,size=4m", str(models)], check=True)
+            offer, results = pusher.push(good(keys, "7.0.1"), "kws/den/model", {"den"},
+                                         timeout=60, chunk_size=8192)
+            assert results[0].ok, results
+            assert node.versions_heard() == {"7.0.1"}
+            assert "Traceback" not in node.proc.log()
+        finally:
+            node.close()
+
+
+def test_a_forged_offer_from_the_far_future_cannot_block_later_pushes(broker, keys, pusher,
+                                                                      tmp_path):
+    node = OtaNode(tmp_path / "loft", node_config(tmp_path / "loft", "loft", broker,
+                                                   keys.public))
+    try:
+        sub = Subscriber(broker, "kws/loft/model/status")
+        last_status(sub, "loft", lambda s: s["state"] == "idle", "idle")
+        real = pusher.offer_for(good(keys, "8.0.0"), "kws/loft/model", 8192, True, "")
+        forged = {**real.to_json(), "transfer": "f" * 16, "pushed_at": 1e15,
+                  "signature": real.signature[:-8] + "AAAAAAA="}
+        pusher.client.publish("kws/loft/model/offer", json.dumps(forged), qos=1,
+                              retain=True).wait_for_publish(5)
+        last_status(sub, "loft", lambda s: s["offered_transfer"] == "f" * 16
+                    and s["state"] == "failed", "forged offer refused")
+        offer, results = pusher.push(good(keys, "8.0.0"), "kws/loft/model", {"loft"},
+                                     timeout=60, chunk_size=8192)
+        assert results[0].ok, results
+        assert node.versions_heard() == {"8.0.0"}
+    finally:
+        node.close()
+
+
+def test_labels_with_plus_or_hash_are_refused_at_sign_and_at_install(broker, keys, pusher,
+                                                                       tmp_path):
+    bad = {**MANIFEST, "labels": ["go+", "stop#", *MANIFEST["labels"][2:]]}
+    model = tmp_path / "bad.tflite"
+    model.write_bytes(DEFAULT_MODEL.read_bytes())
+    model.with_suffix(".json").write_text(json.dumps(bad))
+    signed = subprocess.run([sys.executable, "-m", "provisioning.cli", "sign", str(model),
+                             "--key", str(keys.private), "--version", "9.0.0", "--out",
+                             str(tmp_path / "bad.kwspkg")], cwd=REPO, capture_output=True,
+                            text=True, timeout=60)
+    assert signed.returncode != 0 and "cannot be MQTT topic levels" in signed.stderr
+    assert "Traceback" not in signed.stderr and not (tmp_path / "bad.kwspkg").exists()
+
+    node = OtaNode(tmp_path / "shed", node_config(tmp_path / "shed", "shed", broker,
+                                                   keys.public))
+    try:
+        sub = Subscriber(broker, "kws/shed/model/status")
+        last_status(sub, "shed", lambda s: s["state"] == "idle", "idle")
+        package = good(keys, "9.0.0")
+        manifest = {**package.manifest, "labels": bad["labels"]}
+        offer = pusher.offer_for(package, "kws/shed/model", 8192, True, "")
+        hostile = {**offer.to_json(), "manifest": manifest,
+                   "signature": sign_manifest(manifest, load_private_key(keys.private))}
+        pusher.client.publish("kws/shed/model/offer", json.dumps(hostile), qos=1,
+                              retain=True).wait_for_publish(5)
+        status = last_status(sub, "shed", lambda s: "topic levels" in s["error"], "refused")
+        assert status["installed_version"] == MANIFEST["version"]
+        assert node.versions_heard() == {MANIFEST["version"]}
+    finally:
+        node.close()
+
+
+def zip_bomb(path, inflated: int) -> None:
+    """A package whose model member inflates to `inflated` bytes of zeros (a few KB on disk)."""
+    real = build_package(DEFAULT_MODEL, load_private_key(make_keys(path.parent / "k").private))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps(real.manifest))
+        zf.writestr("signature", real.signature)
+        with zf.open("model.tflite", "w", force_zip64=True) as member:
+            block = bytes(1 << 20)
+            for _ in range(inflated >> 20):
+                member.write(block)
+
+
+def test_a_zip_bomb_package_is_refused_before_decompression(tmp_path):
+    bomb = tmp_path / "bomb.kwspkg"
+    zip_bomb(bomb, 1 << 30)
+    assert bomb.stat().st_size < 4 << 20
+    code = ("import resource, sys\n"
+            "from provisioning.cli import main\n"
+            "rc = main(sys.argv[1:])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            "sys.exit(rc)\n")
+    done = subprocess.run([sys.executable, "-c", code, "push-model", str(bomb), "--node", "x",
+                           "--mqtt-host", "127.0.0.1", "--mqtt-port", "1", "--username", ""],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "would inflate to 1073741824 bytes" in done.stderr, \
+        done.stderr
+    peak_kb = int(done.stdout.split()[-1])
+    assert peak_kb < 400 * 1024, f"peak memory {peak_kb} KB: it was inflated"
