@@ -20,14 +20,13 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from bench.mqtt_common import TimedSubscriber
 from edge_node.detector import DetectorSettings
-from edge_node.events import EventHub
+from edge_node.events import EventHub, ModelInstalled
 from edge_node.model import DEFAULT_MODEL, Model, read_manifest
 from edge_node.mqtt.client import MqttConnection
 from edge_node.mqtt.settings import MqttSettings
@@ -44,18 +43,6 @@ from training.benchmarks import machine, write_section
 ARTICLE = DEFAULT_MODEL.parent / "article_cnn.tflite"
 
 
-class StandInAgent:
-    """What the OTA extension needs of the agent: the current model, detector settings and
-    the hand-over."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self.detector = SimpleNamespace(settings=DetectorSettings())
-
-    def swap_model(self, model: Model) -> None:
-        self.model = model
-
-
 class Node:
     """One in-process node's OTA side."""
 
@@ -63,14 +50,20 @@ class Node:
                  model: Any) -> None:
         settings = MqttSettings(host="127.0.0.1", port=broker.port, state_dir=folder)
         self.conn = MqttConnection(settings, node_id)
-        self.agent = StandInAgent(model)
+        self.model, hub = model, EventHub()
+        hub.subscribe(ModelInstalled, self.use)
         self.ota = OtaExtension(self.conn, settings.topic_base(node_id), node_id, "",
                                 OtaSettings(public_key=public_key),
-                                ModelStore(folder / "models"), self.agent, EventHub())
+                                ModelStore(folder / "models"), model, hub, DetectorSettings())
+        self.ota.start()
         self.conn.start()
 
+    def use(self, event: ModelInstalled) -> None:
+        """What the agent does with an installed model: switch to it."""
+        self.model = event.model
+
     def close(self) -> None:
-        self.ota.close()
+        self.ota.stop()
         self.conn.close()
 
 
@@ -117,7 +110,7 @@ def push(folder: Path, broker: Broker, keys: tuple[Path, Path], count: int, mode
             pusher.close()
         took = time.monotonic() - started
         time.sleep(0.5)
-        on_new = sum(n.agent.model.version == version for n in nodes.values())
+        on_new = sum(n.model.version == version for n in nodes.values())
         p = phases(sub, offer.transfer, started_wall)
         return {"nodes": count, "ok": sum(r.ok for r in results), "on_new_version": on_new,
                 "bytes": offer.size, "chunks": offer.chunks, "chunk_size": chunk_size,

@@ -1,7 +1,7 @@
-"""Simulated nodes for bench.fleet_status: each is the node's real MQTT wiring
-(`edge_node.mqtt.wiring.MqttSession`: connection with last will, discovery, controls, status,
-disk queue) around the scripted agent of tests/mqtt_node, so they publish exactly what a real
-node publishes, through the same code.
+"""Simulated nodes for bench.fleet_status: each is a node as `edge_node.node.build_node`
+builds it (connection with last will, discovery, controls, status, disk queue, OTA) around
+the scripted agent of tests/mqtt_node, so they publish exactly what a real node publishes,
+through the same code.
 
 `python -m bench.fleet_sim PORT PASSWORDS.yaml FIRST COUNT STATE_DIR`; stdin lines:
 `status` (every node publishes its status), `detect INDEX LABEL` (node INDEX detects LABEL),
@@ -20,7 +20,8 @@ import yaml
 
 from edge_node.config import NodeConfig, build
 from edge_node.events import Status
-from edge_node.mqtt.wiring import MqttSession
+from edge_node.mqtt.client import MqttConnection
+from edge_node.node import Node, build_node
 from tests.mqtt_node import ScriptedAgent
 
 LABELS = ["stop", "go", "left", "right", "_unknown_", "_silence_"]
@@ -30,19 +31,31 @@ def node_id(index: int) -> str:
     return f"sim{index:04d}"
 
 
-def make_session(index: int, port: int, password: str, state: Path) -> MqttSession:
+class Session:
+    """One simulated node: built, started, its connection and scripted agent at hand."""
+
+    def __init__(self, node: Node, agent: ScriptedAgent) -> None:
+        self.node, self.agent_ = node, agent
+        self.conn = next(e for e in node.extensions if isinstance(e, MqttConnection))
+
+    def start(self) -> None:
+        self.node.start()
+
+    def close(self) -> None:
+        self.node.stop()
+
+
+def make_session(index: int, port: int, password: str, state: Path) -> Session:
     config = build(NodeConfig, {
         "node_id": node_id(index), "group": f"g{index % 10}", "source": "stdin",
         "mqtt": {"host": "127.0.0.1", "port": port, "username": node_id(index),
                  "password": password, "state_dir": str(state), "keepalive": 60}})
     agent = ScriptedAgent(config.detector, LABELS, "1.0.0")
-    session = MqttSession(config, config.mqtt, agent)  # type: ignore[arg-type]
-    session.agent_ = agent  # type: ignore[attr-defined]
-    return session
+    return Session(build_node(config, agent=agent, stdout=False, display=False), agent)
 
 
-def publish_status(session: MqttSession, latency_ms: float) -> None:
-    agent = session.agent_  # type: ignore[attr-defined]
+def publish_status(session: Session, latency_ms: float) -> None:
+    agent = session.agent_
     agent.hub.publish(Status(-40.0, latency_ms, 100, agent.detections, 60.0, True))
 
 
@@ -70,7 +83,7 @@ def main() -> None:
                 publish_status(s, float(words[1]))
         elif words[:1] == ["detect"]:
             session = sessions[int(words[1]) - first]
-            session.agent_.handle(["detect", words[2], "0.9"])  # type: ignore[attr-defined]
+            session.agent_.handle(["detect", words[2], "0.9"])
         elif words[:1] == ["stop"]:
             for s in sessions[:int(words[1])]:
                 s.close()

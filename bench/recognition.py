@@ -7,9 +7,13 @@
     embeddings, of a 100 ms hop), the bundled int8 model;
 - CPU share of one core and peak RSS of the streaming node (`edge-node run`) on audio paced in
   real time, and whether TensorFlow was imported; with `--candidate MODEL`, the same for a
-  model not (yet) bundled, run right after the bundled one so the two compare side by side.
+  model not (yet) bundled, run right after the bundled one so the two compare side by side;
+- with `--audio-thread`, the audio thread's cost per hop in the real node with MQTT on (a real
+  Mosquitto) just after an outage (a detection queue of `--queued` rows to re-send), with
+  `--before REV` also for that git revision of the code, run alternately on the same machine.
 
 Run: `.venv/bin/python -m bench.recognition [--seconds 30] [--candidate MODEL.tflite]`
+     `.venv/bin/python -m bench.recognition --audio-thread [--before REV]`
 """
 
 from __future__ import annotations
@@ -138,14 +142,140 @@ def streaming_node(seconds: float, runtime: str | None, model: Path = DEFAULT_MO
             "detections": len(out.splitlines())}
 
 
+HOP_PROBE = """
+import json, sys, time
+from edge_node.agent import Agent
+from edge_node.events import Detected, EventHub
+hops, detected = [], []
+process, publish = Agent.process, EventHub.publish
+def timed_process(self, block):
+    t0 = time.perf_counter()
+    process(self, block)
+    hops.append((time.perf_counter() - t0) * 1e3)
+def timed_publish(self, event):
+    t0 = time.perf_counter()
+    publish(self, event)
+    if type(event) is Detected:
+        detected.append((time.perf_counter() - t0) * 1e3)
+Agent.process, EventHub.publish = timed_process, timed_publish
+from edge_node.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"hops_ms": hops, "detected_ms": detected, "exit": code}), file=sys.stderr)
+"""
+
+
+def fill_queue(path: Path, rows: int) -> None:
+    """A detection queue as an outage leaves it: `rows` detections waiting to be sent."""
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, payload TEXT NOT NULL)")
+    db.execute("CREATE TABLE counter (id INTEGER PRIMARY KEY CHECK (id = 0), "
+               "last_seq INTEGER NOT NULL)")
+    record = {"command": "stop", "confidence": 0.9, "timestamp": 0.0, "model_version": "x",
+              "node_id": "bench"}
+    db.executemany("INSERT INTO outbox VALUES (?, ?)",
+                   ((i, json.dumps({**record, "seq": i})) for i in range(1, rows + 1)))
+    db.execute("INSERT INTO counter VALUES (0, ?)", (rows,))
+    db.commit()
+    db.close()
+
+
+def audio_thread(tree: Path, seconds: float, queued: int) -> dict[str, Any]:
+    """The real node (`edge-node run`, code from `tree`) on `seconds` of the demo recording,
+    paced in real time, MQTT to a real Mosquitto, starting with `queued` detections to re-send:
+    each hop's time in the audio loop, and each `Detected` event's time with its subscribers
+    (stdout, MQTT: what a new detection waits for on the audio thread)."""
+    from tests.mqtt_broker import Broker
+
+    example = read_wav_mono16k(DEFAULT_EXAMPLE)
+    audio = np.tile(example, int(np.ceil(seconds * 16000 / example.size)))
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "stream.wav"
+        write_wav(wav, audio[: int(seconds * 16000)])
+        fill_queue(Path(tmp) / "state" / "bench-queue.sqlite3", queued)
+        (Path(tmp) / "node.yaml").write_text(
+            f"node_id: bench\nmqtt: {{state_dir: {tmp}/state}}\n")
+        broker = Broker(Path(tmp) / "broker").start()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", HOP_PROBE, "--log-level", "WARNING", "run",
+                 "--config", f"{tmp}/node.yaml", "--source", f"wav:{wav}", "--display", "none",
+                 "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port)],
+                cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True,
+                text=True, timeout=seconds + 120)
+        finally:
+            broker.stop()
+    probe = json.loads(proc.stderr.strip().splitlines()[-1])
+    hops, detected = probe["hops_ms"], probe["detected_ms"]
+    h50, h95 = percentiles(hops)
+    d50, d95 = percentiles(detected) if detected else (float("nan"), float("nan"))
+    return {"hops": len(hops), "hop_median_ms": h50, "hop_p95_ms": h95, "hop_max_ms": max(hops),
+            "detections": len(detected), "detected_median_ms": d50, "detected_p95_ms": d95,
+            "detected_max_ms": max(detected, default=float("nan"))}
+
+
+def audio_thread_section(seconds: float, queued: int, before: str | None, rounds: int) -> None:
+    """Before/after figures of `audio_thread`, alternating rounds, into BENCHMARKS.md."""
+    repo = Path(__file__).resolve().parents[1]
+    trees = {"this tree": repo}
+    with tempfile.TemporaryDirectory() as tmp:
+        if before:
+            old = Path(tmp) / "before"
+            subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(old),
+                            before], check=True, capture_output=True)
+            trees = {f"before ({before})": old, **trees}
+        try:
+            results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+            for _ in range(rounds):
+                for name, tree in trees.items():
+                    row = audio_thread(tree, seconds, queued)
+                    results[name].append(row)
+                    print(json.dumps({"code": name, **row}))
+        finally:
+            if before:
+                subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force",
+                                str(old)], check=True)
+    body = [f"Machine: {machine()}. `python -m bench.recognition --audio-thread` "
+            f"({rounds} alternating rounds per code; each: `edge-node run` on {seconds:.0f} s of "
+            f"the demo recording paced in real time, MQTT on to a local Mosquitto, starting "
+            f"with {queued:,} detections queued by an outage). Hop: one 100 ms block through "
+            f"the audio loop (features, model, detector, hub). Detected: the `Detected` event "
+            f"with its subscribers (stdout, MQTT), on the audio thread.", "",
+            "| code | hops | hop median / p95 / max (ms) | detections | "
+            "Detected median / p95 / max (ms) |", "|---|---|---|---|---|"]
+    for name, rows in results.items():
+        hops = sum(r["hops"] for r in rows)
+        dets = sum(r["detections"] for r in rows)
+        med = float(np.median([r["hop_median_ms"] for r in rows]))
+        p95 = float(np.median([r["hop_p95_ms"] for r in rows]))
+        top = max(r["hop_max_ms"] for r in rows)
+        dmed = float(np.median([r["detected_median_ms"] for r in rows]))
+        dp95 = float(np.median([r["detected_p95_ms"] for r in rows]))
+        dtop = max(r["detected_max_ms"] for r in rows)
+        body.append(f"| {name} | {hops} | {med:.2f} / {p95:.2f} / {top:.1f} | {dets} | "
+                    f"{dmed:.3f} / {dp95:.3f} / {dtop:.1f} |")
+    write_section("audio-thread", "Audio thread: cost per hop with MQTT on", "\n".join(body))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--audio-thread", action="store_true",
+                        help="only the audio thread's per-hop cost with MQTT on")
+    parser.add_argument("--before", metavar="REV", help="with --audio-thread: also this code")
+    parser.add_argument("--queued", type=int, default=10000,
+                        help="with --audio-thread: detections waiting when the node starts")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--windows", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=30.0, help="real-time streaming run")
     parser.add_argument("--runtimes", default="ai-edge-litert,tflite-runtime")
     parser.add_argument("--candidate", type=Path,
                         help="also run the streaming node with this model, beside the bundled one")
     args = parser.parse_args()
+    if args.audio_thread:
+        audio_thread_section(args.seconds, args.queued, args.before, args.rounds)
+        return
     audio = np.tile(read_wav_mono16k(DEFAULT_EXAMPLE), 3)
     ours_manifest = read_manifest(DEFAULT_MODEL)
     rows, nodes = [], []

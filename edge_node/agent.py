@@ -1,7 +1,7 @@
-"""The node: wires an audio source, the model and the detector, and publishes events.
+"""The agent: moves audio from the source through the detector and publishes events.
 
 Everything that reacts to a detection (stdout, MQTT, the OLED) subscribes to the event hub;
-the agent itself only moves audio through the detector.
+`edge_node.node` builds the agent and those extensions.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from edge_node.audio.resilient import resilient_blocks
 from edge_node.config import NodeConfig
 from edge_node.detector import Detector, DetectorSettings
 from edge_node.events import (
+    AudioLevel,
     Detected,
+    DetectorChanged,
     EventHub,
     ModelChanged,
+    ModelInstalled,
     ModelRunning,
     SourceProblem,
     SourceRestored,
@@ -52,6 +55,7 @@ class Agent:
         self._model_proven = False
         # Audio from before a device outage must not be joined to audio after it.
         self.hub.subscribe(SourceRestored, lambda _: self.detector.skip(0))
+        self.hub.subscribe(ModelInstalled, lambda event: self.swap_model(event.model))
         log.info("model %s %s (%s, %s runtime), labels: %s", self.model.name, self.model.version,
                  self.model.manifest.extra.get("quantization", "?"), self.model.runtime,
                  ", ".join(self.model.labels))
@@ -63,8 +67,13 @@ class Agent:
         self.listening = listening
         log.info("listening %s", "on" if listening else "off")
 
+    @property
+    def detector_settings(self) -> DetectorSettings:
+        return self.detector.settings
+
     def update_detector(self, settings: DetectorSettings) -> None:
         self.detector.update_settings(settings)
+        self.hub.publish(DetectorChanged(settings))
 
     def swap_model(self, model: Model) -> None:
         """Use `model` from the next audio block on (called from another thread)."""
@@ -113,8 +122,11 @@ class Agent:
     def _process(self, block: np.ndarray) -> None:
         if not self.listening:
             self.detector.skip(len(block))
+            self.hub.publish(AudioLevel(-200.0, False))
             return
-        for detection in self.detector.push(block):
+        found = self.detector.push(block)
+        self.hub.publish(AudioLevel(self.detector.last_level_dbfs, True))
+        for detection in found:
             self.detections += 1
             log.info("heard %s (%.2f) at %.2f s", detection.label, detection.confidence,
                      detection.time_s)

@@ -17,7 +17,6 @@ from edge_node.audio.wav import WavSource, read_wav_mono16k
 from edge_node.config import DEFAULT_EXAMPLE, ConfigError, load_config
 from edge_node.detector import Detection, DetectorConfigError, DetectorSettings
 from edge_node.enroll import EnrollSettings
-from edge_node.events import Detected
 from edge_node.logs import setup_logging
 from edge_node.model import DEFAULT_MODEL, Model, ModelError
 
@@ -105,11 +104,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edge_node.agent import Agent
-    from edge_node.display import start_display
-    from edge_node.mqtt.wiring import mqtt_session
-    from edge_node.ota.install import ModelStore, confirm_when_running
-    from edge_node.service import Service
+    from edge_node.node import build_node
 
     overrides = {"source": resolve_source(args.source) if args.source else None,
                  "model": args.model, "node_id": args.node_id, "log_level": args.log_level,
@@ -117,29 +112,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                  **mqtt_overrides(args)}
     config = load_config(args.config, overrides)
     setup_logging(config.log_level)
-    store = ModelStore(config.models_dir)
-    model, _ = store.boot(config.model)
-    agent = Agent(config, model=model)
-    confirm_when_running(agent.hub, store)
-
-    def print_detection(event: Detected) -> None:
-        emit({**event.detection.to_json(), "model_version": event.model_version,
-              "timestamp": round(event.wall_time, 3), "node_id": config.node_id})
-
-    agent.hub.subscribe(Detected, print_detection)
-    service = Service(agent, lambda: load_config(args.config, overrides)).install()
-    display = start_display(config.display, agent.hub, agent.model.version,
-                            lambda: (agent.detector.last_level_dbfs, agent.listening))
+    node = build_node(config, lambda: load_config(args.config, overrides))
     log.info("node %s listening on %s", config.node_id, config.source)
-    with mqtt_session(config, agent):
-        try:
-            agent.run(heartbeat=service.heartbeat)
-        finally:
-            service.stop()
-            if display is not None:
-                display.stop()
-    log.info("stopped after %.1f s of audio, %d detections", agent.detector.time_s,
-             agent.detections)
+    node.run()
+    log.info("stopped after %d detections", node.agent.detections)
     return 0
 
 

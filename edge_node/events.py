@@ -1,8 +1,9 @@
-"""A small synchronous event hub: the agent publishes, extensions subscribe.
+"""A small synchronous event hub: the agent and the extensions publish, extensions subscribe.
 
-Concerns (printing, MQTT, display, OTA) never call each other; they react to events such as
-`Detected` or `Status` published by the agent. A failing subscriber is logged and does not stop
-the others or the audio loop.
+Concerns (printing, MQTT, display, OTA, systemd) never call each other; they react to typed
+events such as `Detected`, `Status` or `BrokerState`. A failing subscriber is logged and does
+not stop the others or the audio loop. Subscribers run in the publisher's thread, so those of
+audio-thread events (`Detected`, `AudioLevel`, `Status`) must only hand work over.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from edge_node.detector import Detection
+from edge_node.detector import Detection, DetectorSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,28 @@ class Status:
     detections: int
     stream_s: float
     listening: bool
+
+
+@dataclass(frozen=True)
+class AudioLevel:
+    """The level of the audio just processed (every block; for live meters)."""
+
+    level_dbfs: float
+    listening: bool
+
+
+@dataclass(frozen=True)
+class DetectorChanged:
+    """The detector's settings changed (MQTT control, SIGHUP) or were restored at start."""
+
+    settings: DetectorSettings
+
+
+@dataclass(frozen=True)
+class BrokerState:
+    """The MQTT connection came up (True) or is down (False: connecting or lost)."""
+
+    connected: bool
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,14 @@ class NodeProblem:
 class ModelChanged:
     """The agent was handed another model (an OTA install or rollback); it takes over from the
     next audio block. Discovery (labels, version) must follow."""
+
+    model: Any
+    """The new `edge_node.model.Model`."""
+
+
+@dataclass(frozen=True)
+class ModelInstalled:
+    """OTA installed and self-tested a model: the agent should switch to it."""
 
     model: Any
     """The new `edge_node.model.Model`."""

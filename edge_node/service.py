@@ -17,11 +17,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from edge_node.agent import Agent
 from edge_node.config import NodeConfig
 from edge_node.events import SourceProblem, SourceRestored, Status
 from edge_node.setting import is_live
+
+if TYPE_CHECKING:
+    from edge_node.node import NodeContext
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +81,14 @@ def config_changes(old: NodeConfig, new: NodeConfig) -> dict[str, tuple[object, 
 
 
 class Service:
-    """Wires an `Agent` to systemd: notifications, watchdog, signals and config reload."""
+    """The node under systemd: notifications, watchdog, signals and config reload."""
 
-    def __init__(self, agent: Agent, load_config: Callable[[], NodeConfig],
+    def __init__(self, context: NodeContext, load_config: Callable[[], NodeConfig],
                  notifier: Notifier | None = None) -> None:
-        self.agent = agent
+        self.agent = context.agent
+        self.hub = context.hub
+        self.config = context.config
+        self.model_version = context.model.version
         self.load_config = load_config
         self.notifier = notifier or Notifier()
         self.ready = False
@@ -90,16 +96,15 @@ class Service:
         self._reload = threading.Event()
         self._next_ping = 0.0
 
-    def install(self) -> Service:
+    def start(self) -> None:
         """Handle SIGTERM/SIGINT (stop), SIGHUP (reload) and report hub events as STATUS."""
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
-        hub = self.agent.hub
+        hub = self.hub
         hub.subscribe(SourceProblem, lambda e: self.status(f"audio problem: {e.message}"))
         hub.subscribe(SourceRestored, lambda e: self.status(f"listening ({e.message})"))
         hub.subscribe(Status, self._on_status)
-        return self
 
     def status(self, text: str) -> None:
         self.notifier.notify(f"STATUS={text}")
@@ -124,8 +129,8 @@ class Service:
         """Called by the listening loop between blocks (and while waiting for a lost device)."""
         if not self.ready:
             self.ready = True
-            self.notifier.notify("READY=1", f"STATUS=listening on {self.agent.config.source}, "
-                                 f"model {self.agent.model.version}")
+            self.notifier.notify("READY=1", f"STATUS=listening on {self.config.source}, "
+                                 f"model {self.model_version}")
         if self._reload.is_set():
             self._reload.clear()
             self.reload()
@@ -141,8 +146,8 @@ class Service:
         value set meanwhile from Home Assistant stays unless the file changes that same key.
         A SIGHUP never stops the node, whatever the file holds."""
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
-        old = self.agent.config
-        running = self.agent.detector.settings
+        old = self.config
+        running = self.agent.detector_settings
         try:
             new = self.load_config()
             edited = {f.name: getattr(new.detector, f.name)
@@ -150,7 +155,7 @@ class Service:
                       if getattr(new.detector, f.name) != getattr(old.detector, f.name)}
             self.agent.update_detector(dataclasses.replace(running, **edited))
         except Exception as exc:  # noqa: BLE001 - any bad file is refused, never fatal
-            if self.agent.detector.settings != running:
+            if self.agent.detector_settings != running:
                 self.agent.update_detector(running)
             reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             log.error("config reload refused, keeping the running config: %s", reason)
@@ -160,8 +165,7 @@ class Service:
         live = {k: v for k, v in changes.items() if is_live(new, k)}
         later = sorted(set(changes) - set(live))
         logging.getLogger().setLevel(new.log_level.upper())
-        self.agent.config = dataclasses.replace(old, detector=new.detector,
-                                                log_level=new.log_level)
+        self.config = dataclasses.replace(old, detector=new.detector, log_level=new.log_level)
         applied = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in sorted(live.items()))
         log.info("config reloaded: %s", applied or "no live changes")
         if later:

@@ -1,5 +1,5 @@
-"""A node process for MQTT tests that needs no model: the real MQTT wiring around a scripted
-stand-in for the Agent, driven line by line on stdin.
+"""A node process for MQTT tests that needs no model: the node as `edge_node.node.build_node`
+builds it (MQTT, OTA) around a scripted stand-in for the Agent, driven line by line on stdin.
 
 stdin: `detect LABEL CONFIDENCE`, `status`, `settings` (prints the agent's live settings as a
 JSON line on stdout), `reload THRESHOLD` (what a SIGHUP with a new node.yaml does), `quit`.
@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class ScriptedAgent:
-    """Has the attributes and callbacks of edge_node.agent.Agent that MQTT uses."""
+    """An `edge_node.node.AgentControl` that detects what stdin tells it to."""
 
     def __init__(self, detector: DetectorSettings, labels: list[str], version: str) -> None:
         self.hub = EventHub()
@@ -41,6 +42,10 @@ class ScriptedAgent:
         self._stop = threading.Event()
         self._lines: queue.SimpleQueue[str] = queue.SimpleQueue()
 
+    @property
+    def detector_settings(self) -> DetectorSettings:
+        return self.detector.settings
+
     def set_listening(self, listening: bool) -> None:
         self.listening = listening
 
@@ -50,7 +55,8 @@ class ScriptedAgent:
     def stop(self) -> None:
         self._stop.set()
 
-    def run(self) -> None:
+    def run(self, heartbeat: Callable[[], None] = lambda: None) -> None:
+        print("started", os.getpid(), flush=True)
         threading.Thread(target=self._read, daemon=True).start()
         while not self._stop.is_set():
             try:
@@ -82,15 +88,13 @@ class ScriptedAgent:
 
 
 def main() -> None:
-    from edge_node.mqtt.wiring import mqtt_session
+    from edge_node.node import build_node
 
     config_path, labels, version = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
     config = load_config(Path(config_path))
     setup_logging("INFO")
     agent = ScriptedAgent(config.detector, labels, version)
-    with mqtt_session(config, agent):  # type: ignore[arg-type]
-        print("started", os.getpid(), flush=True)
-        agent.run()
+    build_node(config, agent=agent, stdout=False, display=False).run()
 
 
 class NodeProcess:

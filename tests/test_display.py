@@ -270,3 +270,46 @@ def test_an_unusable_png_directory_means_no_display(tmp_path, caplog):
     settings = DisplaySettings(backend=f"png:{blocker / 'screen'}")
     assert start_display(settings, EventHub()) is None
     assert any("cannot create PNG display directory" in r.getMessage() for r in caplog.records)
+
+
+def status_line(image: Image.Image) -> bytes:
+    """The top row of the screen: microphone, broker icon and "no broker", model version."""
+    return image.convert("1").crop((0, 0, image.width, 11)).tobytes()
+
+
+def test_a_running_node_shows_no_broker_when_its_broker_goes_away(tmp_path):
+    import subprocess
+
+    from node_process import NodeProcess
+
+    from edge_node.display.render import ScreenState
+    from edge_node.model import DEFAULT_MODEL, read_manifest
+    from tests.mqtt_broker import Broker
+
+    version = read_manifest(DEFAULT_MODEL).version
+    expected = {up: status_line(render(ScreenState(connected=up, model_version=version)))
+                for up in (True, False)}
+    assert expected[True] != expected[False]
+    broker = Broker(tmp_path / "broker").start()
+    screen = tmp_path / "screen" / "screen.png"
+    (tmp_path / "node.yaml").write_text(
+        f"node_id: oled\nsource: stdin\nmqtt: {{host: 127.0.0.1, port: {broker.port}, "
+        f"state_dir: {tmp_path / 'state'}, reconnect_max_s: 1}}\n")
+    node = NodeProcess(tmp_path, "--config", str(tmp_path / "node.yaml"),
+                       "--display", f"png:{screen.parent}", stdin=subprocess.PIPE)
+
+    def shows(connected: bool) -> bool:
+        try:
+            return status_line(Image.open(screen)) == expected[connected]
+        except OSError:
+            return False
+
+    try:
+        node.wait_for(lambda: shows(True))
+        broker.stop()
+        node.wait_for(lambda: shows(False))
+        broker.start()
+        node.wait_for(lambda: shows(True))
+    finally:
+        node.close()
+        broker.stop()

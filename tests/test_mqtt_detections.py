@@ -33,6 +33,20 @@ def pending(folder: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
 
+def wait_stored(folder: Path, last_seq: int, waiting: int, timeout: float = 10.0) -> None:
+    """Until the node's queue worker has stored detection `last_seq` and `waiting` wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(folder / "state" / "kitchen-queue.sqlite3") as db:
+            seq = db.execute("SELECT last_seq FROM counter").fetchone()[0]
+        if (seq, pending(folder)) == (last_seq, waiting):
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"queue at seq {seq} with {pending(folder)} waiting, not "
+                        f"{last_seq} with {waiting}")
+        time.sleep(0.02)
+
+
 def wait_acked(folder: Path, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while pending(folder):
@@ -119,13 +133,12 @@ def test_queued_detections_survive_a_node_restart_during_an_outage(persistent_br
     mosq.stop(signal.SIGTERM)
     node.send("detect go 0.8")
     node.send("detect left 0.7")
-    node.settings()
+    wait_stored(folder, 3, 2)
     node.kill()
     node = NodeProcess(folder, {"host": "127.0.0.1", "port": mosq.port})
     try:
         node.send("detect yes 0.95")
-        node.settings()
-        assert pending(folder) == 3
+        wait_stored(folder, 4, 3)
         mosq.start()
         got = wait_seqs(sub, 4)
         assert [(b["seq"], b["command"]) for b in got] == list(enumerate(COMMANDS, 1))
@@ -191,8 +204,7 @@ def test_a_full_queue_drops_the_oldest_detections(persistent_broker, tmp_path):
         mosq.stop(signal.SIGTERM)
         for command in ["no", *COMMANDS]:
             node.send(f"detect {command} 0.9")
-        node.settings()
-        assert pending(folder) == 3
+        wait_stored(folder, 5, 3)
         mosq.start()
         got = wait_seqs(sub, 3)
         wait_acked(folder)

@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING
 from edge_node.display.settings import DisplaySettings
 
 if TYPE_CHECKING:
-    from edge_node.display.extension import Display, Probe
+    from edge_node.display.extension import Display
     from edge_node.events import EventHub
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DisplaySettings", "start_display"]
+__all__ = ["DisplaySettings", "open_display", "start_display"]
 
 
-def start_display(settings: DisplaySettings, hub: EventHub, model_version: str = "",
-                  probe: Probe | None = None) -> Display | None:
-    """Open the configured backend and start rendering hub events; None without a display."""
+def open_display(settings: DisplaySettings, hub: EventHub,
+                 model_version: str = "") -> Display | None:
+    """Open the configured backend, following hub events (rendering from `start()` on);
+    None without a display."""
     if settings.backend == "none":
         return None
     try:
@@ -35,4 +36,11 @@ def start_display(settings: DisplaySettings, hub: EventHub, model_version: str =
     if backend is None:
         return None
     log.info("display: %s", settings.backend)
-    return Display(backend, settings, model_version, probe).attach(hub).start()
+    return Display(backend, settings, model_version).attach(hub)
+
+
+def start_display(settings: DisplaySettings, hub: EventHub,
+                  model_version: str = "") -> Display | None:
+    """`open_display`, already rendering."""
+    display = open_display(settings, hub, model_version)
+    return display.start() if display is not None else None

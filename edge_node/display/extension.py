@@ -18,6 +18,8 @@ from edge_node.display.backends import Backend
 from edge_node.display.render import ScreenState, render
 from edge_node.display.settings import DisplaySettings
 from edge_node.events import (
+    AudioLevel,
+    BrokerState,
     Detected,
     EventHub,
     ModelChanged,
@@ -30,10 +32,6 @@ from edge_node.events import (
 
 log = logging.getLogger(__name__)
 
-Probe = Callable[[], tuple[float, bool]]
-"""Returns (audio level in dBFS, listening) for the live meter; polled by the render thread."""
-
-
 def _activity(old: ScreenState, new: ScreenState) -> bool:
     """Any change but the level meter counts as activity (a live meter alone never wakes)."""
     return replace(old, level_dbfs=None) != replace(new, level_dbfs=None)
@@ -43,17 +41,16 @@ class Display:
     """Screen state from events and plain calls; `refresh()` renders and ships it."""
 
     def __init__(self, backend: Backend | None, settings: DisplaySettings | None = None,
-                 model_version: str = "", probe: Probe | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 model_version: str = "", clock: Callable[[], float] = time.monotonic) -> None:
         self.backend = backend
         self.settings = settings or DisplaySettings()
-        self.probe = probe
         self.clock = clock
         self.state = ScreenState(model_version=model_version)
         self.mode = "on"
         self._lock = threading.Lock()
         self._last_activity = clock()
         self._shown: bytes | None = None
+        self._level: AudioLevel | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -65,7 +62,13 @@ class Display:
         hub.subscribe(UpdateProgress, self.on_update_progress)
         hub.subscribe(NodeProblem, self.on_node_problem)
         hub.subscribe(ModelChanged, lambda e: self.update(model_version=e.model.version))
+        hub.subscribe(BrokerState, lambda e: self.set_connected(e.connected))
+        hub.subscribe(AudioLevel, self.on_level)
         return self
+
+    def on_level(self, event: AudioLevel) -> None:
+        """Every block, on the audio thread: only kept; the render thread picks it up."""
+        self._level = event
 
     def on_update_progress(self, event: UpdateProgress) -> None:
         if event.percent is None:
@@ -128,9 +131,9 @@ class Display:
         """Bring the panel up to date; True if anything was sent to the backend."""
         if self.backend is None:
             return False
-        if self.probe is not None:
-            level, listening = self.probe()
-            self.update(level_dbfs=level, listening=listening)
+        level = self._level
+        if level is not None:
+            self.update(level_dbfs=level.level_dbfs, listening=level.listening)
         with self._lock:
             state, idle = self.state, self.clock() - self._last_activity
         mode = self._mode_for(idle)

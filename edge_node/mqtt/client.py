@@ -119,6 +119,10 @@ class MqttConnection:
                 retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=qos, retain=retain)
 
+    def stop(self) -> None:
+        """The connection as a node extension: stopping is closing."""
+        self.close()
+
     def close(self, timeout: float = 3.0) -> None:
         """Say `offline` (retained) before a clean disconnect, which suppresses the will."""
         self._closing = True

@@ -24,7 +24,7 @@ from edge_node.mqtt.client import MqttConnection
 from edge_node.setting import meta
 
 if TYPE_CHECKING:
-    from edge_node.agent import Agent
+    from edge_node.node import AgentControl
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +84,15 @@ class Control:
         return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def agent_controls(agent: Agent, restart: Callable[[], None]) -> list[Control]:
+def agent_controls(agent: AgentControl, restart: Callable[[], None]) -> list[Control]:
     """The node's controls, as plain callbacks into the agent."""
 
     def detector_number(key: str, name: str) -> Control:
         """A detector setting, parsed with the limits its field declares."""
         def apply(value: float) -> None:
-            agent.update_detector(dataclasses.replace(agent.detector.settings, **{name: value}))
+            agent.update_detector(dataclasses.replace(agent.detector_settings, **{name: value}))
         return Control(key, meta(DetectorSettings, name).parse, apply,
-                       lambda: getattr(agent.detector.settings, name))
+                       lambda: getattr(agent.detector_settings, name))
 
     return [
         *(detector_number(key, name) for key, name in NUMBER_CONTROLS.items()),

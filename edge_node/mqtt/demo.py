@@ -8,13 +8,17 @@ in-process on a free loopback port (amqtt is optional: `pip install amqtt`).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import socket
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+if TYPE_CHECKING:
+    from edge_node.node import Extension
 
 log = logging.getLogger("edge_node.mqtt.demo")
 
@@ -69,25 +73,32 @@ class EmbeddedBroker:
         self._thread.join(5)
 
 
-def start_demo_broker() -> tuple[str, int, EmbeddedBroker | None]:
-    """(host, port, embedded broker or None when a local Mosquitto is used)."""
+def demo_broker() -> tuple[tuple[str, int], list[Extension]] | None:
+    """The demo's broker address and its extensions (the embedded broker unless a local
+    Mosquitto answers, then the monitor); None when there is no broker to be had."""
     if answers(*LOCAL):
         log.info("demo: using the MQTT broker on %s:%d", *LOCAL)
-        return LOCAL[0], LOCAL[1], None
+        return LOCAL, [Monitor(*LOCAL)]
+    if importlib.util.find_spec("amqtt") is None:
+        log.warning("demo without MQTT: no broker on 127.0.0.1:1883 and amqtt is not "
+                    "installed (pip install 'kws-edge-node[demo]')")
+        return None
     broker = EmbeddedBroker()
-    broker.start()
     log.info("demo: embedded MQTT broker on 127.0.0.1:%d", broker.port)
-    return "127.0.0.1", broker.port, broker
+    return ("127.0.0.1", broker.port), [broker, Monitor("127.0.0.1", broker.port)]
 
 
 class Monitor:
     """Subscribes to `#` and logs every message, as Home Assistant would receive it."""
 
     def __init__(self, host: str, port: int) -> None:
+        self.address = (host, port)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="kws-demo-monitor")
         self.client.on_connect = lambda c, *_: c.subscribe("#", qos=1)
         self.client.on_message = self._message
-        self.client.connect(host, port)
+
+    def start(self) -> None:
+        self.client.connect(*self.address)
         self.client.loop_start()
 
     def _message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_node import topics
-from edge_node.events import Detected, ModelChanged, NodeProblem, Status
+from edge_node.events import BrokerState, Detected, ModelChanged, NodeProblem, Status
 from edge_node.mqtt import discovery
 from edge_node.mqtt.client import MqttConnection
 from edge_node.mqtt.controls import Controls, StateStore
@@ -59,6 +59,7 @@ class MqttExtension:
         self.store = store
         self.controls = controls
         self.queue = queue
+        self.hub = hub
         self.started = time.monotonic()
         self.hub = hub
         self.last_status: dict[str, Any] | None = None
@@ -74,9 +75,19 @@ class MqttExtension:
         conn.handle(f"{info.base}/{topics.LAST_COMMAND}", self.on_last_command)
         conn.handle(conn.availability_topic, self.on_availability, retained=False)
         conn.add_connect_listener(self.announce)
+        conn.add_connect_listener(lambda: hub.publish(BrokerState(True)))
+        conn.add_disconnect_listener(lambda: hub.publish(BrokerState(False)))
         queue.on_fault = lambda fault: self.on_problem("detection queue", fault)
         if queue.fault is not None:
             self.on_problem("detection queue", queue.fault)
+
+    def start(self) -> None:
+        """Until the connection is up, there is no broker (the screen says so)."""
+        self.hub.publish(BrokerState(self.conn.connected.is_set()))
+
+    def stop(self) -> None:
+        """Detections handed to the queue reach the disk before the node exits."""
+        self.queue.close()
 
     def on_problem(self, key: str, message: str | None) -> None:
         """A fault appeared (`message`) or is over (None): log, OLED and the HA sensor."""
@@ -180,23 +191,29 @@ class MqttExtension:
             self.announce()
 
     def on_detected(self, event: Detected) -> None:
+        """On the audio thread: only hands the detection to the queue's worker, which stores
+        and sends it, then publishes the live messages (`publish_live`)."""
         d = event.detection
         record = {"command": d.label, "confidence": round(d.confidence, 4),
                   "timestamp": round(event.wall_time, 3), "model_version": event.model_version,
                   "node_id": self.info.node_id}
-        seq = self.queue.put(record)
+        self.queue.put(record, lambda seq: self.publish_live(record, seq))
+
+    def publish_live(self, record: dict[str, Any], seq: int) -> None:
+        """HA's event, device trigger and last command: only while connected (never late)."""
         if not self.conn.connected.is_set():
             return
-        base = self.info.base
+        label, base = record["command"], self.info.base
         live = {"confidence": record["confidence"], "timestamp": record["timestamp"],
                 "seq": seq}
-        self.conn.publish(f"{base}/{topics.EVENT}", json.dumps({"event_type": d.label, **live}))
-        self.conn.publish(discovery.trigger_topic(self.info, d.label),
-                          json.dumps({"command": d.label, **live}))
-        self.conn.publish(f"{base}/{topics.LAST_COMMAND}", json.dumps({"command": d.label, **live}),
+        self.conn.publish(f"{base}/{topics.EVENT}", json.dumps({"event_type": label, **live}))
+        self.conn.publish(discovery.trigger_topic(self.info, label),
+                          json.dumps({"command": label, **live}))
+        self.conn.publish(f"{base}/{topics.LAST_COMMAND}", json.dumps({"command": label, **live}),
                           qos=1, retain=True)
 
     def on_status(self, event: Status) -> None:
+        """On the audio thread: the figures are taken here, saved and sent on the worker."""
         status: dict[str, Any] = {
             "latency_ms": finite(event.latency_ms, 0.0), "level_dbfs": finite(event.level_dbfs),
             "uptime_s": round(time.monotonic() - self.started), "detections": event.detections,
@@ -204,6 +221,10 @@ class MqttExtension:
             "model_name": self.info.model_name, "group": self.info.group,
             "problem": self.problem_text(), "instance": self.conn.instance,
         }
+        self.queue.defer(lambda: self.send_status(status))
+
+    def send_status(self, status: dict[str, Any]) -> None:
+        """On the queue's worker: add the temperature, sync the controls, publish."""
         if self.info.has_thermal:
             status["cpu_temperature_c"] = cpu_temperature()
         self.last_status = status

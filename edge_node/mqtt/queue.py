@@ -16,10 +16,13 @@ command, another process with the same node_id). When the saved counter is lost 
 unreadable database) it restarts from the Unix time in seconds: far above any count a node
 reaches, so no number is handed out twice, and the jump shows consumers the gap.
 
-paho calls back (connect, ack) while holding its own locks, and `put` holds ours while calling
-paho, so callbacks never take our lock: they hand work to a worker thread through a lock-free
-queue. Holding our lock across publish-and-record means the worker never sees an ack before
-the message id it belongs to is recorded.
+Nothing of this runs on the audio thread: `put` only hands the detection to the queue's worker
+thread, which numbers, writes (flushed to the SD card) and sends it, and re-sends the outbox
+after an outage; a new detection never waits for the disk or for a re-send in progress. paho
+calls back (connect, ack) while holding its own locks, and the worker holds ours while calling
+paho, so callbacks never take our lock: they hand work to the worker through the same
+lock-free queue. Holding our lock across publish-and-record means the worker never sees an ack
+before the message id it belongs to is recorded.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 FLUSH = "flush"
 STOP = "stop"
+Job = Callable[[], None]
 SCHEMA = {"outbox": ["seq", "payload"], "counter": ["id", "last_seq"]}
 
 
@@ -109,7 +113,7 @@ class DetectionQueue:
         self._held: dict[int, str] = {}
         """Detections not on disk (it failed), oldest first, until acknowledged."""
         self._live = False
-        self._work: queue.SimpleQueue[int | str] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[int | str | Job] = queue.SimpleQueue()
         self._counter_lost = False
         self._db = self._open()
         self._seq = self._stored_seq()
@@ -167,8 +171,16 @@ class DetectionQueue:
         with self._lock:
             self._seq = max(self._seq, seq)
 
-    def put(self, record: dict[str, Any]) -> int:
-        """Number a detection, store it (on disk, else in memory) and send it if connected."""
+    def put(self, record: dict[str, Any], stored: Callable[[int], None] | None = None) -> None:
+        """Hand a detection to the worker, which numbers it, stores it (on disk, else in
+        memory), sends it if connected, then calls `stored(seq)`. Returns at once."""
+        self._work.put(lambda: self._put(record, stored))
+
+    def defer(self, job: Job) -> None:
+        """Run `job` on the worker, after everything handed over before it."""
+        self._work.put(job)
+
+    def _put(self, record: dict[str, Any], stored: Callable[[int], None] | None) -> None:
         with self._lock:
             self._seq += 1
             seq = self._seq
@@ -178,7 +190,8 @@ class DetectionQueue:
                 self._trim_held()
             if self._live:
                 self._send(seq, payload)
-        return seq
+        if stored is not None:
+            stored(seq)
 
     def _store(self, seq: int, payload: str) -> bool:
         if self._db is None:
@@ -219,9 +232,10 @@ class DetectionQueue:
         if rows:
             log.info("MQTT: sending %d queued detection(s)", len(rows))
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish the work handed over so far (detections reach the disk), then stop."""
         self._work.put(STOP)
-        self._worker.join(5)
+        self._worker.join(timeout)
         with self._lock:
             if self._db is not None:
                 self._db.close()
@@ -261,6 +275,12 @@ class DetectionQueue:
         while (item := self._work.get()) != STOP:
             if item == FLUSH:
                 self.flush()
+                continue
+            if callable(item):
+                try:
+                    item()
+                except Exception:
+                    log.exception("MQTT: detection queue job failed")
                 continue
             with self._lock:
                 seq = self._in_flight.pop(int(item), None)

@@ -1,17 +1,15 @@
-"""Puts the MQTT pieces together for `edge-node run` and `edge-node forget`.
+"""The MQTT side of a node, for `edge_node.node.build_node`, and `edge-node forget`.
 
-Kept in one module so agent.py and cli.py only need a line or two each.
+One connection is shared by its two extensions: Home Assistant (`MqttExtension`: discovery,
+detections, diagnostics, controls) and model updates (`OtaExtension`), siblings that never
+call each other. Without a broker configured, the demo brings its own (`edge_node.mqtt.demo`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from edge_node import topics
@@ -23,12 +21,10 @@ from edge_node.mqtt.controls import Controls, StateStore, agent_controls
 from edge_node.mqtt.discovery import NodeInfo
 from edge_node.mqtt.extension import THERMAL, MqttExtension
 from edge_node.mqtt.queue import DetectionQueue
-from edge_node.mqtt.settings import MqttSettings
 from edge_node.ota.extension import OtaExtension
-from edge_node.ota.install import ModelStore
 
 if TYPE_CHECKING:
-    from edge_node.agent import Agent
+    from edge_node.node import Extension, NodeContext
 
 log = logging.getLogger(__name__)
 
@@ -36,80 +32,38 @@ STATE_TOPICS = (topics.AVAILABILITY, "threshold", "refractory", "listening", top
                 topics.STATUS, topics.MODEL_STATUS)
 
 
-class MqttSession:
-    """A running MQTT integration for one agent; `close()` says offline and disconnects."""
-
-    def __init__(self, config: NodeConfig, settings: MqttSettings, agent: Agent) -> None:
-        self.agent = agent
-        self.restart_requested = False
-        node_id = config.node_id
-        base = settings.topic_base(node_id)
-        self.info = NodeInfo(node_id=node_id, name=config.display_name, base=base,
-                             prefix=settings.discovery_prefix, model_name=agent.model.name,
-                             model_version=agent.model.version, labels=tuple(agent.model.labels),
-                             has_thermal=THERMAL.exists(), area=config.area,
-                             group=config.group)
-        self.conn = MqttConnection(settings, node_id, instance=uuid.uuid4().hex[:8])
-        self.store = StateStore(settings.state_path(node_id))
-        self.controls = Controls(self.conn, base, self.store,
-                                 agent_controls(agent, self.request_restart))
-        self.controls.restore()
-        self.queue = DetectionQueue(self.conn, f"{base}/{topics.DETECTION}",
-                                    settings.queue_path(node_id), settings.max_queued)
-        self.extension = MqttExtension(self.conn, self.info, agent.hub, self.store,
-                                       self.controls, self.queue)
-        self.ota = OtaExtension(self.conn, base, node_id, config.group, config.ota,
-                                ModelStore(config.models_dir), agent, agent.hub)
-
-    def request_restart(self) -> None:
-        """HA's restart button: stop listening, close cleanly, then exec ourselves again."""
-        log.info("MQTT: restart requested")
-        self.restart_requested = True
-        self.agent.stop()
-
-    def start(self) -> None:
-        self.conn.start()
-
-    def close(self) -> None:
-        self.ota.close()
-        self.conn.close()
-        self.queue.close()
-
-
-@contextmanager
-def mqtt_session(config: NodeConfig, agent: Agent) -> Iterator[MqttSession | None]:
-    """MQTT for `edge-node run`: the configured broker, the demo's broker, or none."""
+def mqtt_extensions(context: NodeContext) -> list[Extension]:
+    """The configured broker's extensions, the demo's (with its own broker), or none; the
+    connection comes last, so it starts after every handler is registered and stops first."""
+    config, agent, model = context.config, context.agent, context.model
     settings = config.mqtt
-    broker = monitor = None
+    demo: list[Extension] = []
     if not settings.enabled:
         if config.source != f"wav:{DEFAULT_EXAMPLE}":
-            yield None
-            return
-        from edge_node.mqtt.demo import Monitor, start_demo_broker
+            return []
+        from edge_node.mqtt.demo import demo_broker
 
-        try:
-            host, port, broker = start_demo_broker()
-        except ImportError:
-            log.warning("demo without MQTT: no broker on 127.0.0.1:1883 and amqtt is not "
-                        "installed (pip install 'kws-edge-node[demo]')")
-            yield None
-            return
+        found = demo_broker()
+        if found is None:
+            return []
+        (host, port), demo = found
         settings = dataclasses.replace(settings, host=host, port=port)
-        monitor = Monitor(host, port)
-    session = MqttSession(config, settings, agent)
-    session.start()
-    try:
-        yield session
-    finally:
-        session.close()
-        if monitor is not None:
-            monitor.stop()
-        if broker is not None:
-            broker.stop()
-    if session.restart_requested:
-        log.info("restarting: %s", " ".join(sys.orig_argv))
-        sys.stdout.flush()
-        os.execv(sys.executable, sys.orig_argv)
+    node_id = config.node_id
+    base = settings.topic_base(node_id)
+    info = NodeInfo(node_id=node_id, name=config.display_name, base=base,
+                    prefix=settings.discovery_prefix, model_name=model.name,
+                    model_version=model.version, labels=tuple(model.labels),
+                    has_thermal=THERMAL.exists(), area=config.area, group=config.group)
+    conn = MqttConnection(settings, node_id, instance=uuid.uuid4().hex[:8])
+    store = StateStore(settings.state_path(node_id))
+    controls = Controls(conn, base, store, agent_controls(agent, context.request_restart))
+    controls.restore()
+    queue = DetectionQueue(conn, f"{base}/{topics.DETECTION}", settings.queue_path(node_id),
+                           settings.max_queued)
+    home_assistant = MqttExtension(conn, info, context.hub, store, controls, queue)
+    ota = OtaExtension(conn, base, node_id, config.group, config.ota, context.models, model,
+                       context.hub, agent.detector_settings)
+    return [*demo, home_assistant, ota, conn]
 
 
 def forget(config: NodeConfig, timeout: float = 10.0) -> int:

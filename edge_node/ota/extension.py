@@ -26,7 +26,14 @@ import time
 from typing import Any
 
 from edge_node import topics
-from edge_node.events import EventHub, ModelRunning, UpdateProgress
+from edge_node.detector import DetectorSettings
+from edge_node.events import (
+    DetectorChanged,
+    EventHub,
+    ModelInstalled,
+    ModelRunning,
+    UpdateProgress,
+)
 from edge_node.model import Model, ModelError
 from edge_node.mqtt.client import MqttConnection
 from edge_node.ota.faults import maybe_die
@@ -43,23 +50,26 @@ STATUS_EVERY_S = 0.5
 
 
 class OtaExtension:
-    """Receives, verifies and installs models for one node, reporting on `<base>/model/status`."""
+    """Receives, verifies and installs models for one node, reporting on `<base>/model/status`.
+
+    It hands an installed model to the agent as a `ModelInstalled` event and self-tests new
+    models with the detector settings of the latest `DetectorChanged`."""
 
     def __init__(self, conn: MqttConnection, base: str, node_id: str, group: str,
-                 settings: OtaSettings, store: ModelStore, agent: Any, hub: EventHub) -> None:
+                 settings: OtaSettings, store: ModelStore, model: Any, hub: EventHub,
+                 detector: DetectorSettings) -> None:
         self.conn = conn
         self.base = base
         self.node_id = node_id
         self.group = group
         self.settings = settings
         self.store = store
-        self.agent = agent
+        self.detector = detector
         self.hub = hub
         self._lock = threading.RLock()
         self.key, self.key_problem = node_public_key(settings.public_key)
         if self.key_problem:
             log.warning("OTA: %s", self.key_problem)
-        model = agent.model
         self.installed_name = str(model.name)
         self.installed_version = str(model.version)
         self.installed_sha = str(getattr(getattr(model, "manifest", None), "sha256", ""))
@@ -85,8 +95,14 @@ class OtaExtension:
         conn.handle(f"{base}/{topics.MODEL}/{topics.INSTALL}", self.on_install)
         conn.add_connect_listener(self.publish_status)
         hub.subscribe(ModelRunning, self.on_model_running)
+        hub.subscribe(DetectorChanged, self.on_detector_changed)
         self._watchdog = threading.Thread(target=self._watch, name="ota-watchdog", daemon=True)
+
+    def start(self) -> None:
         self._watchdog.start()
+
+    def on_detector_changed(self, event: DetectorChanged) -> None:
+        self.detector = event.settings
 
     # --- status ---------------------------------------------------------------------------
 
@@ -366,15 +382,14 @@ class OtaExtension:
         model = Model(path)
         maybe_die("loaded")
         self._set("self-test")
-        summary = self_test(model, self.agent.detector.settings,
-                            self.settings.self_test_min_recall)
+        summary = self_test(model, self.detector, self.settings.self_test_min_recall)
         log.info("OTA: %s", summary)
         maybe_die("self-tested")
         path = self.store.commit_slot(offer.transfer)
         model.path = path
         self.store.activate(offer.transfer)
         maybe_die("swapped")
-        self.agent.swap_model(model)
+        self.hub.publish(ModelInstalled(model))
         transfer.discard()
         with self._lock:
             self.current = offer.transfer
@@ -393,7 +408,7 @@ class OtaExtension:
         if self.confirmed != was:
             self.publish_status()
 
-    def close(self) -> None:
+    def stop(self) -> None:
         self._stop.set()
         with self._lock:
             if self.transfer is not None and self.state == "downloading":
