@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -30,6 +32,9 @@ BOOT_CONFIGS = (Path("/boot/firmware/config.txt"), Path("/boot/config.txt"))
 """Bookworm moved config.txt to /boot/firmware; older Raspberry Pi OS has /boot."""
 I2S_OVERLAYS = ("googlevoicehat-soundcard", "adau7002-simple", "i2s-mmap", "rpi-i2s-mic")
 SILENT_DBFS, CLIPPED_PEAK = -85.0, 0.99
+QUEUE_MIN_FREE = 1 << 20
+"""Free bytes below which the detection queue's disk counts as full (each detection is a few
+hundred bytes, but sqlite's journal grows in pages)."""
 NOT_BEFORE = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
 
@@ -154,6 +159,38 @@ def check_clock(now: dt.datetime | None = None, not_before: dt.datetime = NOT_BE
     return Check("clock", True, detail + (", NTP-synchronised" if synced else ""))
 
 
+def check_queue(path: Path | None) -> Check:
+    """The detection queue's disk takes writes and its database is sound; otherwise the node
+    still sends detections live but holds them in memory only."""
+    from edge_node.mqtt.queue import QueueStoreError, inspect_store
+
+    if path is None:
+        return Check("queue", None, "MQTT not configured")
+    folder = path.parent
+    fix_disk = f"free space on the disk holding {folder} (or move mqtt.queue_dir)"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        return Check("queue", False, f"{folder} takes no writes: {exc.strerror or exc}",
+                     fix_disk)
+    free = shutil.disk_usage(folder).free
+    if free < QUEUE_MIN_FREE:
+        return Check("queue", False, f"{folder} has only {free // 1024} KB free", fix_disk)
+    waiting = 0
+    if path.exists():
+        try:
+            waiting = inspect_store(path)
+        except QueueStoreError as exc:
+            return Check("queue", False, f"{path.name} is corrupt: {exc}",
+                         "none needed: the node moves it aside and starts a new one")
+    return Check("queue", True, f"{folder}: {free >> 20} MB free, {waiting} detection(s) "
+                 "waiting")
+
+
 def run_checks(config: NodeConfig) -> list[Check]:
     mqtt = getattr(config, "mqtt", None)
     return [
@@ -162,6 +199,7 @@ def run_checks(config: NodeConfig) -> list[Check]:
         check_oled(config.display),
         check_broker(getattr(mqtt, "host", None), int(getattr(mqtt, "port", 1883) or 1883)),
         check_model(config.model),
+        check_queue(mqtt.queue_path(config.node_id) if mqtt and mqtt.enabled else None),
         check_clock(synced=ntp_synchronized()),
     ]
 

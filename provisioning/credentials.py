@@ -43,7 +43,8 @@ def write_private(path: Path, text: str) -> None:
 
 def load_passwords(path: Path, users: Iterable[str]) -> tuple[dict[str, str], list[str]]:
     """Stored passwords of `users`, with new ones made for users that had none; the new
-    users' names. Users no longer listed are dropped (their broker access ends)."""
+    users' names. Users no longer listed are dropped (their broker access ends). Nothing is
+    written: the caller saves them (`write_private`) once everything else checked out."""
     stored = yaml.safe_load(path.read_text()) if path.exists() else {}
     stored = stored if isinstance(stored, dict) else {}
     out, created = {}, []
@@ -53,7 +54,6 @@ def load_passwords(path: Path, users: Iterable[str]) -> tuple[dict[str, str], li
             password = new_password()
             created.append(user)
         out[user] = password
-    write_private(path, yaml.safe_dump(out, sort_keys=True))
     return out, created
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from edge_node.mqtt.discovery import slug
 from edge_node.topics import HA_USER, OWNER_USER, RESERVED_IDS
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -138,11 +139,14 @@ def parse_inventory(data: Any, base_dir: Path) -> Inventory:
     if not isinstance(nodes, list) or not nodes:
         raise InventoryError("nodes: expected a list of nodes")
     entries = tuple(_node(entry, i) for i, entry in enumerate(nodes))
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for entry in entries:
-        if entry.id in seen:
+        if entry.id in seen.values():
             raise InventoryError(f"node id {entry.id!r} appears twice")
-        seen.add(entry.id)
+        other = seen.setdefault(slug(entry.id), entry.id)
+        if other != entry.id:
+            raise InventoryError(f"node ids {other!r} and {entry.id!r} are one id to Home "
+                                 f"Assistant ({slug(entry.id)!r}): rename one")
     key = data.get("public_key")
     package = data.get("package", "kws-edge-node")
     if not isinstance(package, str) or not package:

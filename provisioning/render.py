@@ -7,8 +7,8 @@
     OUT/nodes/<id>/setup-pi.sh             run as root on the Pi: overlays, ALSA, venv, service
     OUT/nodes/<id>/ca.crt, fleet.pub       when the inventory names them
 
-Each node.yaml is checked with the node's own loader before anything is written, so a typo in
-`defaults` fails here rather than on 200 Pis.
+Each node.yaml is checked with the node's own loader before anything is written (the
+passwords file included), so a typo in `defaults` fails here rather than on 200 Pis.
 """
 
 from __future__ import annotations
@@ -83,8 +83,10 @@ def render(inventory: Inventory, out: Path) -> Rendered:
         if path is not None and not path.is_file():
             raise InventoryError(f"{path} does not exist")
     users = [OWNER_USER, HA_USER, *(n.id for n in inventory.nodes)]
-    passwords, created = load_passwords(out / "secrets" / "passwords.yaml", users)
+    secrets = out / "secrets" / "passwords.yaml"
+    passwords, created = load_passwords(secrets, users)
     configs = {n.id: node_config(inventory, n, passwords[n.id]) for n in inventory.nodes}
+    write_private(secrets, yaml.safe_dump(passwords, sort_keys=True))
     (out / "broker").mkdir(parents=True, exist_ok=True)
     write_private(out / "broker" / "passwd", password_file(passwords))
     (out / "broker" / "acl").write_text(render_acl(inventory))

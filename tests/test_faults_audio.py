@@ -1,12 +1,17 @@
 """Hostile audio: non-finite samples on a float stream are repaired at the source, so one NaN
-does not leave the node deaf. A real node process reads a real float32 pipe."""
+does not leave the node deaf (a real node process reads a real float32 pipe); a WAV whose header
+lies is refused with a clear error and `classify DIR` goes on with the next file."""
 
 from __future__ import annotations
 
+import json
+import struct
 import subprocess
+import sys
 
 import numpy as np
 import pytest
+from audio_signals import REPO
 from node_process import NodeProcess
 from scipy.io import wavfile
 
@@ -52,3 +57,36 @@ def test_converter_output_stays_finite_after_a_bad_sample(bad):
     out = np.concatenate([converter.convert(c.tobytes()) for c in chunks])
     assert np.isfinite(out).all()
     assert np.abs(out[-8000:]).max() > 0.01, "still hears the signal after the bad sample"
+
+
+def wav_bytes(rate: int = 16000, channels: int = 1, bits: int = 16, fmt: int = 1,
+              data: bytes = b"\x00\x01" * 800, riff_len: int | None = None) -> bytes:
+    """A WAV file whose header says whatever it is told to (true or not)."""
+    align = (channels * bits // 8) & 0xFFFF
+    head = struct.pack("<HHIIHH", fmt, channels, rate, (rate * align) & 0xFFFFFFFF, align, bits)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", 16) + head + b"data"
+            + struct.pack("<I", len(data)) + data)
+    return b"RIFF" + struct.pack("<I", len(body) if riff_len is None else riff_len) + body
+
+
+LIES = {"zero_channels": wav_bytes(channels=0), "65535_channels": wav_bytes(channels=65535),
+        "7_bit": wav_bytes(bits=7), "0_bit": wav_bytes(bits=0), "1_hz": wav_bytes(rate=1),
+        "riff_length_4": wav_bytes(riff_len=4), "mp3_format_tag": wav_bytes(fmt=0x55),
+        "not_a_wav": b"hello" * 100}
+
+
+def test_a_wav_that_lies_about_itself_is_refused_and_classify_dir_goes_on(command_recording,
+                                                                         tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name, blob in LIES.items():
+        (folder / f"{name}.wav").write_bytes(blob)
+    (folder / "zz_good.wav").write_bytes(command_recording[0].read_bytes())
+    done = subprocess.run([sys.executable, "-m", "edge_node", "classify", str(folder),
+                           "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [ln for ln in done.stderr.splitlines() if "cannot read WAV file" in ln]
+    assert len(errors) == len(LIES), done.stderr
+    assert [json.loads(ln)["file"] for ln in done.stdout.splitlines()] == [
+        str(folder / "zz_good.wav")], "the good file after the bad ones is still classified"

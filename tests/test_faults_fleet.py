@@ -1,13 +1,19 @@
-"""`kws-fleet status` survives any retained payload: a seeded generator of hostile node
-topics (non-finite and huge numbers, wrong types, deep nesting, bytes that are not UTF-8) on a
-real Mosquitto; the real command line prints its table and strict JSON for the whole fleet."""
+"""Fleet tools under hostile input. `kws-fleet status` survives any retained payload: a seeded
+generator of hostile node topics (non-finite and huge numbers, wrong types, deep nesting, bytes
+that are not UTF-8) on a real Mosquitto; the real command line prints its table and strict JSON
+for the whole fleet. `render` refuses node ids Home Assistant would take for one and checks
+every node before it writes anything."""
 
 from __future__ import annotations
 
 import json
 import random
+import re
 
-from tests.fleet_helpers import kws_fleet
+import pytest
+
+from provisioning.inventory import InventoryError
+from tests.fleet_helpers import INVENTORY, kws_fleet, render_fleet
 from tests.mqtt_broker import Subscriber, broker  # noqa: F401
 
 NUMBERS = ["Infinity", "-Infinity", "NaN", "1e999", "-1e999", str(10 ** 400), "1e308",
@@ -58,3 +64,24 @@ def test_fleet_status_survives_any_retained_payload(broker, tmp_path):  # noqa: 
     nodes = {n["node_id"]: n for n in strict_json(dumped.stdout)["nodes"]}
     assert nodes["kitchen"]["latency_ms"] == 3.5 and nodes["kitchen"]["online"] is True
     assert len(nodes) >= 50, "every node that sent something is still listed"
+
+
+@pytest.mark.parametrize(("ids", "message"), [
+    (["kitchen-1", "kitchen_1"], "are one id to Home Assistant ('kitchen_1')"),
+    (["Hall", "hall"], "are one id to Home Assistant ('hall')"),
+])
+def test_render_refuses_ids_that_collide_for_home_assistant_and_writes_nothing(tmp_path, ids,
+                                                                               message):
+    inventory = {**INVENTORY, "nodes": [{"id": i} for i in ids]}
+    with pytest.raises(InventoryError, match=re.escape(message)):
+        render_fleet(tmp_path, inventory)
+    assert not (tmp_path / "out").exists()
+
+
+def test_render_checks_every_node_before_writing_anything(tmp_path):
+    inventory = {**INVENTORY, "nodes": [*INVENTORY["nodes"],
+                                        {"id": "last", "config": {"detector":
+                                                                  {"threshold": 0}}}]}
+    with pytest.raises(InventoryError, match="node last: detector.threshold"):
+        render_fleet(tmp_path, inventory)
+    assert not (tmp_path / "out").exists(), "not even the passwords file"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_node.doctor import check_queue
 from tests.mqtt_broker import Broker, Subscriber, broker  # noqa: F401
 from tests.mqtt_node import NodeProcess
 from tests.small_fs import ext4_fs, fail_to_read_only, fill, small_fs
@@ -172,3 +173,18 @@ def test_corrupt_queue_database_is_moved_aside_and_the_node_starts(broker, tmp_p
         assert node.alive()
     finally:
         node.stop()
+
+
+def test_doctor_reports_a_full_or_corrupt_queue(tmp_path):
+    with small_fs(tmp_path / "disk", 4096) as disk:
+        path = disk / "kitchen-queue.sqlite3"
+        healthy = check_queue(path)
+        assert healthy.ok is True and "0 detection(s) waiting" in healthy.detail
+        filler = fill(disk)
+        full = check_queue(path)
+        assert full.ok is False and "free space" in full.fix, full
+        filler.unlink()
+        path.write_bytes(b"garbage" * 1000)
+        corrupt = check_queue(path)
+        assert corrupt.ok is False and "is corrupt" in corrupt.detail, corrupt
+    assert check_queue(None).ok is None

@@ -19,16 +19,27 @@ from edge_node.audio.base import (
     scale_pcm,
 )
 
+WAV_RATES = (4000, 384000)
+"""Sample rates a real recording has; a header outside them lies (a 1 Hz header would turn a
+small file into hours of audio)."""
+
 
 def _load(path: str | Path) -> tuple[int, np.ndarray]:
+    """The file's rate and samples, or AudioSourceError for a file that is not a sane WAV."""
     try:
         rate, data = wavfile.read(str(path))
     except FileNotFoundError as e:
         raise AudioSourceError(f"WAV file not found: {path}") from e
     except (OSError, ValueError, EOFError, IndexError, struct.error) as e:
         raise AudioSourceError(f"cannot read WAV file {path}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - scipy trips over lying headers (0 channels, ...)
+        raise AudioSourceError(f"cannot read WAV file {path}: its header is inconsistent "
+                               f"({type(e).__name__}: {e})") from e
     if data.ndim not in (1, 2) or rate <= 0:
         raise AudioSourceError(f"cannot read WAV file {path}: unexpected layout {data.shape}")
+    if not WAV_RATES[0] <= rate <= WAV_RATES[1]:
+        raise AudioSourceError(f"cannot read WAV file {path}: a sample rate of {rate} Hz is "
+                               f"outside {WAV_RATES[0]}..{WAV_RATES[1]}")
     return int(rate), data
 
 

@@ -60,15 +60,8 @@ def open_store(path: Path) -> sqlite3.Connection:
                    "payload TEXT NOT NULL)")
         db.execute("CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY "
                    "CHECK (id = 0), last_seq INTEGER NOT NULL)")
-        for table, columns in SCHEMA.items():
-            found = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-            if found != columns:
-                raise QueueStoreError(f"table {table} has columns {found}, expected {columns}")
-        check = db.execute("PRAGMA quick_check").fetchone()[0]
-        if check != "ok":
-            raise QueueStoreError(f"integrity check failed: {check}")
+        check_store(db)
         db.execute("INSERT OR IGNORE INTO counter VALUES (0, 0)")
-        db.execute("SELECT COUNT(*), MAX(seq) FROM outbox").fetchone()
     except sqlite3.DatabaseError as exc:
         db.close()
         if isinstance(exc, sqlite3.OperationalError) and not _is_corruption(exc):
@@ -78,6 +71,32 @@ def open_store(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def check_store(db: sqlite3.Connection) -> int:
+    """Detections waiting in an open queue database; QueueStoreError if it is not one."""
+    for table, columns in SCHEMA.items():
+        found = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        if found != columns:
+            raise QueueStoreError(f"table {table} has columns {found}, expected {columns}")
+    check = db.execute("PRAGMA quick_check").fetchone()[0]
+    if check != "ok":
+        raise QueueStoreError(f"integrity check failed: {check}")
+    return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+
+def inspect_store(path: Path) -> int:
+    """Detections waiting in the queue at `path`, read-only (for `edge-node doctor`)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise QueueStoreError(str(exc)) from exc
+    try:
+        return check_store(db)
+    except sqlite3.DatabaseError as exc:
+        raise QueueStoreError(str(exc)) from exc
+    finally:
+        db.close()
 
 
 def _is_corruption(exc: sqlite3.Error) -> bool:
