@@ -19,6 +19,7 @@ from edge_node.detector import Detection, DetectorConfigError, DetectorSettings
 from edge_node.enroll import EnrollSettings
 from edge_node.logs import setup_logging
 from edge_node.model import DEFAULT_MODEL, Model, ModelError
+from edge_node.setting import meta, number
 
 log = logging.getLogger("edge_node")
 
@@ -68,7 +69,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def detector_settings(args: argparse.Namespace) -> DetectorSettings:
     overrides = {k: getattr(args, k) for k in ("threshold", "hop_ms", "refractory_s", "mode")
                  if getattr(args, k, None) is not None}
-    return DetectorSettings(**overrides)
+    try:
+        return DetectorSettings(**overrides)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -76,7 +80,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     model = Model(args.model)
     settings = detector_settings(args)
-    sweep = [float(t) for t in args.sweep.split(",")] if args.sweep else []
+    try:
+        sweep = [number(t) for t in args.sweep.split(",")] if args.sweep else []
+        for threshold in sweep:
+            meta(DetectorSettings, "threshold").check("--sweep threshold", threshold)
+    except ValueError as exc:
+        raise ConfigError(f"--sweep: {exc}") from None
     if sweep and settings.mode != "stream":
         raise SystemExit("--sweep needs the stream mode")
     detector = Detector(model, settings, keep_posteriors=bool(sweep))
@@ -219,12 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("file", type=Path)
     detect.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     detect.add_argument("--json", action="store_true", help="JSON Lines output")
-    detect.add_argument("--threshold", type=float)
+    detect.add_argument("--threshold", type=number)
     detect.add_argument("--sweep", metavar="T1,T2,...",
                         help="report the detections at each of these thresholds (one pass of "
                              "the model; each line says its threshold)")
     detect.add_argument("--hop-ms", type=int)
-    detect.add_argument("--refractory-s", type=float)
+    detect.add_argument("--refractory-s", type=number)
     detect.add_argument("--mode", choices=("stream", "block"))
     detect.set_defaults(func=cmd_detect)
 
@@ -234,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("record", help="record a clip (16 kHz mono WAV)")
     rec.add_argument("output", type=Path)
-    rec.add_argument("--seconds", type=float, default=3.0)
+    rec.add_argument("--seconds", type=number, default=3.0)
     rec.add_argument("--source", default="mic")
     rec.add_argument("--config", type=Path, help="node.yaml (audio section)")
     rec.set_defaults(func=cmd_record)
@@ -247,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="recordings of each command")
     enr.add_argument("--others", type=int, default=EnrollSettings.others,
                      help="recordings of other phrases")
-    enr.add_argument("--window", type=float, default=EnrollSettings.window_s,
+    enr.add_argument("--window", type=number, default=EnrollSettings.window_s,
                      help="seconds captured after each prompt")
     enr.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="whose commands")
     enr.add_argument("--source", default="mic")

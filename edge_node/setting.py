@@ -76,6 +76,14 @@ class Meta:
 NO_META = Meta()
 
 
+def number(text: str) -> float:
+    """A finite number typed on a command line (argparse `type=`): `nan` and `inf` are not."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
 def setting(default: Any = MISSING, *, default_factory: Any = MISSING,
             low: float | None = None, high: float | None = None, above: float | None = None,
             unit: str = "", step: float | None = None, live: bool = False,

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge_node.setting import number
 from provisioning.broker import BrokerError, add_broker_args, broker_options
 from provisioning.inventory import InventoryError, load_inventory
 
@@ -128,8 +129,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="one JSON snapshot")
     s.add_argument("--once", action="store_true", help="print one table and exit")
     s.add_argument("--inventory", type=Path, help="also list nodes that never connected")
-    s.add_argument("--wait", type=float, default=5.0, help="longest wait for retained state")
-    s.add_argument("--interval", type=float, default=1.0, help="redraw period of the table")
+    s.add_argument("--wait", type=number, default=5.0, help="longest wait for retained state")
+    s.add_argument("--interval", type=number, default=1.0, help="redraw period of the table")
     add_broker_args(s)
     s.set_defaults(func=cmd_status)
     t = sub.add_parser("set", help="change a setting on a node, a group or every node")
@@ -140,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--group")
     which.add_argument("--all", action="store_true")
     t.add_argument("--inventory", type=Path, help="groups of nodes that do not report one")
-    t.add_argument("--timeout", type=float, default=10.0, help="wait for the nodes' answers")
+    t.add_argument("--timeout", type=number, default=10.0, help="wait for the nodes' answers")
     add_broker_args(t)
     t.set_defaults(func=cmd_set)
     k = sub.add_parser("keygen", help="make the fleet's Ed25519 model-signing key pair")
@@ -162,7 +163,7 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true")
     m.add_argument("--inventory", type=Path, help="targets for --group/--all (default: the "
                                                   "nodes online now)")
-    m.add_argument("--timeout", type=float, default=600.0, help="wait for the nodes' results")
+    m.add_argument("--timeout", type=number, default=600.0, help="wait for the nodes' results")
     m.add_argument("--chunk-size", type=int, default=64 * 1024)
     m.add_argument("--summary", default="", help="release summary shown in Home Assistant")
     m.add_argument("--offer-only", action="store_true",

@@ -16,7 +16,7 @@ import pytest
 from audio_signals import REPO
 from node_process import NodeProcess
 
-from edge_node.config import ConfigError, NodeConfig, load_config
+from edge_node.config import DEFAULT_EXAMPLE, ConfigError, NodeConfig, load_config
 from edge_node.model import DEFAULT_MODEL
 from tests.mqtt_broker import Subscriber, broker  # noqa: F401
 
@@ -162,3 +162,23 @@ def test_sighup_changing_only_log_level_keeps_the_threshold_set_from_home_assist
     finally:
         node.close()
 
+
+
+CLI_NUMBERS = {
+    "threshold_nan": (["edge_node", "detect", "EXAMPLE", "--threshold", "nan"], "invalid number"),
+    "threshold_zero": (["edge_node", "detect", "EXAMPLE", "--threshold", "0"], "0.01..1"),
+    "sweep_inf": (["edge_node", "detect", "EXAMPLE", "--sweep", "0.5,inf"], "not a finite"),
+    "refractory_inf": (["edge_node", "detect", "EXAMPLE", "--refractory-s", "inf"],
+                       "invalid number"),
+    "fleet_wait_nan": (["provisioning.cli", "status", "--wait", "nan"], "invalid number"),
+}
+
+
+@pytest.mark.parametrize("case", CLI_NUMBERS, ids=list(CLI_NUMBERS))
+def test_non_finite_or_out_of_range_numbers_on_the_command_line_are_one_clear_error(case):
+    args, expected = CLI_NUMBERS[case]
+    args = [str(DEFAULT_EXAMPLE) if a == "EXAMPLE" else a for a in args]
+    done = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and expected in done.stderr, done.stderr
