@@ -19,6 +19,7 @@ import numpy as np
 
 from edge_node.features import FeatureConfigError, FeatureExtractor, FeatureSpec, make_extractor
 from edge_node.runtime import RuntimeUnavailableError, load_interpreter_class
+from edge_node.setting import check_finite_tree
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ class Manifest:
         missing = [k for k in ("name", "version", "labels", "features") if k not in data]
         if missing:
             raise ModelError(f"manifest lacks required keys: {', '.join(missing)}")
+        try:
+            check_finite_tree(data, "manifest")
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
         labels = data["labels"]
         if not isinstance(labels, list) or not labels or not all(
             isinstance(x, str) and x for x in labels

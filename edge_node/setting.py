@@ -76,6 +76,19 @@ class Meta:
 NO_META = Meta()
 
 
+def check_finite_tree(value: Any, where: str) -> None:
+    """Raise ValueError naming the first NaN or infinity anywhere in parsed JSON/YAML (Python's
+    json accepts `NaN` and `Infinity`; a manifest or payload carrying one is refused)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: {value} is not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite_tree(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_finite_tree(item, f"{where}[{i}]")
+
+
 def number(text: str) -> float:
     """A finite number typed on a command line (argparse `type=`): `nan` and `inf` are not."""
     value = float(text)

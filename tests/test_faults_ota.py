@@ -12,7 +12,8 @@ import zipfile
 import pytest
 
 from edge_node.model import DEFAULT_MODEL
-from edge_node.ota.package import build_package, load_private_key, sign_manifest
+from edge_node.ota.package import PackageError, build_package, load_private_key, sign_manifest
+from edge_node.ota.transfer import parse_offer
 from provisioning.broker import BrokerOptions
 from provisioning.push import Pusher
 from tests.mqtt_broker import Broker, Subscriber
@@ -157,3 +158,14 @@ def test_a_zip_bomb_package_is_refused_before_decompression(tmp_path):
         done.stderr
     peak_kb = int(done.stdout.split()[-1])
     assert peak_kb < 400 * 1024, f"peak memory {peak_kb} KB: it was inflated"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_an_offer_whose_manifest_holds_a_non_finite_number_is_refused(keys, pusher, value):
+    offer = pusher.offer_for(good(keys, "9.9.9"), "kws/x/model", 8192)
+    data = offer.to_json()
+    data["manifest"] = {**data["manifest"], "features": {
+        **data["manifest"]["features"], "params": {"fmin": value}}}
+    payload = json.dumps(data).encode()  # Python writes NaN / Infinity, and reads them back
+    with pytest.raises(PackageError, match="manifest.features.params.fmin: .* not a finite"):
+        parse_offer(payload, "kws/x/model", 1 << 26, 1 << 20)
