@@ -64,6 +64,8 @@ class MqttExtension:
         self.hub = hub
         self.last_status: dict[str, Any] | None = None
         self.problems: dict[str, str] = {}
+        self.instances = {conn.instance}
+        """Processes seen publishing as this node_id (itself included)."""
         self._reannounce = threading.Lock()
         self._reannounce_due = False
         hub.subscribe(Detected, self.on_detected)
@@ -174,12 +176,14 @@ class MqttExtension:
             other = json.loads(payload).get("instance")
         except (ValueError, AttributeError):
             return
-        if isinstance(other, str) and other and other != self.conn.instance:
-            if "duplicate_id" not in self.problems:
-                log.error("MQTT: another node (instance %s) publishes as node_id %s: give each "
-                          "node its own node_id", other, self.info.node_id)
-            self.on_problem("duplicate_id", f"another node also uses node_id "
-                                            f"{self.info.node_id}")
+        if not isinstance(other, str) or not other or other in self.instances:
+            return
+        log.error("MQTT: another node (instance %s) publishes as node_id %s: give each node its "
+                  "own node_id", other, self.info.node_id)
+        self.instances.add(other)
+        ordered = sorted(self.instances)
+        self.queue.share(ordered.index(self.conn.instance), len(ordered))
+        self.on_problem("duplicate_id", f"another node also uses node_id {self.info.node_id}")
 
     def on_model_changed(self, event: ModelChanged) -> None:
         """A new model (OTA): its commands and version go to Home Assistant at once."""

@@ -12,9 +12,10 @@ sent live, and the ones not yet acknowledged are held in memory (same bound) ins
 says why, for the log and Home Assistant, and clears when a write succeeds again. A corrupt
 database found at start is moved aside and a new one made. The counter lives in memory and only
 ever grows: `observe_seq` raises it past numbers seen elsewhere (this node's retained last
-command, another process with the same node_id). When the saved counter is lost (corrupt or
-unreadable database) it restarts from the Unix time in seconds: far above any count a node
-reaches, so no number is handed out twice, and the jump shows consumers the gap.
+command, another process with the same node_id), and once such processes know of each other
+`share` gives each its own residue class, so their numbers never meet. When the saved counter
+is lost (corrupt or unreadable database) it restarts from the Unix time in seconds: far above
+any count a node reaches, so no number is handed out twice, and the jump shows the gap.
 
 Nothing of this runs on the audio thread: `put` only hands the detection to the queue's worker
 thread, which numbers, writes (flushed to the SD card) and sends it, and re-sends the outbox
@@ -132,6 +133,7 @@ class DetectionQueue:
         self._held: dict[int, str] = {}
         """Detections not on disk (it failed), oldest first, until acknowledged."""
         self._live = False
+        self._share = (0, 1)
         self._work: queue.SimpleQueue[int | str | Job] = queue.SimpleQueue()
         self._counter_lost = False
         self._db = self._open()
@@ -190,6 +192,18 @@ class DetectionQueue:
         with self._lock:
             self._seq = max(self._seq, seq)
 
+    def share(self, index: int, count: int) -> None:
+        """`count` processes publish under this node_id: take only numbers that are `index`
+        modulo `count`, so no two of them ever use the same one (each skips the others')."""
+        with self._lock:
+            self._share = (index, count)
+
+    def _next_seq(self) -> int:
+        index, count = self._share
+        self._seq += 1
+        self._seq += (index - self._seq) % count
+        return self._seq
+
     def put(self, record: dict[str, Any], stored: Callable[[int], None] | None = None) -> None:
         """Hand a detection to the worker, which numbers it, stores it (on disk, else in
         memory), sends it if connected, then calls `stored(seq)`. Returns at once."""
@@ -201,8 +215,7 @@ class DetectionQueue:
 
     def _put(self, record: dict[str, Any], stored: Callable[[int], None] | None) -> None:
         with self._lock:
-            self._seq += 1
-            seq = self._seq
+            seq = self._next_seq()
             payload = json.dumps({**record, "seq": seq})
             if not self._store(seq, payload):
                 self._held[seq] = payload
