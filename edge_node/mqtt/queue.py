@@ -46,6 +46,7 @@ FLUSH = "flush"
 STOP = "stop"
 Job = Callable[[], None]
 SCHEMA = {"outbox": ["seq", "payload"], "counter": ["id", "last_seq"]}
+WAL_PAGES = 16
 
 
 class QueueStoreError(Exception):
@@ -57,6 +58,10 @@ def open_store(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
+        # Fold the log into the database every 16 pages and keep its file small: the default
+        # (4 MB) lets the log alone fill a nearly full disk, and it can then never be folded.
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+        db.execute(f"PRAGMA journal_size_limit={WAL_PAGES * 4096}")
         db.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, "
                    "payload TEXT NOT NULL)")
         db.execute("CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY "
