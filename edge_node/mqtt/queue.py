@@ -47,6 +47,7 @@ STOP = "stop"
 Job = Callable[[], None]
 SCHEMA = {"outbox": ["seq", "payload"], "counter": ["id", "last_seq"]}
 WAL_PAGES = 16
+"""Write-ahead log pages (4 KB) after which they are folded into the database."""
 
 
 class QueueStoreError(Exception):
@@ -58,8 +59,8 @@ def open_store(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
-        # Fold the log into the database every 16 pages and keep its file small: the default
-        # (4 MB) lets the log alone fill a nearly full disk, and it can then never be folded.
+        # Fold the log into the database often and keep its file small: with the default
+        # (4 MB) the log alone can fill a nearly full disk, and it can then never be folded.
         db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
         db.execute(f"PRAGMA journal_size_limit={WAL_PAGES * 4096}")
         db.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, "
