@@ -21,7 +21,13 @@ from edge_node.display import DisplaySettings, start_display  # noqa: E402
 from edge_node.display.backends import DisplayUnavailable, OledBackend  # noqa: E402
 from edge_node.display.extension import Display  # noqa: E402
 from edge_node.display.render import render  # noqa: E402
-from edge_node.events import Detected, EventHub, SourceProblem, SourceRestored  # noqa: E402
+from edge_node.events import (  # noqa: E402
+    Detected,
+    EventHub,
+    NodeProblem,
+    SourceProblem,
+    SourceRestored,
+)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "display"
 COMMAND_ROWS, BAR_ROW, METER_ROW = slice(13, 46), 51, 61
@@ -139,6 +145,21 @@ def test_source_problem_shows_an_error_screen_until_restored():
     assert (error_screen[12:] != main_screen[12:]).sum() > 300
     snapshot(bus, "no-microphone")
     hub.publish(SourceRestored("microphone is back"))
+    display.refresh()
+    assert (pixels(bus) == main_screen).all()
+
+
+def test_a_node_problem_is_shown_until_it_is_over():
+    """The detection queue's disk full (or a duplicate node_id) reaches the screen."""
+    display, bus, _, hub = make(connected=True)
+    display.refresh()
+    main_screen = pixels(bus)
+    message = "cannot write kitchen-queue.sqlite3: database or disk is full"
+    hub.publish(NodeProblem("detection queue", message))
+    display.refresh()
+    assert display.state.alert == ("Node problem", message)
+    assert (pixels(bus)[12:] != main_screen[12:]).sum() > 300
+    hub.publish(NodeProblem("detection queue", None))
     display.refresh()
     assert (pixels(bus) == main_screen).all()
 
