@@ -78,6 +78,8 @@ def test_full_disk_during_an_ota_download_fails_cleanly_and_the_next_push_instal
 
 def test_a_forged_offer_from_the_far_future_cannot_block_later_pushes(broker, keys, pusher,
                                                                       tmp_path):
+    """`pushed_at` is outside the signature: neither a bad signature nor a replayed good one
+    dated far ahead may make the fleet owner's next push look older."""
     node = OtaNode(tmp_path / "loft", node_config(tmp_path / "loft", "loft", broker,
                                                    keys.public))
     try:
@@ -86,10 +88,13 @@ def test_a_forged_offer_from_the_far_future_cannot_block_later_pushes(broker, ke
         real = pusher.offer_for(good(keys, "8.0.0"), "kws/loft/model", 8192, True, "")
         forged = {**real.to_json(), "transfer": "f" * 16, "pushed_at": 1e15,
                   "signature": real.signature[:-8] + "AAAAAAA="}
-        pusher.client.publish("kws/loft/model/offer", json.dumps(forged), qos=1,
-                              retain=True).wait_for_publish(5)
-        last_status(sub, "loft", lambda s: s["offered_transfer"] == "f" * 16
-                    and s["state"] == "failed", "forged offer refused")
+        replayed = {**pusher.offer_for(good(keys, "7.9.0"), "kws/loft/model", 8192, False,
+                                       "").to_json(), "transfer": "e" * 16, "pushed_at": 1e15}
+        for hostile, state in ((forged, "failed"), (replayed, "idle")):
+            pusher.client.publish("kws/loft/model/offer", json.dumps(hostile), qos=1,
+                                  retain=True).wait_for_publish(5)
+            last_status(sub, "loft", lambda s, h=hostile, st=state: s["offered_transfer"]
+                        == h["transfer"] and s["state"] == st, f"{state}: {hostile['transfer']}")
         offer, results = pusher.push(good(keys, "8.0.0"), "kws/loft/model", {"loft"},
                                      timeout=60, chunk_size=8192)
         assert results[0].ok, results

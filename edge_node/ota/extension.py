@@ -4,8 +4,9 @@ Topics (see docs/ota.md), for node base `kws/<id>`:
 
 - `<scope>/offer` (retained JSON) for scope `kws/<id>/model`, `kws/_group/<group>/model` and
   `kws/_fleet/model`; the newest offer (by `pushed_at`) wins - against an offer whose
-  signature verified only, as `pushed_at` is not signed: a forged offer cannot block later
-  pushes;
+  signature verified only, and with its `pushed_at` taken as no later than when it arrived:
+  `pushed_at` is not signed, so neither a forged offer nor a replayed one dated far ahead
+  can block later pushes;
 - `<scope>/chunk/<transfer>/<index>` (binary, normally retained), subscribed only while that
   transfer downloads;
 - `kws/<id>/model/request` (node -> pusher): missing chunk indices after a silence;
@@ -77,6 +78,8 @@ class OtaExtension:
         self.offer: Offer | None = None
         self.offer_verified = False
         """The current offer's signature verified with the fleet key."""
+        self.offer_at = 0.0
+        """The current offer's `pushed_at`, but never later than when it arrived."""
         self.queued: Offer | None = None
         self.transfer: Transfer | None = None
         self.worker: threading.Thread | None = None
@@ -170,7 +173,7 @@ class OtaExtension:
             if self.offer is not None and offer.transfer == self.offer.transfer:
                 return
             if self.offer is not None and self.offer_verified and \
-                    offer.pushed_at < self.offer.pushed_at:
+                    offer.pushed_at < self.offer_at:
                 log.info("OTA: ignoring offer %s on %s: older than offer %s", offer.transfer,
                          topic, self.offer.transfer)
                 return
@@ -196,7 +199,7 @@ class OtaExtension:
         """Make `offer` the current one and decide what to do with it (lock held)."""
         self._drop_transfer()
         self.offer, self.error, self.progress = offer, "", 0.0
-        self.offer_verified = False
+        self.offer_verified, self.offer_at = False, min(offer.pushed_at, time.time())
         log.info("OTA: offer %s: %s %s (%d bytes, %d chunks) on %s", offer.transfer, offer.name,
                  offer.version, offer.size, offer.chunks, offer.scope)
         if self.key is None:
