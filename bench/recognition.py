@@ -74,7 +74,7 @@ def latency(audio: np.ndarray, windows: int, runtime: str | None,
     """
     _, interpreter_class = load_interpreter_class(runtime)
     ours = Model(DEFAULT_MODEL, runtime=runtime)
-    stream = ours.features.stream()
+    stream = ours.stream()
     stream.push(audio[:16000])
     article_ms, ours_ms = [], []
     per_round = max(1, windows // rounds)
@@ -88,7 +88,7 @@ def latency(audio: np.ndarray, windows: int, runtime: str | None,
         for start in starts:
             t0 = time.perf_counter()
             stream.push(audio[start : start + HOP])
-            ours.predict_features(stream.features())
+            stream.scores()
             ours_ms.append((time.perf_counter() - t0) * 1e3)
     a50, a95 = percentiles(article_ms)
     o50, o95 = percentiles(ours_ms)
@@ -219,7 +219,9 @@ def audio_thread(tree: Path, seconds: float, queued: int) -> dict[str, Any]:
 def audio_thread_section(seconds: float, queued: int, before: str | None, rounds: int) -> None:
     """Before/after figures of `audio_thread`, alternating rounds, into BENCHMARKS.md."""
     repo = Path(__file__).resolve().parents[1]
-    trees = {"this tree": repo}
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    trees = {f"{head} (this tree)": repo}
     with tempfile.TemporaryDirectory() as tmp:
         if before:
             old = Path(tmp) / "before"

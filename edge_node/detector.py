@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_node.features import SAMPLE_RATE
+from edge_node.audio.base import SAMPLE_RATE
 from edge_node.model import Manifest, Model
 from edge_node.setting import check_limits, meta, setting
 
@@ -91,7 +91,7 @@ def rms_dbfs(x: np.ndarray) -> float:
 
 
 class Detector:
-    """Feeds audio through features and model and decides when a command was said."""
+    """Gives the model audio hops, takes its scores, and decides when a command was said."""
 
     def __init__(self, model: Model, settings: DetectorSettings | None = None,
                  keep_posteriors: bool = False) -> None:
@@ -112,15 +112,15 @@ class Detector:
     def _reset_state(self) -> None:
         s = self.settings
         self.hop_samples = SAMPLE_RATE * s.hop_ms // 1000
-        step = self.model.features.frame_step
+        step = self.model.frame_step
         if self.hop_samples % step:
             raise DetectorConfigError(
                 f"detector hop of {s.hop_ms} ms is not a multiple of model "
                 f"{self.model.name} {self.model.version}'s feature step "
                 f"({1000 * step // SAMPLE_RATE} ms); set detector hop_ms to a multiple of it")
-        self._stream = self.model.features.stream()
+        self._stream = self.model.stream()
         self._pending = np.zeros(0, dtype=np.float32)
-        hops_per_window = -(-self.model.features.clip_samples // self.hop_samples)
+        hops_per_window = -(-self.model.clip_samples // self.hop_samples)
         self._levels: deque[float] = deque([-200.0] * hops_per_window, maxlen=hops_per_window)
         self._posteriors: deque[np.ndarray] = deque(maxlen=s.smoothing_windows)
         self._silent = np.zeros(len(self.labels), dtype=np.float32)
@@ -150,7 +150,7 @@ class Detector:
         refractory period and the last window of audio, so a word spoken across the switch is
         still heard by the new model."""
         recent = self._stream.window_audio()[-min(self._stream.samples_seen,
-                                                  self._stream.clip_samples):].copy()
+                                                  self.model.clip_samples):].copy()
         pending, levels, last_fire = self._pending, list(self._levels), self._last_fire_s
         same_labels = tuple(model.labels) == tuple(self.labels)
         posteriors, armed = list(self._posteriors), self._armed
@@ -201,14 +201,11 @@ class Detector:
         level = rms_dbfs(hop)
         self.last_level_dbfs = level
         self._levels.append(level)
-        warming_up = self._stream.samples_seen < self._stream.clip_samples
-        if warming_up or max(self._levels) < self.settings.gate_dbfs:
-            # Until a whole window of real audio has arrived, the features would mix the empty
-            # ring with sound: not what the model was trained on.
+        if not self._stream.heard_a_window or max(self._levels) < self.settings.gate_dbfs:
             probs = self._silent
         else:
             started = time.perf_counter()
-            probs = self.model.predict_features(self._stream.features())
+            probs = self._stream.scores()
             self.last_latency_ms = (time.perf_counter() - started) * 1000.0
             self.inferences += 1
         if self.posteriors is not None:
@@ -268,7 +265,7 @@ class Detector:
         audio = audio[:need]
         self.windows += 1
         self.last_level_dbfs = rms_dbfs(audio)
-        clip_len = self.model.features.clip_samples
+        clip_len = self.model.clip_samples
         peak = int(np.argmax(np.abs(audio)))
         start = max(0, min(peak - clip_len // 2, audio.size - clip_len))
         clip = audio[start : start + clip_len]

@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from edge_node.features import FeatureConfigError, FeatureExtractor, FeatureSpec, make_extractor
+from edge_node.features import (
+    FeatureConfigError,
+    FeatureExtractor,
+    FeatureSpec,
+    StreamingFeatures,
+    make_extractor,
+)
 from edge_node.runtime import RuntimeUnavailableError, load_interpreter_class
 from edge_node.setting import check_finite_tree
 
@@ -188,6 +194,20 @@ class Model:
         self._quant_buffer = np.zeros(in_shape, dtype=np.float32)
 
     @property
+    def clip_samples(self) -> int:
+        """Audio the model hears at once (its window)."""
+        return self.features.clip_samples
+
+    @property
+    def frame_step(self) -> int:
+        """Hops must be a multiple of this many samples (the features' frame step)."""
+        return self.features.frame_step
+
+    def stream(self) -> ModelStream:
+        """Listen to a live stream: audio hops in, scores out."""
+        return ModelStream(self)
+
+    @property
     def input_dtype(self) -> np.dtype:
         return np.dtype(self._input["dtype"])
 
@@ -229,3 +249,34 @@ class Model:
 
     def predict_waveform(self, waveform: np.ndarray) -> np.ndarray:
         return self.predict_features(self.features.compute(waveform))
+
+
+class ModelStream:
+    """A model listening to a live stream: callers push audio hops and ask for scores; the
+    incremental features in between are the model's own business (as openWakeWord's model owns
+    its preprocessor), so a model with other features drops in unchanged."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self._features: StreamingFeatures = model.features.stream()
+
+    def push(self, hop: np.ndarray) -> None:
+        self._features.push(hop)
+
+    @property
+    def samples_seen(self) -> int:
+        return self._features.samples_seen
+
+    @property
+    def heard_a_window(self) -> bool:
+        """Before a whole window of real audio, the features would mix the empty ring with
+        sound: not what the model was trained on."""
+        return self._features.samples_seen >= self.model.clip_samples
+
+    def window_audio(self) -> np.ndarray:
+        """The last window of audio (zeros before the stream started)."""
+        return self._features.window_audio()
+
+    def scores(self) -> np.ndarray:
+        """Probabilities (one per label) for the current window."""
+        return self.model.predict_features(self._features.features())

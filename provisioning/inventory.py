@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 
 from edge_node.mqtt.discovery import slug
+from edge_node.mqtt.settings import MqttSettings
+from edge_node.setting import meta
 from edge_node.topics import HA_USER, OWNER_USER, RESERVED_IDS
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -131,7 +133,8 @@ def parse_inventory(data: Any, base_dir: Path) -> Inventory:
     host, port = broker.get("host"), broker.get("port", 8883)
     if not isinstance(host, str) or not host:
         raise InventoryError("broker.host: the broker's host name is required")
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+    if isinstance(port, bool) or not isinstance(port, int) or \
+            not meta(MqttSettings, "port").allows(port):
         raise InventoryError(f"broker.port: {port!r} is not a TCP port")
     ca = broker.get("ca_file")
     info = BrokerInfo(host, port, base_dir / ca if ca else None)

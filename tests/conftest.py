@@ -11,9 +11,8 @@ import pytest
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
+from edge_node.audio.base import SAMPLE_RATE as RATE
 from edge_node.audio.wav import write_wav as save_wav
-
-RATE = 16000
 
 
 def synthesise(text: str, engine: str, voice: str, out: Path) -> np.ndarray:
