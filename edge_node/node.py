@@ -95,15 +95,11 @@ class StdoutPrinter:
 class Node:
     """A built node: `run()` starts the extensions, listens, and stops them again."""
 
-    context: NodeContext
+    agent: AgentControl
     extensions: list[Extension] = field(default_factory=list)
     heartbeat: Callable[[], None] = lambda: None
     """Called by the listening loop between blocks (the systemd watchdog)."""
     restart_requested: bool = False
-
-    @property
-    def agent(self) -> AgentControl:
-        return self.context.agent
 
     def request_restart(self) -> None:
         log.info("restart requested")
@@ -151,9 +147,8 @@ def build_node(config: NodeConfig, reload_config: Callable[[], NodeConfig] | Non
     if agent is None:
         agent = Agent(config, hub, model)
     model = model if model is not None else agent.model  # type: ignore[attr-defined]
-    node = Node(NodeContext(config, hub, agent, model, models, lambda: None))
-    context = node.context
-    context.request_restart = node.request_restart
+    node = Node(agent)
+    context = NodeContext(config, hub, agent, model, models, node.request_restart)
     confirm_when_running(hub, models)
     if stdout:
         node.extensions.append(StdoutPrinter(context))
