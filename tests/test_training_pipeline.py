@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from edge_node.model import Manifest, read_manifest
+from tests.shared_data import mini_real_speech, mini_speech_commands
+from training.cli import build_parser
 from training.dataset import load_synthetic
 from training.metrics import accuracy_at_false_accepts, detection_at_false_accepts, recall_at
 from training.report import benchmark_summary
@@ -189,20 +191,43 @@ def test_same_command_and_seed_reproduce_the_result(trained, tmp_path):
 
 def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_path):
     """`kws-train default` in miniature: synth, test recording, mining recording and windows,
-    a first model, its hard negatives, the final model, streaming evaluation, install."""
+    recorded people (FLAC clips of ../shared/speech_commands) and real talk and noise
+    (../shared/real_speech), a first model, its hard negatives, the final model, streaming
+    evaluation on synthetic voices, held-out people and held-out talk, install; the installed
+    model classifies a recorded clip in the node runtime."""
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("TensorFlow is not installed (pip install 'kws-edge-node[train]')")
+    people = mini_speech_commands(tmp_path / "speech_commands", per_word=10)
+    real = mini_real_speech(tmp_path / "real_speech")
     work, installed = tmp_path / "work", tmp_path / "installed" / "model.tflite"
     run("-m", "training.cli", "default", "--work", str(work), "--voices",
         "espeak=3,flite=2,festival=1,festival-accent=2", "--silence", "30",
         "--stream-minutes", "0.5", "--unseen-minutes", "0.3", "--mine-minutes", "1",
+        "--speech-commands", str(people), "--real-speech", str(real), "--talk-windows", "60",
+        "--people-minutes", "1",
         "--hard-negatives", "--epochs", "3", "--no-loeo", "--install", str(installed))
+    manifest = read_manifest(installed)
+    assert "human" in manifest.extra["engines"]
+    assert any(line.startswith("Speech Commands") for line in manifest.extra["attribution"])
+    assert any("LibriSpeech" in line for line in manifest.extra["attribution"])
+    clip = sorted((people / "go").glob("*.flac"))[0]
+    done = run("-c", "import sys; from training.audio_files import read_audio; "
+               "from edge_node.model import Model; m = Model(sys.argv[1]); "
+               "p = m.predict_waveform(read_audio(sys.argv[2])); "
+               "print(len(p), abs(float(p.sum()) - 1) < 0.01)", str(installed), str(clip))
+    assert done.stdout.split() == [str(len(manifest.labels)), "True"]
     mined = (work / "mined" / "clips.csv").read_text().splitlines()
     assert len(mined) > 100 and json.loads((work / "mined" / "dataset.json").read_text())[
         "kind"] == "stream-windows"
     assert (work / "hard" / "clips.csv").is_file() and (work / "first" / "final").is_dir()
     report = json.loads((work / "run" / "report.json").read_text())
-    held_out_voices, *unseen = report["streams"]
+    streams = {s["recording"]: s for s in report["streams"]}
+    assert streams["people.wav"]["commands"] > 0 and streams["people.wav"]["engines"] == [
+        "human", "talk"]
+    assert streams["talk.wav"]["commands"] == 0
+    assert streams["talk.wav"]["false_activations_per_hour"] is not None
+    held_out_voices, *unseen = [s for s in report["streams"]
+                                if s["recording"] not in ("people.wav", "talk.wav")]
     assert held_out_voices["recording"] == "stream.wav" and held_out_voices["commands"] > 0
     assert held_out_voices["engines"] == ["espeak", "flite", "festival"]
     assert held_out_voices["unseen_engines"] == []
@@ -211,7 +236,7 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
             ("stream-piper.wav", ["piper"], ["piper"])]
         assert unseen[0]["commands"] > 0
         assert "piper: an engine never trained on" in (work / "run" / "report.md").read_text()
-    assert read_manifest(installed).version == "2.2.0"
+    assert manifest.version == build_parser().parse_args(["default"]).version
     assert read_manifest(installed).features.profile == "concat"
 
 

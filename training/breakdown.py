@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from edge_node.audio.wav import read_wav_mono16k
 from edge_node.model import Model
+from training.audio_files import read_audio
 from training.augment import place
 from training.dataset import Clip, load_label_folders, load_synthetic
 from training.vocab import UNKNOWN_LABEL
@@ -33,7 +33,7 @@ def predict_clips(model: Model, clips: Sequence[Clip]) -> list[str]:
     rng = np.random.default_rng(0)
     labels = []
     for clip in tqdm(clips, desc="classifying", unit="clip"):
-        window = place(read_wav_mono16k(str(clip.path)), model.features.clip_samples, rng,
+        window = place(read_audio(clip.path), model.features.clip_samples, rng,
                        centre=True)
         labels.append(model.labels[int(np.argmax(model.predict_waveform(window)))])
     return labels

@@ -19,10 +19,12 @@ from training.commands import (
     cmd_finetune,
     cmd_hard,
     cmd_mine,
+    cmd_people_stream,
     cmd_report,
     cmd_stream,
     cmd_stream_eval,
     cmd_synth,
+    cmd_talk,
     cmd_train,
 )
 from training.finetune import FinetuneSettings
@@ -73,6 +75,7 @@ def cmd_default(args: argparse.Namespace) -> int:
                                     near_miss_share=args.near_miss_share,
                                     workers=args.workers))
     sources = ["--data", str(data)] + (["--data", str(mined)] if args.mine_minutes > 0 else [])
+    sources += people_sources(args, work, recordings)
     recipe = ["--seed", str(args.seed), "--epochs", str(args.epochs), "--copies", str(args.copies),
               "--workers", str(args.workers), "--name", "kws-default", "--arch", args.arch,
               "--resynth", str(args.resynth), "--weight-average", str(args.weight_average),
@@ -100,6 +103,37 @@ def cmd_default(args: argparse.Namespace) -> int:
         *(["--benchmarks", str(args.benchmarks)] if args.benchmarks else []),
     ])
     return cmd_train(train_args)
+
+
+def people_sources(args: argparse.Namespace, work: Path, recordings: list[Path]) -> list[str]:
+    """The recipe's real speech: recorded people to train on (less the evaluation speakers),
+    windows of real talk as `_unknown_`, real noise in augmentation, and the two evaluation
+    recordings (held-out people and held-out talk over held-out noise) added to `recordings`.
+    Returns the `train` arguments that bring them in."""
+    sources: list[str] = []
+    if args.speech_commands:
+        sources += ["--speech-commands", str(args.speech_commands),
+                    "--speech-commands-weight", str(args.speech_commands_weight)]
+    if not args.real_speech:
+        return sources
+    sources += ["--real-speech", str(args.real_speech)]
+    talk = work / "talk"
+    if args.talk_windows > 0:
+        if not (talk / "clips.csv").is_file():
+            cmd_talk(argparse.Namespace(real_speech=args.real_speech, out=talk,
+                                        windows=args.talk_windows, seed=args.seed))
+        sources += ["--data", str(talk)]
+    kinds = (("people", args.people_minutes), ("talk", 1.0)) if args.speech_commands else (
+        ("talk", 1.0),)
+    for kind, minutes in kinds:
+        recording = work / f"{kind}.wav"
+        if minutes > 0 and not recording.is_file():
+            cmd_people_stream(argparse.Namespace(
+                kind=kind, speech_commands=args.speech_commands, real_speech=args.real_speech,
+                out=recording, minutes=minutes, words=None, seed=args.seed))
+        if recording.is_file():
+            recordings.append(recording)
+    return sources
 
 
 def add_measured_off_options(parser: argparse.ArgumentParser) -> None:
@@ -194,7 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train, export (float32 + int8) and evaluate")
     train.add_argument("--data", type=Path, action="append", default=[],
                        help="synthetic dataset dir (repeatable)")
-    train.add_argument("--speech-commands", type=Path, help="Speech Commands layout dir")
+    train.add_argument("--speech-commands", type=Path,
+                       help="recorded people in the Speech Commands layout (WAV or FLAC; "
+                            "e.g. ../shared/speech_commands or a `kws-train download`): "
+                            "trained on, less the speakers kept for evaluation")
+    train.add_argument("--speech-commands-weight", type=float, default=1.0,
+                       help="how much each recorded clip counts next to a synthetic one")
+    train.add_argument("--real-speech", type=Path,
+                       help="real talk and household noise (shared/real_speech layout): its "
+                            "training noise joins the augmentation bank")
+    train.add_argument("--folds", type=int, default=0, metavar="K",
+                       help="only K speaker-held-out folds over the recorded people (each "
+                            "fold's model never heard its people), beside the bundled model")
+    train.add_argument("--fold-epochs", type=int,
+                       help="epoch bound of the fold runs (default: --epochs)")
     train.add_argument("--user", type=Path, help="your recordings: DIR/<label>/*.wav")
     train.add_argument("--user-weight", type=float, default=3.0)
     train.add_argument("--words", help="comma-separated keywords (default: the 8 commands)")
@@ -243,6 +290,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--benchmarks", type=Path,
                        help="record the figures in this BENCHMARKS.md (source checkout)")
     train.set_defaults(func=cmd_train)
+
+    talk = sub.add_parser("talk", help="1 s windows of real talk (training speakers) as "
+                                       "_unknown_ training data")
+    talk.add_argument("--real-speech", type=Path, required=True,
+                      help="shared/real_speech layout (MANIFEST.csv)")
+    talk.add_argument("--out", type=Path, required=True, help="dataset dir to write")
+    talk.add_argument("--windows", type=int, default=8000)
+    talk.add_argument("--seed", type=int, default=1)
+    talk.set_defaults(func=cmd_talk)
+
+    people = sub.add_parser("people-stream", help="evaluation recording of held-out people "
+                                                  "over held-out real noise")
+    people.add_argument("--kind", choices=("people", "talk"), default="people",
+                        help="people: commands, other words and talk; talk: held-out "
+                             "continuous talk only (false activations per hour)")
+    people.add_argument("--speech-commands", type=Path, help="Speech Commands layout dir")
+    people.add_argument("--real-speech", type=Path, required=True)
+    people.add_argument("--out", type=Path, required=True, help="WAV (events go to .json)")
+    people.add_argument("--minutes", type=float, default=45.0, help="length of `people`")
+    people.add_argument("--words")
+    people.add_argument("--seed", type=int, default=1)
+    people.set_defaults(func=cmd_people_stream)
 
     sev = sub.add_parser("stream-eval", help="recall and false activations/hour of a model")
     sev.add_argument("--model", type=Path, required=True)
@@ -325,6 +394,18 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--near-miss-share", type=float, default=0.0,
                          help="share of the mining recording's other words that sound like a "
                               "command (0: every other word alike)")
+    default.add_argument("--speech-commands", type=Path,
+                         help="recorded people, Speech Commands layout (../shared/"
+                              "speech_commands here; the full set from `kws-train download`)")
+    default.add_argument("--speech-commands-weight", type=float, default=1.0,
+                         help="how much a recorded clip counts next to a synthetic one")
+    default.add_argument("--real-speech", type=Path,
+                         help="real talk and household noise (../shared/real_speech layout)")
+    default.add_argument("--talk-windows", type=int, default=8000,
+                         help="1 s windows of the training part of the real talk, as "
+                              "`_unknown_` (0: none)")
+    default.add_argument("--people-minutes", type=float, default=45.0,
+                         help="length of the evaluation recording of held-out people")
     default.add_argument("--arch", choices=("tcresnet", "dscnn", "embedding_dnn", "ensemble"),
                          default="ensemble")
     default.add_argument("--resynth", type=float, default=0.3,

@@ -136,7 +136,16 @@ def features_for(architecture: str, normalisation: str = "mvn") -> FeatureSpec:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from training.augment import AugmentSettings
-    from training.dataset import load_label_folders, load_synthetic, speech_commands_noise
+    from training.dataset import (
+        PEOPLE_ENGINE,
+        SPEECH_COMMANDS_ATTRIBUTION,
+        USER_ENGINE,
+        Clip,
+        load_label_folders,
+        load_synthetic,
+        speech_commands_noise,
+        split_people,
+    )
     from training.pipeline import PipelineSettings, run
     from training.report import write_report
     from training.train import TrainSettings
@@ -144,11 +153,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     words = tuple(args.words.split(",")) if args.words else COMMANDS
     clips = [c for root in args.data for c in load_synthetic(root, words)]
     extra_noise: list[np.ndarray] = []
+    held_people: list[Clip] = []
     if args.speech_commands:
-        clips += load_label_folders(args.speech_commands, words, "human")
+        people = load_label_folders(args.speech_commands, words, PEOPLE_ENGINE,
+                                    weight=args.speech_commands_weight)
+        if not args.folds:
+            # the people of the streaming evaluation: scored, never trained on
+            people, held_people = split_people(people)
+        clips += people
         extra_noise = speech_commands_noise(args.speech_commands)
+    attribution = [SPEECH_COMMANDS_ATTRIBUTION] if args.speech_commands else []
+    if args.real_speech:
+        from training.real_speech import licences, load_corpus, read_all, split_corpus
+
+        corpus = split_corpus(load_corpus(args.real_speech))
+        extra_noise += read_all(corpus.train_noise)
+        attribution += licences(corpus.train_talk + corpus.train_noise)
     if args.user:
-        clips += load_label_folders(args.user, words, "user", weight=args.user_weight)
+        clips += load_label_folders(args.user, words, USER_ENGINE, weight=args.user_weight)
     settings = PipelineSettings(
         out=args.out, commands=words, features=features_for(args.arch, args.normalisation),
         train=TrainSettings(architecture=args.arch, epochs=args.epochs, seed=args.seed,
@@ -162,7 +184,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         copies=args.copies, augment=AugmentSettings(p_resynth=args.resynth),
         leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
         name=args.name,
-        version=args.version, workers=args.workers)
+        version=args.version, workers=args.workers, attribution=tuple(attribution))
+    if args.folds:
+        from edge_node.model import DEFAULT_MODEL
+        from training.folds import fold_settings, format_folds, run_folds
+
+        result = run_folds(clips, noise_bank(args.seed, extra_noise),
+                           fold_settings(settings, args.fold_epochs), args.folds, DEFAULT_MODEL)
+        print(format_folds(result, settings.labels))
+        return 0
     if args.seeds:
         from training import seeds as seed_runs
 
@@ -179,7 +209,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print("\n" + comparison)
         log.info("seed comparison: %s", seed_runs.write(result, seeds, args.out, comparison))
         return 0
-    report = run(clips, noise_bank(args.seed, extra_noise), settings)
+    report = run(clips, noise_bank(args.seed, extra_noise), settings, extra_test=held_people)
     final = Path(report["final"]["models"]["float32/ai-edge-litert"]["path"])
     # The article's model format is float32; ours ships int8 (within a point of float, 1/2 size).
     ours_int8 = settings.quantize and args.arch != "article_cnn"
@@ -261,7 +291,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Personalise a run's model or an installed one (by default the bundled model, once
     `kws-train default` has installed it with its weights) with the user's recordings."""
-    from training.dataset import load_label_folders
+    from training.dataset import USER_ENGINE, load_label_folders
     from training.finetune import (
         BaseModel,
         FinetuneSettings,
@@ -275,7 +305,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    user = load_label_folders(args.user, list(read_manifest(base.tflite).commands), "user")
+    user = load_label_folders(args.user, list(read_manifest(base.tflite).commands), USER_ENGINE)
     roots = args.data or [synthesise_replay(base, args.out / "replay", args.seed, args.workers)]
     replay = replay_clips(base, roots)
     settings = FinetuneSettings(shots=args.shots, epochs=args.epochs, seed=args.seed,
@@ -316,3 +346,33 @@ def install_model(model: Path, destination: Path) -> None:
         weights_path(destination).unlink(missing_ok=True)
         stamp.unlink(missing_ok=True)
     log.info("installed %s as %s", model, destination)
+
+
+def cmd_talk(args: argparse.Namespace) -> int:
+    """1 s windows of the training part of real talk, as `_unknown_` training data."""
+    from training.real_speech import load_corpus, split_corpus, talk_windows
+
+    talk = split_corpus(load_corpus(args.real_speech)).train_talk
+    talk_windows(talk, args.out, args.windows, args.seed)
+    return 0
+
+
+def cmd_people_stream(args: argparse.Namespace) -> int:
+    """Evaluation recordings of people no shipped model trained on, over held-out real noise:
+    `people` (commands, other words and talk) and `talk` (held-out continuous talk only)."""
+    from training.dataset import PEOPLE_ENGINE, load_label_folders, split_people
+    from training.real_speech import load_corpus, read_all, split_corpus
+    from training.stream_people import make_people_recording, make_talk_recording
+    from training.vocab import SILENCE_LABEL
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    corpus = split_corpus(load_corpus(args.real_speech))
+    noises = read_all(corpus.eval_noise)
+    if args.kind == "talk":
+        make_talk_recording(args.out, corpus.eval_talk, noises, words, seed=args.seed)
+        return 0
+    people = load_label_folders(args.speech_commands, words, PEOPLE_ENGINE)
+    held = [c for c in split_people(people)[1] if c.label != SILENCE_LABEL]
+    make_people_recording(args.out, held, corpus.eval_talk, noises, words,
+                          duration_s=args.minutes * 60, seed=args.seed)
+    return 0

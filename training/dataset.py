@@ -16,18 +16,27 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge_node.audio.wav import read_wav_mono16k
+from training.audio_files import audio_files, read_audio
 from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
 
 log = logging.getLogger(__name__)
 
 SPEECH_COMMANDS_NOISE_DIR = "_background_noise_"
+PEOPLE_ENGINE = "human"
+"""`Clip.engine` of recorded people (a Speech Commands layout)."""
+SPEECH_COMMANDS_ATTRIBUTION = (
+    "Speech Commands: P. Warden, \"Speech Commands: A Dataset for Limited-Vocabulary Speech "
+    "Recognition\", arXiv:1804.03209 (2018), Google; CC BY 4.0")
+"""What a model trained on recorded Speech Commands clips must say of them."""
+USER_ENGINE = "user"
+"""`Clip.engine` of the user's own recordings (`edge-node enroll`)."""
 STREAM_WINDOWS = "stream-windows"
 """`kind` in the dataset.json of windows mined from a recording (train-only clips)."""
 SPEAKER_RE = re.compile(r"^([0-9a-f]+)_nohash_", re.IGNORECASE)
@@ -82,7 +91,8 @@ def load_synthetic(root: Path, commands: Sequence[str] = COMMANDS) -> list[Clip]
 
 def load_label_folders(root: Path, commands: Sequence[str], engine: str,
                        weight: float = 1.0) -> list[Clip]:
-    """The Google Speech Commands layout (`root/<label>/*.wav`), also used for user recordings.
+    """The Google Speech Commands layout (`root/<label>/*.wav` or `.flac`), also used for user
+    recordings.
 
     Folders that are not commands become `_unknown_`; `_background_noise_` is skipped (see
     `speech_commands_noise`). The speaker is the file-name prefix before `_nohash_` when present.
@@ -95,19 +105,19 @@ def load_label_folders(root: Path, commands: Sequence[str], engine: str,
         if folder.name == SPEECH_COMMANDS_NOISE_DIR:
             continue
         label = label_for(folder.name, commands)
-        for wav in sorted(folder.glob("*.wav")):
+        for wav in audio_files(folder):
             match = SPEAKER_RE.match(wav.name)
             speaker = match.group(1) if match else engine
             clips.append(Clip(wav, label, engine, f"{engine}:{speaker}", folder.name, weight))
     if not clips:
-        raise FileNotFoundError(f"no <label>/*.wav files under {root}")
+        raise FileNotFoundError(f"no <label>/*.wav or *.flac files under {root}")
     return clips
 
 
 def speech_commands_noise(root: Path) -> list[np.ndarray]:
     """The background-noise recordings that ship with Speech Commands, if present."""
     folder = Path(root) / SPEECH_COMMANDS_NOISE_DIR
-    return [read_wav_mono16k(p) for p in sorted(folder.glob("*.wav"))] if folder.is_dir() else []
+    return [read_audio(p) for p in audio_files(folder)] if folder.is_dir() else []
 
 
 def download_archive(url: str, dest: Path, sha256: str) -> Path:
@@ -158,3 +168,23 @@ def split_by_voice(clips: Sequence[Clip], fraction: float, seed: int) -> tuple[l
     rest = [c for c in clips if c.voice not in held_voices]
     held = [c for c in clips if c.voice in held_voices]
     return rest, held
+
+
+PEOPLE_EVAL_FRACTION = 0.15
+"""Share of recorded speakers (Speech Commands) that no shipped model trains on: the people of
+the streaming evaluation recording."""
+
+
+def is_held_out(key: str, fraction: float) -> bool:
+    """Whether a speaker (or noise file) belongs to an evaluation part: a fixed hash of its
+    name, so every run, fold and seed holds out the same people, whatever else is in the data."""
+    return (zlib.crc32(key.encode()) % 1000) < fraction * 1000
+
+
+def split_people(clips: Sequence[Clip]) -> tuple[list[Clip], list[Clip]]:
+    """(train, held) of recorded people's clips: `held` are the `PEOPLE_EVAL_FRACTION` of
+    speakers kept for evaluation (their `_silence_` clips, which have no speaker, by file)."""
+    held = [is_held_out(c.voice if c.label != SILENCE_LABEL else c.path.name,
+                        PEOPLE_EVAL_FRACTION) for c in clips]
+    return ([c for c, h in zip(clips, held, strict=True) if not h],
+            [c for c, h in zip(clips, held, strict=True) if h])

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from edge_node.audio.wav import read_wav_mono16k
 from edge_node.features import FeatureExtractor, FeatureSpec, make_extractor
+from training.audio_files import read_audio
 from training.augment import Augmenter, place
 from training.dataset import Clip
 from training.vocab import SILENCE_LABEL
@@ -37,7 +37,7 @@ class FeatureSet:
 def load_audio(clips: Sequence[Clip], workers: int = 2) -> list[np.ndarray]:
     paths = [str(c.path) for c in clips]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        return list(tqdm(pool.imap(read_wav_mono16k, paths, chunksize=64), total=len(paths),
+        return list(tqdm(pool.imap(read_audio, paths, chunksize=64), total=len(paths),
                          desc="loading audio", unit="clip"))
 
 

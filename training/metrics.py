@@ -24,7 +24,8 @@ def scores(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str],
     - command accuracy: command clips whose top label is the right command;
     - unknown false accepts: `_unknown_` clips whose top label is a command (argmax, as
       `edge-node classify` reports) and, stricter, with a probability >= `threshold` (what the
-      streaming detector would report).
+      streaming detector would report);
+    - non-command false accepts: `_unknown_` and `_silence_` clips taken for a command (argmax).
     """
     labels = list(labels)
     y_pred = probs.argmax(axis=1)
@@ -44,6 +45,7 @@ def scores(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str],
             result["per_class"][label] = float(np.mean(y_pred[mask] == i))
     cmd_mask = is_command[y_true]
     unknown_mask = np.array([labels[i] == UNKNOWN_LABEL for i in y_true], dtype=bool)
+    non_command_mask = ~cmd_mask
 
     def summary(mask: np.ndarray) -> dict[str, float]:
         cmd = mask & cmd_mask
@@ -55,6 +57,9 @@ def scores(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str],
             "unknown_false_accept_at_threshold": float(
                 np.mean(is_command[y_pred[unk]] & (top[unk] >= threshold))) if unk.any() else None,
             "unknown_clips": int(unk.sum()),
+            "non_command_false_accept": float(np.mean(is_command[y_pred[non]]))
+            if (non := mask & non_command_mask).any() else None,
+            "non_command_clips": int((mask & non_command_mask).sum()),
         }
 
     result.update(summary(np.ones(len(y_true), dtype=bool)))

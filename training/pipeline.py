@@ -22,10 +22,12 @@ import numpy as np
 
 from edge_node.features import FeatureSpec, logmel_spec, make_extractor
 from training.augment import Augmenter, AugmentSettings
-from training.dataset import Clip, split_by_voice
+from training.dataset import PEOPLE_ENGINE, USER_ENGINE, Clip, split_by_voice
+from training.dataset_synth import NOISE_ENGINE
 from training.featurize import FeatureSet, featurize, load_audio
 from training.metrics import scores
 from training.node_eval import predict_in_runtime
+from training.real_speech import TALK_ENGINE
 from training.train import TrainSettings
 from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
 
@@ -55,6 +57,9 @@ class PipelineSettings:
     name: str = "kws-model"
     version: str = "1.0.0"
     workers: int = 2
+    attribution: tuple[str, ...] = ()
+    """The recorded data the model is derived from, with authors and licences: it travels in
+    the manifest (`attribution`), as CC BY asks."""
 
     @property
     def labels(self) -> list[str]:
@@ -116,7 +121,10 @@ def run_experiment(data: Prepared, train_mask: np.ndarray, val_mask: np.ndarray,
     model.save(out / "model.keras")
     common = dict(name=settings.name, version=settings.version, labels=settings.labels,
                   features=settings.features, output=output)
-    meta = {"train_clips": int(train_mask.sum()), "engines": sorted(set(data.engines[train_mask]))}
+    meta: dict[str, Any] = {"train_clips": int(train_mask.sum()),
+                            "engines": sorted(set(data.engines[train_mask]))}
+    if settings.attribution:
+        meta["attribution"] = list(settings.attribution)
     paths = {"float32": export(model, out / "model_float32.tflite", representative=None,
                                extra=meta, **common)}
     if settings.quantize:
@@ -161,9 +169,15 @@ def voice_masks(data: Prepared, pool: list[Clip], settings: PipelineSettings) ->
                       np.array([c.voice in held_voices for c in data.clips]) & in_pool)
 
 
+NOT_HELD_OUT = (NOISE_ENGINE, PEOPLE_ENGINE, USER_ENGINE, TALK_ENGINE)
+"""Sources no leave-one-engine-out run holds out: noise, recorded people (measured by speaker
+folds, `training.folds`), the user's recordings and talk windows (train-only)."""
+
+
 def held_out_engines(clips: list[Clip]) -> list[str]:
-    """The TTS engines (or other speech sources) a leave-one-engine-out run holds out."""
-    return sorted({c.engine for c in clips if c.label != SILENCE_LABEL and c.engine != "noise"})
+    """The TTS engines a leave-one-engine-out run holds out."""
+    return sorted({c.engine for c in clips
+                   if c.label != SILENCE_LABEL and c.engine not in NOT_HELD_OUT})
 
 
 def run(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSettings,

@@ -43,7 +43,9 @@ def _load(path: str | Path) -> tuple[int, np.ndarray]:
     return int(rate), data
 
 
-def _converter(rate: int, data: np.ndarray, channel: int | str, remove_dc: bool) -> PcmConverter:
+def converter_for(rate: int, data: np.ndarray, channel: int | str,
+                  remove_dc: bool) -> PcmConverter:
+    """The converter that conditions a whole decoded file (WAV here, FLAC in training)."""
     channels = 1 if data.ndim == 1 else data.shape[1]
     if channel == "auto":
         # A file is known in full, so judge the channels over all of it, not just 1 s.
@@ -73,7 +75,7 @@ class WavSource(ConvertingSource):
         super().__init__(block_samples)
         self.path = Path(path)
         self.rate, self._data = _load(self.path)
-        self.converter = _converter(self.rate, self._data, channel, remove_dc)
+        self.converter = converter_for(self.rate, self._data, channel, remove_dc)
         self.realtime = realtime
         self._pos = 0
         self._chunk = max(1, self.rate // 10)
@@ -114,7 +116,7 @@ def read_wav_mono16k(
 ) -> np.ndarray:
     """Whole file as 16 kHz mono float32, conditioned exactly as ``WavSource`` does."""
     rate, data = _load(path)
-    converter = _converter(rate, data, channel, remove_dc)
+    converter = converter_for(rate, data, channel, remove_dc)
     return np.concatenate((converter.convert(data), converter.flush()))
 
 

@@ -1,0 +1,112 @@
+"""Recorded people and real talk as training and evaluation material (no TensorFlow)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edge_node.audio.base import AudioSourceError
+from edge_node.audio.wav import read_wav_mono16k, write_wav
+from tests.shared_data import mini_real_speech, mini_speech_commands
+from training.audio_files import read_audio
+from training.dataset import (
+    PEOPLE_ENGINE,
+    is_held_out,
+    load_label_folders,
+    speech_commands_noise,
+    split_people,
+)
+from training.folds import clip_folds
+from training.real_speech import load_corpus, split_corpus, talk_windows
+from training.stream_people import make_people_recording, make_talk_recording, speech_span
+from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+
+
+def test_flac_reads_exactly_as_the_same_clip_stored_as_wav(tmp_path):
+    soundfile = pytest.importorskip("soundfile")
+    rng = np.random.default_rng(3)
+    pcm = (rng.standard_normal(8000) * 3000).astype(np.int16)
+    soundfile.write(tmp_path / "a.flac", pcm, 16000, subtype="PCM_16")
+    write_wav(tmp_path / "a.wav", pcm.astype(np.float32) / 32768.0)
+    np.testing.assert_array_equal(read_audio(tmp_path / "a.flac"),
+                                  read_wav_mono16k(tmp_path / "a.wav"))
+
+
+def test_a_corrupt_flac_is_a_clear_error(tmp_path):
+    pytest.importorskip("soundfile")
+    bad = tmp_path / "bad.flac"
+    bad.write_bytes(b"fLaC" + b"\x00" * 50)
+    with pytest.raises(AudioSourceError, match="bad.flac"):
+        read_audio(bad)
+
+
+def test_speech_commands_flac_clips_load_with_their_speakers(tmp_path):
+    root = mini_speech_commands(tmp_path / "sc", per_word=3)
+    clips = load_label_folders(root, COMMANDS, PEOPLE_ENGINE)
+    assert {c.path.suffix for c in clips} == {".flac"}
+    labels = {c.label for c in clips}
+    assert labels == {*COMMANDS, UNKNOWN_LABEL, SILENCE_LABEL}
+    spoken = [c for c in clips if c.label != SILENCE_LABEL]
+    assert all(c.voice.startswith("human:") and c.voice != "human:human" for c in spoken)
+    assert read_audio(spoken[0].path).size == 16000
+    assert len(speech_commands_noise(root)) == 1
+
+
+def test_people_and_folds_split_by_speaker_never_by_clip(tmp_path):
+    clips = load_label_folders(mini_speech_commands(tmp_path / "sc", per_word=12), COMMANDS,
+                               PEOPLE_ENGINE)
+    train, held = split_people(clips)
+    assert held and train
+    assert not {c.voice for c in train if c.label != SILENCE_LABEL} & {
+        c.voice for c in held if c.label != SILENCE_LABEL}
+    folds = clip_folds(clips, 5)
+    by_voice: dict[str, set[int]] = {}
+    for clip, fold in zip(clips, folds, strict=True):
+        if clip.label != SILENCE_LABEL:
+            by_voice.setdefault(clip.voice, set()).add(int(fold))
+    assert all(len(f) == 1 for f in by_voice.values())
+    assert set(folds.tolist()) == set(range(5))
+    assert is_held_out("human:abc", 0.15) == is_held_out("human:abc", 0.15)
+
+
+def test_real_talk_splits_by_speaker_and_gives_unknown_windows(tmp_path):
+    corpus = load_corpus(mini_real_speech(tmp_path / "rs"))
+    split = split_corpus(corpus)
+    assert split.train_talk and split.eval_talk and split.train_noise and split.eval_noise
+    assert not {r.speaker for r in split.train_talk} & {r.speaker for r in split.eval_talk}
+    count = talk_windows(split.train_talk, tmp_path / "talk", 40, seed=1)
+    rows = (tmp_path / "talk" / "clips.csv").read_text().splitlines()
+    assert count == 40 and len(rows) == 41
+    assert json.loads((tmp_path / "talk" / "dataset.json").read_text())["kind"] == \
+        "stream-windows"
+    window = read_wav_mono16k(tmp_path / "talk" / rows[1].split(",")[0])
+    assert window.size == 16000 and np.abs(window).max() > 0
+
+
+def test_people_recording_places_held_out_clips_on_their_speech(tmp_path):
+    clips = load_label_folders(mini_speech_commands(tmp_path / "sc", per_word=12), COMMANDS,
+                               PEOPLE_ENGINE)
+    held = [c for c in split_people(clips)[1] if c.label != SILENCE_LABEL]
+    split = split_corpus(load_corpus(mini_real_speech(tmp_path / "rs")))
+    noises = [read_audio(r.path) for r in split.eval_noise]
+    meta = make_people_recording(tmp_path / "people.wav", held, split.eval_talk, noises,
+                                 COMMANDS, duration_s=90, seed=2)
+    audio = read_wav_mono16k(tmp_path / "people.wav")
+    assert abs(audio.size / 16000 - 90) < 0.01
+    words = [e for e in meta["events"] if e["kind"] == "word"]
+    assert words and {e["voice"] for e in words} <= {c.voice for c in held}
+    for event in words:  # each event covers its word (5-30 dB over the noise before it)
+        start, end = int(event["start_s"] * 16000), int(event["end_s"] * 16000)
+        assert end - start <= 16000
+        before = audio[start - 8000:start]
+        assert np.sqrt(np.mean(audio[start:end] ** 2)) > np.sqrt(np.mean(before ** 2))
+    talk = make_talk_recording(tmp_path / "talk.wav", split.eval_talk, noises, COMMANDS, seed=2)
+    assert len(talk["events"]) == len(split.eval_talk)
+    assert all(e["label"] == UNKNOWN_LABEL for e in talk["events"])
+
+
+def test_speech_span_finds_a_word_in_a_padded_second():
+    clip = np.zeros(16000, np.float32)
+    clip[6000:9000] = np.sin(np.arange(3000) / 5.0)
+    start, end = speech_span(clip)
+    assert 6000 - 1200 <= start <= 6000 and 9000 <= end <= 9000 + 1200
