@@ -219,6 +219,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         report["streams"] = [streaming_evaluation(chosen, recording, words)
                              for recording in args.stream]
+        people = people_recordings(args.stream)
+        if people:
+            from training.calibrate import calibrate, plot_tradeoff
+
+            report["calibration"] = calibrate(chosen, people, words)
+            plot_tradeoff(report["calibration"], args.out / "threshold_tradeoff.png",
+                          f"{args.name} {args.version}: threshold on held-out people")
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     path = write_report(report, settings.labels, args.out)
     log.info("report: %s", path)
@@ -229,6 +236,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             "kws-train default")
         record_benchmarks(report, args.benchmarks, args.name, args.arch, command)
     return 0
+
+
+def people_recordings(recordings: Sequence[Path]) -> list[Path]:
+    """The recordings of held-out people and talk among `recordings` (`kws-train
+    people-stream`), which the shipped threshold is chosen on."""
+    return [r for r in recordings
+            if json.loads(r.with_suffix(".json").read_text()).get("kind") in ("people", "talk")]
 
 
 def record_benchmarks(report: dict, benchmarks: Path, name: str, arch: str, command: str) -> None:

@@ -126,9 +126,21 @@ def write_report(report: dict[str, Any], labels: list[str], out: Path) -> Path:
                   f"{stream['false_activations']} false activations "
                   f"({stream['false_activations_per_hour']:.1f} per hour){during(stream)}"
                   for stream in streams(report)]
+    if report.get("calibration"):
+        lines += ["", "## Shipped threshold (chosen on held-out people)", "",
+                  calibration_line(report["calibration"]), "",
+                  "![threshold trade-off](threshold_tradeoff.png)"]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def calibration_line(calibration: dict[str, Any]) -> str:
+    return (f"Threshold {calibration['threshold']:.3f} in the manifest: the most commands "
+            f"found at <= {calibration['max_false_activations_per_hour']:g} false activations "
+            f"per hour on {' + '.join(f'`{r}`' for r in calibration['recordings'])} "
+            f"({60 * calibration['hours']:.0f} min): recall {pct(calibration['recall'])} at "
+            f"{calibration['false_activations_per_hour']:.2f} per hour.")
 
 
 def benchmark_summary(report: dict[str, Any], command: str) -> str:
@@ -156,6 +168,8 @@ def benchmark_summary(report: dict[str, Any], command: str) -> str:
                   f"({stream['detected']}/{stream['commands']}), "
                   f"{stream['false_activations_per_hour']:.1f} false activations per hour"
                   f"{during(stream)}."]
+    if report.get("calibration"):
+        lines += ["", calibration_line(report["calibration"])]
     return "\n".join(lines)
 
 
