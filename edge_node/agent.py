@@ -59,6 +59,8 @@ class Agent:
         log.info("model %s %s (%s, %s runtime), labels: %s", self.model.name, self.model.version,
                  self.model.manifest.extra.get("quantization", "?"), self.model.runtime,
                  ", ".join(self.model.labels))
+        log.info("threshold %.3f: %s", self.detector.settings.threshold,
+                 self.detector.threshold_source)
 
     def stop(self) -> None:
         self._stop.set()
@@ -70,6 +72,10 @@ class Agent:
     @property
     def detector_settings(self) -> DetectorSettings:
         return self.detector.settings
+
+    @property
+    def detector_requested(self) -> DetectorSettings:
+        return self.detector.requested
 
     def update_detector(self, settings: DetectorSettings) -> None:
         self.detector.update_settings(settings)
@@ -113,7 +119,8 @@ class Agent:
             self.detector.use_model(model)
             self.model = model
             self._model_since_s, self._model_proven = self.detector.time_s, False
-            log.info("now using model %s %s", model.name, model.version)
+            log.info("now using model %s %s, threshold %.3f: %s", model.name, model.version,
+                     self.detector.settings.threshold, self.detector.threshold_source)
         self._process(block)
         if not self._model_proven and self.detector.time_s - self._model_since_s >= MODEL_PROOF_S:
             self._model_proven = True

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from edge_node.model import Manifest, Model
 from edge_node.setting import check_limits, meta, setting
 
 MODES = ("stream", "block")
+DEFAULT_THRESHOLD = 0.6
+"""The threshold of a model that was not calibrated (no `detector.threshold` in its manifest)."""
 
 
 class DetectorConfigError(ValueError):
@@ -35,8 +37,10 @@ class DetectorSettings:
     """`stream` (sliding window every hop) or `block` (the article: classify each block's peak)."""
     hop_ms: int = setting(100, low=10, high=1000, unit="ms", live=True)
     """How often the sliding window is evaluated; a multiple of the feature frame step."""
-    threshold: float = setting(0.6, low=0.01, high=1.0, step=0.01, live=True)
-    """Smoothed probability a command needs to be reported.
+    threshold: float | None = setting(None, low=0.01, high=1.0, step=0.01, live=True)
+    """Smoothed probability a command needs to be reported. Unset: the threshold the model
+    was calibrated for (its manifest's `detector.threshold`, chosen on people it never heard),
+    else `DEFAULT_THRESHOLD`; a model installed over the air then brings its own.
 
     Never 0: a command re-arms only once its score falls below half its threshold, so at 0
     each command would fire once per process and then never again."""
@@ -63,11 +67,20 @@ class DetectorSettings:
             raise ValueError(f"detector mode must be one of {MODES}, not {self.mode!r}")
         limits = meta(self, "threshold")
         for name, value in {"threshold": self.threshold, **dict(self.thresholds)}.items():
-            limits.check(f"detector threshold for {name}", float(value))
+            if value is not None:
+                limits.check(f"detector threshold for {name}", float(value))
         check_limits(self, "detector")
 
     def threshold_for(self, label: str) -> float:
-        return float(self.thresholds.get(label, self.threshold))
+        default = DEFAULT_THRESHOLD if self.threshold is None else self.threshold
+        return float(self.thresholds.get(label, default))
+
+    def resolved(self, calibrated: float | None) -> DetectorSettings:
+        """These settings with the threshold in force: the one set, else the model's
+        calibrated one (`calibrated`), else `DEFAULT_THRESHOLD`."""
+        if self.threshold is not None:
+            return self
+        return replace(self, threshold=DEFAULT_THRESHOLD if calibrated is None else calibrated)
 
 
 @dataclass(frozen=True)
@@ -96,7 +109,9 @@ class Detector:
     def __init__(self, model: Model, settings: DetectorSettings | None = None,
                  keep_posteriors: bool = False) -> None:
         self.model = model
-        self.settings = settings or DetectorSettings()
+        self.requested = settings or DetectorSettings()
+        """The settings as given (node.yaml, Home Assistant); `settings` are in force."""
+        self.settings = self.requested.resolved(model.manifest.threshold)
         self.posteriors: list[np.ndarray] | None = [] if keep_posteriors else None
         """Every hop's posteriors (after the gate), when asked for: `replay` decides on them
         again with other settings without running the model twice."""
@@ -132,13 +147,23 @@ class Detector:
         self._block_len = 0
         self._thresholds = self._threshold_array()
 
+    @property
+    def threshold_source(self) -> str:
+        """Where the threshold in force comes from, for logs, `edge-node doctor` and HA."""
+        if self.requested.threshold is not None:
+            return "set in node.yaml, on the command line or from Home Assistant"
+        if self.model.manifest.threshold is not None:
+            return f"calibrated for {self.model.name} {self.model.version} (its manifest)"
+        return "the built-in default (the model carries no calibrated threshold)"
+
     def _threshold_array(self) -> np.ndarray:
         return np.array([self.settings.threshold_for(lab) for lab in self.labels])
 
     def update_settings(self, settings: DetectorSettings) -> None:
         """Apply new settings live; the stream position is kept."""
         old = self.settings
-        self.settings = settings
+        self.requested = settings
+        self.settings = settings.resolved(self.model.manifest.threshold)
         self._thresholds = self._threshold_array()
         if (settings.hop_ms, settings.smoothing_windows, settings.mode) != (
             old.hop_ms, old.smoothing_windows, old.mode
@@ -155,6 +180,7 @@ class Detector:
         same_labels = tuple(model.labels) == tuple(self.labels)
         posteriors, armed = list(self._posteriors), self._armed
         self.model = model
+        self.settings = self.requested.resolved(model.manifest.threshold)
         self.labels = model.labels
         self._is_command = np.array([Manifest.is_command(lab) for lab in self.labels])
         self._reset_state()

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_node.audio import AudioSourceError, open_source
 from edge_node.config import NodeConfig
-from edge_node.detector import rms_dbfs
+from edge_node.detector import Detector, DetectorSettings, rms_dbfs
 from edge_node.display import DisplaySettings
 from edge_node.model import Model, ModelError
 
@@ -118,8 +118,9 @@ def check_broker(host: str | None, port: int = 1883, timeout_s: float = 3.0) -> 
                      "(firewall, Wi-Fi)")
 
 
-def check_model(path: Path) -> Check:
-    """The model loads with its manifest and answers in reasonable time."""
+def check_model(path: Path, detector: DetectorSettings | None = None) -> Check:
+    """The model loads with its manifest and answers in reasonable time; which threshold
+    the node would use with it, and where that comes from."""
     try:
         model = Model(path)
     except ModelError as exc:
@@ -128,9 +129,11 @@ def check_model(path: Path) -> Check:
     started = time.perf_counter()
     model.predict_features(np.zeros(model.features.shape, dtype=np.float32))
     ms = (time.perf_counter() - started) * 1000
+    in_force = Detector(model, detector)
     return Check("model", True, f"{model.name} {model.version} ({model.runtime}), "
                  f"{len(model.labels)} labels, {model.manifest.features.profile} features, "
-                 f"first inference {ms:.0f} ms")
+                 f"first inference {ms:.0f} ms; threshold {in_force.settings.threshold:.3f}, "
+                 f"{in_force.threshold_source}")
 
 
 def ntp_synchronized() -> bool | None:
@@ -198,7 +201,7 @@ def run_checks(config: NodeConfig) -> list[Check]:
         check_microphone(config),
         check_oled(config.display),
         check_broker(getattr(mqtt, "host", None), int(getattr(mqtt, "port", 1883) or 1883)),
-        check_model(config.model),
+        check_model(config.model, config.detector),
         check_queue(mqtt.queue_path(config.node_id) if mqtt and mqtt.enabled else None),
         check_clock(synced=ntp_synchronized()),
     ]

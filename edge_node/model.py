@@ -56,6 +56,10 @@ class Manifest:
     """Hex digest of the .tflite file; checked at load when present."""
     output: str = "probabilities"
     """`probabilities` (softmax in the model) or `logits` (the article's model)."""
+    threshold: float | None = None
+    """The detector threshold the model was calibrated for (`detector.threshold`: the most
+    commands found on held-out people at a stated false-activation rate); None: not
+    calibrated, the node's default applies."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Anything else (training data, metrics); kept as-is."""
 
@@ -84,7 +88,8 @@ class Manifest:
             features = FeatureSpec.from_json(data["features"])
         except FeatureConfigError as exc:
             raise ModelError(str(exc)) from exc
-        known = {"name", "version", "labels", "features", "sha256", "output", "format"}
+        known = {"name", "version", "labels", "features", "sha256", "output", "format",
+                 "detector"}
         return cls(
             name=str(data["name"]),
             version=str(data["version"]),
@@ -92,6 +97,7 @@ class Manifest:
             features=features,
             sha256=str(data.get("sha256", "")),
             output=output,
+            threshold=calibrated_threshold(data.get("detector")),
             extra={k: v for k, v in data.items() if k not in known},
         )
 
@@ -114,8 +120,29 @@ class Manifest:
             "features": self.features.to_json(),
             "output": self.output,
             "sha256": self.sha256,
+            **({"detector": {"threshold": self.threshold}} if self.threshold is not None else {}),
             **self.extra,
         }
+
+
+def calibrated_threshold(detector: Any) -> float | None:
+    """The manifest's `detector.threshold`, checked against the limits of the node's own
+    threshold setting; None when absent."""
+    from edge_node.detector import DetectorSettings  # the detector imports this module
+    from edge_node.setting import meta
+
+    if detector is None:
+        return None
+    if not isinstance(detector, dict):
+        raise ModelError("manifest 'detector' must be an object, e.g. {\"threshold\": 0.55}")
+    value = detector.get("threshold")
+    if value is None:
+        return None
+    limits = meta(DetectorSettings, "threshold")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not limits.allows(value):
+        raise ModelError(f"manifest detector.threshold must be a number "
+                         f"{limits.describe()}, not {value!r}")
+    return float(value)
 
 
 def manifest_path(model_path: Path) -> Path:

@@ -36,7 +36,7 @@ class ScriptedAgent:
     def __init__(self, detector: DetectorSettings, labels: list[str], version: str) -> None:
         self.hub = EventHub()
         self.model = SimpleNamespace(name="test-model", version=version, labels=labels)
-        self.detector = SimpleNamespace(settings=detector)
+        self.detector = SimpleNamespace(settings=detector.resolved(None), requested=detector)
         self.listening = True
         self.detections = 0
         self._stop = threading.Event()
@@ -46,11 +46,16 @@ class ScriptedAgent:
     def detector_settings(self) -> DetectorSettings:
         return self.detector.settings
 
+    @property
+    def detector_requested(self) -> DetectorSettings:
+        return self.detector.requested
+
     def set_listening(self, listening: bool) -> None:
         self.listening = listening
 
     def update_detector(self, settings: DetectorSettings) -> None:
-        self.detector.settings = settings
+        self.detector.requested = settings
+        self.detector.settings = settings.resolved(None)
 
     def stop(self) -> None:
         self._stop.set()

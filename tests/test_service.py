@@ -117,7 +117,7 @@ def test_notifier_without_systemd_is_silent_and_parses_the_watchdog():
 def test_config_changes_names_each_changed_key():
     old = load_config(None)
     new = load_config(None, {"detector.threshold": 0.8, "source": "wav:x.wav"})
-    assert config_changes(old, new) == {"detector.threshold": (0.6, 0.8),
+    assert config_changes(old, new) == {"detector.threshold": (None, 0.8),
                                         "source": ("mic", "wav:x.wav")}
 
 

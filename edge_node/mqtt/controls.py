@@ -90,7 +90,7 @@ def agent_controls(agent: AgentControl, restart: Callable[[], None]) -> list[Con
     def detector_number(key: str, name: str) -> Control:
         """A detector setting, parsed with the limits its field declares."""
         def apply(value: float) -> None:
-            agent.update_detector(dataclasses.replace(agent.detector_settings, **{name: value}))
+            agent.update_detector(dataclasses.replace(agent.detector_requested, **{name: value}))
         return Control(key, meta(DetectorSettings, name).parse, apply,
                        lambda: getattr(agent.detector_settings, name))
 

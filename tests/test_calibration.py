@@ -1,0 +1,70 @@
+"""The threshold a model ships with: read from its manifest, used unless one is set, brought
+along by a new model, and chosen in training on held-out people."""
+
+import json
+import shutil
+
+import pytest
+
+from edge_node.detector import DEFAULT_THRESHOLD, Detector, DetectorSettings
+from edge_node.model import DEFAULT_MODEL, Model, ModelError, manifest_path, read_manifest
+from training.calibrate import choose_threshold
+
+
+def model_with(tmp_path, name, detector):
+    """The bundled model under another name, its manifest's `detector` section replaced."""
+    path = tmp_path / f"{name}.tflite"
+    shutil.copyfile(DEFAULT_MODEL, path)
+    manifest = json.loads(manifest_path(DEFAULT_MODEL).read_text())
+    manifest.pop("detector", None)
+    if detector is not None:
+        manifest["detector"] = detector
+    manifest["version"] = name
+    manifest_path(path).write_text(json.dumps(manifest))
+    return path
+
+
+def test_the_calibrated_threshold_is_used_unless_one_is_set(tmp_path):
+    calibrated = Model(model_with(tmp_path, "a", {"threshold": 0.45}))
+    assert calibrated.manifest.threshold == 0.45
+    detector = Detector(calibrated)
+    assert detector.settings.threshold == 0.45
+    assert "calibrated for" in detector.threshold_source
+    assert detector.settings.threshold_for("stop") == 0.45
+    chosen = Detector(calibrated, DetectorSettings(threshold=0.7, thresholds={"stop": 0.5}))
+    assert chosen.settings.threshold == 0.7 and chosen.settings.threshold_for("stop") == 0.5
+    assert "set in node.yaml" in chosen.threshold_source
+    plain = Detector(Model(model_with(tmp_path, "b", None)))
+    assert plain.settings.threshold == DEFAULT_THRESHOLD
+    assert "built-in default" in plain.threshold_source
+
+
+def test_a_new_model_brings_its_threshold_and_a_set_one_stays(tmp_path):
+    first = Model(model_with(tmp_path, "a", {"threshold": 0.45}))
+    second = Model(model_with(tmp_path, "b", {"threshold": 0.8}))
+    detector = Detector(first)
+    detector.use_model(second)
+    assert detector.settings.threshold == 0.8
+    detector.update_settings(DetectorSettings(refractory_s=2.0))  # another setting changed
+    assert detector.settings.threshold == 0.8 and detector.settings.refractory_s == 2.0
+    detector.update_settings(DetectorSettings(threshold=0.5))
+    detector.use_model(first)
+    assert detector.settings.threshold == 0.5
+
+
+@pytest.mark.parametrize("detector", [{"threshold": 0}, {"threshold": 1.5},
+                                      {"threshold": "high"}, {"threshold": float("nan")},
+                                      {"threshold": True}, [0.5]])
+def test_a_bad_calibrated_threshold_refuses_the_model(tmp_path, detector):
+    with pytest.raises(ModelError, match="detector"):
+        read_manifest(model_with(tmp_path, "bad", detector))
+
+
+def test_the_shipped_threshold_finds_most_commands_within_the_false_activation_rate():
+    rows = [{"threshold": 0.3, "recall": 0.95, "false_activations_per_hour": 9.0},
+            {"threshold": 0.4, "recall": 0.93, "false_activations_per_hour": 2.0},
+            {"threshold": 0.5, "recall": 0.93, "false_activations_per_hour": 1.0},
+            {"threshold": 0.6, "recall": 0.90, "false_activations_per_hour": 0.0}]
+    assert choose_threshold(rows, 2.0)["threshold"] == 0.4
+    assert choose_threshold(rows, 1.5)["threshold"] == 0.5
+    assert choose_threshold(rows, -1.0)["threshold"] == 0.6  # none within: the strictest
