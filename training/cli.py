@@ -418,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("--copies", type=int, default=2)
     default.add_argument("--seed", type=int, default=1)
     default.add_argument("--workers", type=int, default=2)
-    default.add_argument("--version", default="2.2.0")
+    default.add_argument("--version", default="3.0.0")
     default.add_argument("--no-loeo", action="store_true")
     default.add_argument("--install", type=Path, default=DEFAULT_MODEL,
                          help="where the node's default model lives")
