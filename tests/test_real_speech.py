@@ -9,6 +9,7 @@ from edge_node.audio.base import AudioSourceError
 from edge_node.audio.wav import read_wav_mono16k, write_wav
 from tests.shared_data import mini_real_speech, mini_speech_commands
 from training.audio_files import read_audio
+from training.augment import speech_span
 from training.dataset import (
     PEOPLE_ENGINE,
     is_held_out,
@@ -18,7 +19,7 @@ from training.dataset import (
 )
 from training.folds import clip_folds
 from training.real_speech import load_corpus, split_corpus, talk_windows
-from training.stream_people import make_people_recording, make_talk_recording, speech_span
+from training.stream_people import make_people_recording, make_talk_recording
 from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
 
 
@@ -110,3 +111,21 @@ def test_speech_span_finds_a_word_in_a_padded_second():
     clip[6000:9000] = np.sin(np.arange(3000) / 5.0)
     start, end = speech_span(clip)
     assert 6000 - 1200 <= start <= 6000 and 9000 <= end <= 9000 + 1200
+
+
+def test_trimming_lets_a_padded_second_land_anywhere_in_the_window():
+    from training.augment import Augmenter, AugmentSettings
+
+    clip = np.zeros(16000, np.float32)
+    clip[7000:9000] = np.sin(np.arange(2000) / 5.0)
+    off = AugmentSettings(p_speed=0, p_reverb=0, p_noise=0, p_bandlimit=0, p_low_level=0,
+                          gain_db_range=(0.0, 0.0))
+
+    def onsets(settings):
+        rng = np.random.default_rng(0)
+        return {int(np.flatnonzero(np.abs(Augmenter([], settings).waveform(
+            clip, 16000, rng)) > 0.1)[0]) for _ in range(20)}
+
+    assert len(onsets(off)) == 1  # a one-second clip in a one-second window never moves
+    trimmed = onsets(AugmentSettings(**{**off.__dict__, "p_trim": 1.0}))
+    assert len(trimmed) > 10 and max(trimmed) - min(trimmed) > 8000

@@ -27,6 +27,10 @@ class AugmentSettings:
     speed_range: tuple[float, float] = (0.85, 1.18)
     """Resampling factor: <1 lowers pitch and formants (a bigger speaker) and slows down."""
     p_speed: float = 0.8
+    p_trim: float = 0.0
+    """Share of speech clips cut to their loud part (`speech_span`) before they are placed at a
+    random offset: a recorded clip is a word padded to exactly one window, which placing alone
+    never shifts, while the live detector's window slides over every word."""
     p_resynth: float = 0.0
     """Share of speech re-spoken through an LPC vocoder with a new voice source
     (`training.vocoder`): the words without the engine's way of making sound."""
@@ -56,6 +60,19 @@ def place(clip: np.ndarray, length: int, rng: np.random.Generator,
     offset = (length - clip.size) // 2 if centre else int(rng.integers(0, length - clip.size + 1))
     out[offset : offset + clip.size] = clip
     return out
+
+
+def speech_span(clip: np.ndarray, floor_db: float = 30.0) -> tuple[int, int]:
+    """(start, end) samples of the part of a clip within `floor_db` of its loudest 20 ms
+    frame, with 50 ms around it: a Speech Commands clip is a word padded to one second."""
+    frame = SAMPLE_RATE // 50
+    n = max(1, clip.size // frame)
+    energy = np.array([np.mean(np.square(clip[i * frame:(i + 1) * frame], dtype=np.float64))
+                       for i in range(n)]) + 1e-12
+    loud = np.flatnonzero(10 * np.log10(energy / energy.max()) > -floor_db)
+    margin = SAMPLE_RATE // 20
+    return (max(0, int(loud[0]) * frame - margin),
+            min(clip.size, (int(loud[-1]) + 1) * frame + margin))
 
 
 def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
@@ -108,6 +125,9 @@ class Augmenter:
         """One augmented window of `length` samples."""
         s = self.settings
         x = np.asarray(clip, dtype=np.float32)
+        if is_speech and x.size and rng.random() < s.p_trim:
+            start, end = speech_span(x)
+            x = x[start:end]
         if is_speech and rng.random() < s.p_resynth:
             x = resynthesise(x, rng)
         if is_speech and rng.random() < s.p_speed:

@@ -79,6 +79,7 @@ def cmd_default(args: argparse.Namespace) -> int:
     recipe = ["--seed", str(args.seed), "--epochs", str(args.epochs), "--copies", str(args.copies),
               "--workers", str(args.workers), "--name", "kws-default", "--arch", args.arch,
               "--resynth", str(args.resynth), "--weight-average", str(args.weight_average),
+              "--trim", str(args.trim),
               "--mask-frames", str(args.mask_frames), "--mask-bands", str(args.mask_bands),
               "--distill", str(args.distill), "--ensemble-join", args.ensemble_join,
               "--ensemble-temperature", str(args.ensemble_temperature)]
@@ -259,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="share of the teachers' probabilities in the targets")
     train.add_argument("--weight-average", type=float, default=0.0,
                        help="momentum of a moving average of the weights (e.g. 0.999; 0 = off)")
+    train.add_argument("--trim", type=float, default=0.0,
+                       help="share of speech clips cut to their loud part before being placed "
+                            "at a random offset (recorded clips are padded to one window)")
     train.add_argument("--resynth", type=float, default=0.0,
                        help="share of augmented speech re-spoken through an LPC vocoder")
     train.add_argument("--normalisation", choices=NORMALISATIONS, default="mvn")
@@ -410,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
                          default="ensemble")
     default.add_argument("--resynth", type=float, default=0.3,
                          help="share of augmented speech re-spoken through an LPC vocoder")
+    default.add_argument("--trim", type=float, default=0.0,
+                         help="share of speech clips cut to their loud part before being placed "
+                              "at a random offset")
     default.add_argument("--weight-average", type=float, default=0.998,
                          help="momentum of the moving average of the weights (0 = off)")
     add_measured_off_options(default)

@@ -181,7 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                             distill_weight=args.distill_weight,
                             ensemble_join=args.ensemble_join,
                             ensemble_temperature=args.ensemble_temperature),
-        copies=args.copies, augment=AugmentSettings(p_resynth=args.resynth),
+        copies=args.copies, augment=AugmentSettings(p_resynth=args.resynth, p_trim=args.trim),
         leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
         name=args.name,
         version=args.version, workers=args.workers, attribution=tuple(attribution))

@@ -20,6 +20,7 @@ import numpy as np
 
 from edge_node.features import SAMPLE_RATE
 from training.audio_files import read_audio
+from training.augment import speech_span
 from training.dataset import Clip
 from training.noise import rms_dbfs
 from training.real_speech import TALK_ENGINE, Recording
@@ -34,19 +35,6 @@ NOISE_DBFS = (-62.0, -38.0)
 """RMS level range of each background segment (a quiet room to a busy kitchen)."""
 SNR_DB = (5.0, 30.0)
 """Speech level over the background under it, as in the synthetic recordings."""
-
-
-def speech_span(clip: np.ndarray, floor_db: float = 30.0) -> tuple[int, int]:
-    """(start, end) samples of the part of a clip within `floor_db` of its loudest 20 ms
-    frame, with 50 ms around it: a Speech Commands clip is a word padded to one second."""
-    frame = SAMPLE_RATE // 50
-    n = max(1, clip.size // frame)
-    energy = np.array([np.mean(np.square(clip[i * frame:(i + 1) * frame], dtype=np.float64))
-                       for i in range(n)]) + 1e-12
-    loud = np.flatnonzero(10 * np.log10(energy / energy.max()) > -floor_db)
-    margin = SAMPLE_RATE // 20
-    return (max(0, int(loud[0]) * frame - margin),
-            min(clip.size, (int(loud[-1]) + 1) * frame + margin))
 
 
 def background(noises: Sequence[np.ndarray], duration_s: float,
