@@ -241,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--folds", type=int, default=0, metavar="K",
                        help="only K speaker-held-out folds over the recorded people (each "
                             "fold's model never heard its people), beside the bundled model")
+    train.add_argument("--only-folds", help="with --folds: just these folds (e.g. 0,1)")
     train.add_argument("--fold-epochs", type=int,
                        help="epoch bound of the fold runs (default: --epochs)")
     train.add_argument("--user", type=Path, help="your recordings: DIR/<label>/*.wav")

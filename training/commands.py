@@ -190,7 +190,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         from training.folds import fold_settings, format_folds, run_folds
 
         result = run_folds(clips, noise_bank(args.seed, extra_noise),
-                           fold_settings(settings, args.fold_epochs), args.folds, DEFAULT_MODEL)
+                           fold_settings(settings, args.fold_epochs), args.folds, DEFAULT_MODEL,
+                           [int(k) for k in args.only_folds.split(",")] if args.only_folds
+                           else None)
         table = format_folds(result, settings.labels, f"{args.name} (this recipe)",
                              "bundled model")
         print(table)

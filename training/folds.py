@@ -55,10 +55,12 @@ def summarise(per_fold: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict
 
 
 def run_folds(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSettings,
-              folds: int, baseline: Path | None = None) -> dict[str, Any]:
+              folds: int, baseline: Path | None = None,
+              only: Sequence[int] | None = None) -> dict[str, Any]:
     """Train one model per fold (every other fold's people + all other sources), score its
     int8 export in the node runtime on the fold's people; `baseline` (e.g. the bundled model)
-    is scored on the same clips when it reads the same features."""
+    is scored on the same clips when it reads the same features. `only`: just these folds
+    (a quicker, paired comparison of two recipes on the same people)."""
     from edge_node.model import read_manifest
     from training.metrics import scores
     from training.node_eval import predict_in_runtime
@@ -70,9 +72,10 @@ def run_folds(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSet
         raise ValueError("no recorded people in the data: pass --speech-commands")
     masks = voice_masks(data, clips, settings)
     same_features = baseline is not None and read_manifest(baseline).features == settings.features
-    result: dict[str, Any] = {"folds": folds, "per_fold": [], "baseline_per_fold": [],
+    result: dict[str, Any] = {"folds": folds, "only": list(only) if only is not None else None,
+                              "per_fold": [], "baseline_per_fold": [],
                               "baseline": str(baseline) if same_features else None}
-    for k in range(folds):
+    for k in (range(folds) if only is None else only):
         test = fold == k
         train = ~test & ~masks.val_voices
         val = masks.validation & ~test
