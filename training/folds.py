@@ -113,7 +113,10 @@ def format_folds(result: dict[str, Any], labels: Sequence[str], name: str = "thi
     rows = [("commands right (argmax)", "command_accuracy"),
             ("other words and silence taken for a command", "non_command_false_accept"),
             ("other words taken for a command", "unknown_false_accept")]
-    head = f"| {result['folds']} speaker folds | {name} |" + (f" {baseline_name} |" if base else "")
+    scored = len(result["per_fold"])
+    folds = (f"{result['folds']} speaker folds" if scored == result["folds"]
+             else f"{scored} of {result['folds']} speaker folds")
+    head = f"| {folds} | {name} |" + (f" {baseline_name} |" if base else "")
     lines = [head, "|---|---|" + ("---|" if base else "")]
     for title, key in rows:
         lines.append(f"| {title} | {cell(summary.get(key))} |"
