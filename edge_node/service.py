@@ -147,7 +147,7 @@ class Service:
         A SIGHUP never stops the node, whatever the file holds."""
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
         old = self.config
-        running = self.agent.detector_settings
+        running = self.agent.detector_requested
         try:
             new = self.load_config()
             edited = {f.name: getattr(new.detector, f.name)
@@ -155,7 +155,7 @@ class Service:
                       if getattr(new.detector, f.name) != getattr(old.detector, f.name)}
             self.agent.update_detector(dataclasses.replace(running, **edited))
         except Exception as exc:  # noqa: BLE001 - any bad file is refused, never fatal
-            if self.agent.detector_settings != running:
+            if self.agent.detector_requested != running:
                 self.agent.update_detector(running)
             reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             log.error("config reload refused, keeping the running config: %s", reason)

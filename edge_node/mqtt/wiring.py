@@ -62,7 +62,7 @@ def mqtt_extensions(context: NodeContext) -> list[Extension]:
                            settings.max_queued)
     home_assistant = MqttExtension(conn, info, context.hub, store, controls, queue)
     ota = OtaExtension(conn, base, node_id, config.group, config.ota, context.models, model,
-                       context.hub, agent.detector_settings)
+                       context.hub, agent.detector_requested)
     return [*demo, home_assistant, ota, conn]
 
 
