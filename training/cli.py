@@ -17,6 +17,7 @@ from training.commands import (
     cmd_breakdown,
     cmd_download,
     cmd_finetune,
+    cmd_fold_report,
     cmd_hard,
     cmd_mine,
     cmd_people_stream,
@@ -317,6 +318,16 @@ def build_parser() -> argparse.ArgumentParser:
     people.add_argument("--words")
     people.add_argument("--seed", type=int, default=1)
     people.set_defaults(func=cmd_people_stream)
+
+    folds = sub.add_parser("fold-report", help="the speaker-fold table of a --folds run, "
+                                               "beside the bundled model")
+    folds.add_argument("run", type=Path, help="the --folds run's --out (fold-K/result.json)")
+    folds.add_argument("--speech-commands", type=Path, required=True)
+    folds.add_argument("--folds", type=int, default=5)
+    folds.add_argument("--baseline", type=Path, help="default: the bundled model")
+    folds.add_argument("--name", default="kws-default")
+    folds.add_argument("--benchmarks", type=Path)
+    folds.set_defaults(func=cmd_fold_report)
 
     sev = sub.add_parser("stream-eval", help="recall and false activations/hour of a model")
     sev.add_argument("--model", type=Path, required=True)

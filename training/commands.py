@@ -187,24 +187,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         version=args.version, workers=args.workers, attribution=tuple(attribution))
     if args.folds:
         from edge_node.model import DEFAULT_MODEL
-        from training.folds import fold_settings, format_folds, run_folds
+        from training.folds import fold_settings, run_folds
 
         result = run_folds(clips, noise_bank(args.seed, extra_noise),
                            fold_settings(settings, args.fold_epochs), args.folds, DEFAULT_MODEL,
                            [int(k) for k in args.only_folds.split(",")] if args.only_folds
                            else None)
-        table = format_folds(result, settings.labels, f"{args.name} (this recipe)",
-                             "bundled model")
-        print(table)
-        if args.benchmarks:
-            from training.benchmarks import write_section
-
-            command = "kws-train " + " ".join(sys.argv[1:])
-            write_section("people-folds", "Recognising people: speaker-held-out folds",
-                          f"Reproduce: `{command}`\n\nEach fold's model (int8, node runtime) "
-                          "is scored on the recorded people of its fold, whom it never heard; "
-                          "the bundled model on the same clips. Mean over folds (min-max):"
-                          f"\n\n{table}", args.benchmarks)
+        print(fold_table(result, settings.labels, args.name, args.benchmarks))
         return 0
     if args.seeds:
         from training import seeds as seed_runs
@@ -248,6 +237,36 @@ def cmd_train(args: argparse.Namespace) -> int:
         command = "kws-train " + " ".join(sys.argv[1:]) if args.command == "train" else (
             "kws-train default")
         record_benchmarks(report, args.benchmarks, args.name, args.arch, command)
+    return 0
+
+
+def fold_table(result: dict, labels: Sequence[str], name: str,
+               benchmarks: Path | None) -> str:
+    """The speaker-fold table, also written into BENCHMARKS.md when asked."""
+    from training.folds import format_folds
+
+    table = format_folds(result, labels, f"{name} (this recipe)", "bundled model")
+    if benchmarks:
+        from training.benchmarks import write_section
+
+        command = "kws-train " + " ".join(sys.argv[1:])
+        write_section("people-folds", "Recognising people: speaker-held-out folds",
+                      f"Reproduce: `{command}`\n\nEach fold's model (int8, node runtime) is "
+                      "scored on the recorded people of its fold, whom it never heard; the "
+                      "bundled model on the same clips. Mean over folds (min-max):"
+                      f"\n\n{table}", benchmarks)
+    return table
+
+
+def cmd_fold_report(args: argparse.Namespace) -> int:
+    """The fold table of a `--folds` run (or the folds an interrupted one finished)."""
+    from edge_node.model import DEFAULT_MODEL
+    from training.folds import fold_report
+
+    labels = [*COMMANDS, "_unknown_", "_silence_"]
+    result = fold_report(args.run, args.speech_commands, args.folds,
+                         args.baseline or DEFAULT_MODEL, labels)
+    print(fold_table(result, labels, args.name, args.benchmarks))
     return 0
 
 

@@ -132,3 +132,39 @@ def fold_settings(settings: PipelineSettings, epochs: int | None) -> PipelineSet
     """The settings of the fold runs (`epochs` bounds them, as for leave-one-engine-out)."""
     return settings if epochs is None else replace(
         settings, train=replace(settings.train, epochs=epochs))
+
+
+def fold_report(run: Path, people: Path, folds: int, baseline: Path,
+                labels: Sequence[str]) -> dict[str, Any]:
+    """Assemble `folds.json` from the fold runs a `--folds` run left in `run` (fold-K/
+    result.json: all of them, or those an interrupted run finished), scoring `baseline` on the
+    same people of each fold in the node runtime (each clip centred, as the folds score)."""
+    from edge_node.model import Model
+    from training.breakdown import predict_clips
+    from training.dataset import load_label_folders
+    from training.metrics import scores
+
+    model = Model(baseline)
+    clips = load_label_folders(people, model.manifest.commands, PEOPLE_ENGINE)
+    fold = clip_folds(clips, folds)
+    result: dict[str, Any] = {"folds": folds, "per_fold": [], "baseline_per_fold": [],
+                              "baseline": str(baseline)}
+    for k in range(folds):
+        path = Path(run) / f"fold-{k}" / "result.json"
+        if not path.is_file():
+            continue
+        scored = json.loads(path.read_text())["models"]["int8/ai-edge-litert"]
+        result["per_fold"].append({key: scored[key] for key in (*FOLD_MEASURES, "per_class")})
+        mine = [c for c, f in zip(clips, fold, strict=True) if f == k]
+        predicted = predict_clips(model, mine)
+        probs = np.eye(len(model.labels))[[model.labels.index(p) for p in predicted]]
+        y = np.array([model.labels.index(c.label) for c in mine])
+        base = scores(probs, y, model.labels, [c.engine for c in mine])
+        result["baseline_per_fold"].append({key: base[key] for key in (*FOLD_MEASURES,
+                                                                         "per_class")})
+    if not result["per_fold"]:
+        raise FileNotFoundError(f"no fold-K/result.json under {run}")
+    result["summary"] = summarise(result["per_fold"], labels)
+    result["baseline_summary"] = summarise(result["baseline_per_fold"], labels)
+    (Path(run) / "folds.json").write_text(json.dumps(result, indent=1))
+    return result
