@@ -56,6 +56,7 @@ def plot(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path:
                 [100 * (r["recall"] or 0) for r in rows], marker="o", markersize=3, label=name)
     ax.axvline(2.0, color="grey", linestyle=":")
     ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
     ax.set_xlabel("false activations per hour (held-out people + held-out talk)")
     ax.set_ylabel("commands found (%)")
     ax.set_title("Streaming on people never heard: threshold swept 0.3-0.95")

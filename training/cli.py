@@ -132,7 +132,8 @@ def people_sources(args: argparse.Namespace, work: Path, recordings: list[Path])
         if minutes > 0 and not recording.is_file():
             cmd_people_stream(argparse.Namespace(
                 kind=kind, speech_commands=args.speech_commands, real_speech=args.real_speech,
-                out=recording, minutes=minutes, words=None, seed=args.seed))
+                out=recording, minutes=minutes, words=None, seed=args.seed, talk_share=0.2,
+                min_gap=1.0, max_gap=6.0))
         if recording.is_file():
             recordings.append(recording)
     return sources
@@ -315,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     people.add_argument("--real-speech", type=Path, required=True)
     people.add_argument("--out", type=Path, required=True, help="WAV (events go to .json)")
     people.add_argument("--minutes", type=float, default=45.0, help="length of `people`")
+    people.add_argument("--talk-share", type=float, default=0.2,
+                        help="share of items that are excerpts of talk (people)")
+    people.add_argument("--min-gap", type=float, default=1.0, help="shortest pause (s)")
+    people.add_argument("--max-gap", type=float, default=6.0, help="longest pause (s)")
     people.add_argument("--words")
     people.add_argument("--seed", type=int, default=1)
     people.set_defaults(func=cmd_people_stream)

@@ -420,5 +420,7 @@ def cmd_people_stream(args: argparse.Namespace) -> int:
     people = load_label_folders(args.speech_commands, words, PEOPLE_ENGINE)
     held = [c for c in split_people(people)[1] if c.label != SILENCE_LABEL]
     make_people_recording(args.out, held, corpus.eval_talk, noises, words,
-                          duration_s=args.minutes * 60, seed=args.seed)
+                          duration_s=args.minutes * 60, seed=args.seed,
+                          talk_share=args.talk_share,
+                          gap_s=(args.min_gap, args.max_gap))
     return 0
