@@ -219,15 +219,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.stream:
         from training.node_eval import streaming_evaluation
 
-        report["streams"] = [streaming_evaluation(chosen, recording, words)
-                             for recording in args.stream]
         people = people_recordings(args.stream)
-        if people:
+        if people:  # first, so every recording below is scored at the shipped threshold
             from training.calibrate import calibrate, plot_tradeoff
 
             report["calibration"] = calibrate(chosen, people, words)
             plot_tradeoff(report["calibration"], args.out / "threshold_tradeoff.png",
                           f"{args.name} {args.version}: threshold on held-out people")
+        report["streams"] = [streaming_evaluation(chosen, recording, words)
+                             for recording in args.stream]
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     path = write_report(report, settings.labels, args.out)
     log.info("report: %s", path)
