@@ -143,7 +143,6 @@ def build_node(config: NodeConfig, reload_config: Callable[[], NodeConfig] | Non
     `reload_config` (re-reads node.yaml on SIGHUP) also turns on the systemd service part.
     """
     from edge_node.agent import Agent
-    from edge_node.mqtt.wiring import mqtt_extensions
 
     models = ModelStore(config.models_dir)
     hub = agent.hub if agent is not None else EventHub()
@@ -171,3 +170,22 @@ def build_node(config: NodeConfig, reload_config: Callable[[], NodeConfig] | Non
             node.extensions.append(screen)
     node.extensions += mqtt_extensions(context)
     return node
+
+
+def mqtt_extensions(context: NodeContext) -> list[Extension]:
+    """Home Assistant and OTA, siblings on one broker connection (plus the demo's broker when
+    it brings one); the connection comes last, so it starts once every handler is registered
+    and stops first."""
+    from edge_node.mqtt.wiring import broker_connection, home_assistant
+    from edge_node.ota.extension import OtaExtension
+
+    link = broker_connection(context)
+    if link is None:
+        return []
+    conn, demo = link
+    config = context.config
+    ha = home_assistant(context, conn)
+    ota = OtaExtension(conn, conn.settings.topic_base(config.node_id), config.node_id,
+                       config.group, config.ota, context.models, context.model, context.hub,
+                       context.agent.detector_requested)
+    return [*demo, ha, ota, conn]

@@ -1,8 +1,9 @@
-"""The MQTT side of a node, for `edge_node.node.build_node`, and `edge-node forget`.
+"""The MQTT pieces `edge_node.node.build_node` puts together, and `edge-node forget`.
 
-One connection is shared by its two extensions: Home Assistant (`MqttExtension`: discovery,
-detections, diagnostics, controls) and model updates (`OtaExtension`), siblings that never
-call each other. Without a broker configured, the demo brings its own (`edge_node.mqtt.demo`).
+The node's one broker connection is shared by two sibling extensions that never call each
+other: Home Assistant (`MqttExtension`: discovery, detections, diagnostics, controls, built by
+`home_assistant`) and model updates (`edge_node.ota.extension.OtaExtension`). Without a broker
+configured, the demo brings its own (`edge_node.mqtt.demo`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from edge_node.mqtt.controls import Controls, StateStore, agent_controls
 from edge_node.mqtt.discovery import NodeInfo
 from edge_node.mqtt.extension import THERMAL, MqttExtension
 from edge_node.mqtt.queue import DetectionQueue
-from edge_node.ota.extension import OtaExtension
 
 if TYPE_CHECKING:
     from edge_node.node import Extension, NodeContext
@@ -32,38 +32,41 @@ STATE_TOPICS = (topics.AVAILABILITY, "threshold", "refractory", "listening", top
                 topics.STATUS, topics.MODEL_STATUS)
 
 
-def mqtt_extensions(context: NodeContext) -> list[Extension]:
-    """The configured broker's extensions, the demo's (with its own broker), or none; the
-    connection comes last, so it starts after every handler is registered and stops first."""
-    config, agent, model = context.config, context.agent, context.model
+def broker_connection(context: NodeContext) -> tuple[MqttConnection, list[Extension]] | None:
+    """The connection to the configured broker, or to the demo's (the demo's broker and
+    monitor come along as extensions); None without MQTT."""
+    config = context.config
     settings = config.mqtt
     demo: list[Extension] = []
     if not settings.enabled:
         if config.source != f"wav:{DEFAULT_EXAMPLE}":
-            return []
+            return None
         from edge_node.mqtt.demo import demo_broker
 
         found = demo_broker()
         if found is None:
-            return []
+            return None
         (host, port), demo = found
         settings = dataclasses.replace(settings, host=host, port=port)
+    return MqttConnection(settings, config.node_id, instance=uuid.uuid4().hex[:8]), demo
+
+
+def home_assistant(context: NodeContext, conn: MqttConnection) -> MqttExtension:
+    """The Home Assistant extension on `conn`, with its saved controls already restored."""
+    config, agent, model = context.config, context.agent, context.model
+    settings = conn.settings
     node_id = config.node_id
     base = settings.topic_base(node_id)
     info = NodeInfo(node_id=node_id, name=config.display_name, base=base,
                     prefix=settings.discovery_prefix, model_name=model.name,
                     model_version=model.version, labels=tuple(model.labels),
                     has_thermal=THERMAL.exists(), area=config.area, group=config.group)
-    conn = MqttConnection(settings, node_id, instance=uuid.uuid4().hex[:8])
     store = StateStore(settings.state_path(node_id))
     controls = Controls(conn, base, store, agent_controls(agent, context.request_restart))
     controls.restore()
     queue = DetectionQueue(conn, f"{base}/{topics.DETECTION}", settings.queue_path(node_id),
                            settings.max_queued)
-    home_assistant = MqttExtension(conn, info, context.hub, store, controls, queue)
-    ota = OtaExtension(conn, base, node_id, config.group, config.ota, context.models, model,
-                       context.hub, agent.detector_requested)
-    return [*demo, home_assistant, ota, conn]
+    return MqttExtension(conn, info, context.hub, store, controls, queue)
 
 
 def forget(config: NodeConfig, timeout: float = 10.0) -> int:
