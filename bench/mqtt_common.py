@@ -26,7 +26,12 @@ SPOKEN = (("stop", "slt"), ("left", "rms"), ("yes", "awb"), ("down", "slt"), ("r
           ("yes", "rms"), ("left", "awb"))
 """(word, flite voice) pairs the bundled model (kws-default 2.0.0) detected at threshold 0.62,
 with no wrong label, both times each of the 24 pairs was streamed over this noise (20 of 24
-did; go/slt, down/rms, down/awb and up/rms are left out)."""
+did; go/slt, down/rms, down/awb and up/rms are left out). kws-default 3.0.0 detects all of
+them at `SYNTHETIC_THRESHOLD`."""
+SYNTHETIC_THRESHOLD = 0.5
+"""The detector threshold of these benches' node. They measure delivery, not recognition, and
+speak with flite voices, which the bundled model (calibrated on people: 0.70 in its manifest)
+scores lower than people: at 0.70 it misses "up" and one voice's "stop", at 0.5 none of 24."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,8 @@ class RealNode:
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "node.yaml"
         config.write_text(yaml.safe_dump({"mqtt": {"state_dir": str(folder / "state"),
-                                                   "keepalive": 5, "reconnect_max_s": 1}}))
+                                                   "keepalive": 5, "reconnect_max_s": 1},
+                                          "detector": {"threshold": SYNTHETIC_THRESHOLD}}))
         self.log_path = folder / "node.log"
         self._log = self.log_path.open("wb")
         self.lines: list[dict[str, Any]] = []
