@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from edge_node.audio.wav import read_wav_mono16k
-from edge_node.detector import Detector
+from edge_node.detector import Detector, DetectorSettings
 from edge_node.model import DEFAULT_MODEL, Model
 from edge_node.ota.install import REFERENCE_WAV
 
 
 def detections(swap_at_s: list[float]) -> list[tuple[str, float]]:
     audio = read_wav_mono16k(REFERENCE_WAV)
-    detector = Detector(Model(DEFAULT_MODEL))
+    # The reference recording's voices are synthetic, which the bundled model (calibrated on
+    # people at 0.70) scores lower: at 0.5 it hears every word the swaps fall inside.
+    detector = Detector(Model(DEFAULT_MODEL), DetectorSettings(threshold=0.5))
     hop = detector.hop_samples
     found = []
     for start in range(0, audio.size, hop):
