@@ -67,8 +67,9 @@ def speech_span(clip: np.ndarray, floor_db: float = 30.0) -> tuple[int, int]:
     frame, with 50 ms around it: a Speech Commands clip is a word padded to one second."""
     frame = SAMPLE_RATE // 50
     n = max(1, clip.size // frame)
-    energy = np.array([np.mean(np.square(clip[i * frame:(i + 1) * frame], dtype=np.float64))
-                       for i in range(n)]) + 1e-12
+    frames = np.zeros((n, frame))
+    frames.flat[:min(clip.size, n * frame)] = clip[:n * frame]
+    energy = np.mean(np.square(frames), axis=1) + 1e-12
     loud = np.flatnonzero(10 * np.log10(energy / energy.max()) > -floor_db)
     margin = SAMPLE_RATE // 20
     return (max(0, int(loud[0]) * frame - margin),

@@ -17,18 +17,16 @@ from training.commands import (
     cmd_breakdown,
     cmd_download,
     cmd_finetune,
-    cmd_fold_report,
     cmd_hard,
     cmd_mine,
-    cmd_people_stream,
     cmd_report,
     cmd_stream,
     cmd_stream_eval,
     cmd_synth,
-    cmd_talk,
     cmd_train,
 )
 from training.finetune import FinetuneSettings
+from training.people import add_people_parsers, people_sources
 from training.train import ARCHITECTURES, ENSEMBLE_JOINS, TrainSettings
 
 log = logging.getLogger("training")
@@ -105,38 +103,6 @@ def cmd_default(args: argparse.Namespace) -> int:
         *(["--benchmarks", str(args.benchmarks)] if args.benchmarks else []),
     ])
     return cmd_train(train_args)
-
-
-def people_sources(args: argparse.Namespace, work: Path, recordings: list[Path]) -> list[str]:
-    """The recipe's real speech: recorded people to train on (less the evaluation speakers),
-    windows of real talk as `_unknown_`, real noise in augmentation, and the two evaluation
-    recordings (held-out people and held-out talk over held-out noise) added to `recordings`.
-    Returns the `train` arguments that bring them in."""
-    sources: list[str] = []
-    if args.speech_commands:
-        sources += ["--speech-commands", str(args.speech_commands),
-                    "--speech-commands-weight", str(args.speech_commands_weight)]
-    if not args.real_speech:
-        return sources
-    sources += ["--real-speech", str(args.real_speech)]
-    talk = work / "talk"
-    if args.talk_windows > 0:
-        if not (talk / "clips.csv").is_file():
-            cmd_talk(argparse.Namespace(real_speech=args.real_speech, out=talk,
-                                        windows=args.talk_windows, seed=args.seed))
-        sources += ["--data", str(talk)]
-    kinds = (("people", args.people_minutes), ("talk", 1.0)) if args.speech_commands else (
-        ("talk", 1.0),)
-    for kind, minutes in kinds:
-        recording = work / f"{kind}.wav"
-        if minutes > 0 and not recording.is_file():
-            cmd_people_stream(argparse.Namespace(
-                kind=kind, speech_commands=args.speech_commands, real_speech=args.real_speech,
-                out=recording, minutes=minutes, words=None, seed=args.seed, talk_share=0.2,
-                min_gap=1.0, max_gap=6.0))
-        if recording.is_file():
-            recordings.append(recording)
-    return sources
 
 
 def add_measured_off_options(parser: argparse.ArgumentParser) -> None:
@@ -298,41 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="record the figures in this BENCHMARKS.md (source checkout)")
     train.set_defaults(func=cmd_train)
 
-    talk = sub.add_parser("talk", help="1 s windows of real talk (training speakers) as "
-                                       "_unknown_ training data")
-    talk.add_argument("--real-speech", type=Path, required=True,
-                      help="shared/real_speech layout (MANIFEST.csv)")
-    talk.add_argument("--out", type=Path, required=True, help="dataset dir to write")
-    talk.add_argument("--windows", type=int, default=8000)
-    talk.add_argument("--seed", type=int, default=1)
-    talk.set_defaults(func=cmd_talk)
-
-    people = sub.add_parser("people-stream", help="evaluation recording of held-out people "
-                                                  "over held-out real noise")
-    people.add_argument("--kind", choices=("people", "talk"), default="people",
-                        help="people: commands, other words and talk; talk: held-out "
-                             "continuous talk only (false activations per hour)")
-    people.add_argument("--speech-commands", type=Path, help="Speech Commands layout dir")
-    people.add_argument("--real-speech", type=Path, required=True)
-    people.add_argument("--out", type=Path, required=True, help="WAV (events go to .json)")
-    people.add_argument("--minutes", type=float, default=45.0, help="length of `people`")
-    people.add_argument("--talk-share", type=float, default=0.2,
-                        help="share of items that are excerpts of talk (people)")
-    people.add_argument("--min-gap", type=float, default=1.0, help="shortest pause (s)")
-    people.add_argument("--max-gap", type=float, default=6.0, help="longest pause (s)")
-    people.add_argument("--words")
-    people.add_argument("--seed", type=int, default=1)
-    people.set_defaults(func=cmd_people_stream)
-
-    folds = sub.add_parser("fold-report", help="the speaker-fold table of a --folds run, "
-                                               "beside the bundled model")
-    folds.add_argument("run", type=Path, help="the --folds run's --out (fold-K/result.json)")
-    folds.add_argument("--speech-commands", type=Path, required=True)
-    folds.add_argument("--folds", type=int, default=5)
-    folds.add_argument("--baseline", type=Path, help="default: the bundled model")
-    folds.add_argument("--name", default="kws-default")
-    folds.add_argument("--benchmarks", type=Path)
-    folds.set_defaults(func=cmd_fold_report)
+    add_people_parsers(sub)
 
     sev = sub.add_parser("stream-eval", help="recall and false activations/hour of a model")
     sev.add_argument("--model", type=Path, required=True)

@@ -193,6 +193,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                            fold_settings(settings, args.fold_epochs), args.folds, DEFAULT_MODEL,
                            [int(k) for k in args.only_folds.split(",")] if args.only_folds
                            else None)
+        from training.people import fold_table
+
         print(fold_table(result, settings.labels, args.name, args.benchmarks))
         return 0
     if args.seeds:
@@ -218,6 +220,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     chosen = final.with_name("model_int8.tflite") if ours_int8 else final
     if args.stream:
         from training.node_eval import streaming_evaluation
+        from training.people import people_recordings
 
         people = people_recordings(args.stream)
         if people:  # first, so every recording below is scored at the shipped threshold
@@ -238,43 +241,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             "kws-train default")
         record_benchmarks(report, args.benchmarks, args.name, args.arch, command)
     return 0
-
-
-def fold_table(result: dict, labels: Sequence[str], name: str,
-               benchmarks: Path | None) -> str:
-    """The speaker-fold table, also written into BENCHMARKS.md when asked."""
-    from training.folds import format_folds
-
-    table = format_folds(result, labels, f"{name} (this recipe)", "bundled model")
-    if benchmarks:
-        from training.benchmarks import write_section
-
-        command = "kws-train " + " ".join(sys.argv[1:])
-        write_section("people-folds", "Recognising people: speaker-held-out folds",
-                      f"Reproduce: `{command}`\n\nEach fold's model (int8, node runtime) is "
-                      "scored on the recorded people of its fold, whom it never heard; the "
-                      "bundled model on the same clips. Mean over folds (min-max):"
-                      f"\n\n{table}", benchmarks)
-    return table
-
-
-def cmd_fold_report(args: argparse.Namespace) -> int:
-    """The fold table of a `--folds` run (or the folds an interrupted one finished)."""
-    from edge_node.model import DEFAULT_MODEL
-    from training.folds import fold_report
-
-    labels = [*COMMANDS, "_unknown_", "_silence_"]
-    result = fold_report(args.run, args.speech_commands, args.folds,
-                         args.baseline or DEFAULT_MODEL, labels)
-    print(fold_table(result, labels, args.name, args.benchmarks))
-    return 0
-
-
-def people_recordings(recordings: Sequence[Path]) -> list[Path]:
-    """The recordings of held-out people and talk among `recordings` (`kws-train
-    people-stream`), which the shipped threshold is chosen on."""
-    return [r for r in recordings
-            if json.loads(r.with_suffix(".json").read_text()).get("kind") in ("people", "talk")]
 
 
 def record_benchmarks(report: dict, benchmarks: Path, name: str, arch: str, command: str) -> None:
@@ -392,35 +358,3 @@ def install_model(model: Path, destination: Path) -> None:
         weights_path(destination).unlink(missing_ok=True)
         stamp.unlink(missing_ok=True)
     log.info("installed %s as %s", model, destination)
-
-
-def cmd_talk(args: argparse.Namespace) -> int:
-    """1 s windows of the training part of real talk, as `_unknown_` training data."""
-    from training.real_speech import load_corpus, split_corpus, talk_windows
-
-    talk = split_corpus(load_corpus(args.real_speech)).train_talk
-    talk_windows(talk, args.out, args.windows, args.seed)
-    return 0
-
-
-def cmd_people_stream(args: argparse.Namespace) -> int:
-    """Evaluation recordings of people no shipped model trained on, over held-out real noise:
-    `people` (commands, other words and talk) and `talk` (held-out continuous talk only)."""
-    from training.dataset import PEOPLE_ENGINE, load_label_folders, split_people
-    from training.real_speech import load_corpus, read_all, split_corpus
-    from training.stream_people import make_people_recording, make_talk_recording
-    from training.vocab import SILENCE_LABEL
-
-    words = tuple(args.words.split(",")) if args.words else COMMANDS
-    corpus = split_corpus(load_corpus(args.real_speech))
-    noises = read_all(corpus.eval_noise)
-    if args.kind == "talk":
-        make_talk_recording(args.out, corpus.eval_talk, noises, words, seed=args.seed)
-        return 0
-    people = load_label_folders(args.speech_commands, words, PEOPLE_ENGINE)
-    held = [c for c in split_people(people)[1] if c.label != SILENCE_LABEL]
-    make_people_recording(args.out, held, corpus.eval_talk, noises, words,
-                          duration_s=args.minutes * 60, seed=args.seed,
-                          talk_share=args.talk_share,
-                          gap_s=(args.min_gap, args.max_gap))
-    return 0

@@ -1,0 +1,152 @@
+"""`kws-train`'s recorded-people commands: real talk as training windows, the evaluation
+recordings of held-out people, the speaker-fold table, and the recipe's people sources."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+
+
+def fold_table(result: dict, labels: Sequence[str], name: str,
+               benchmarks: Path | None) -> str:
+    """The speaker-fold table, also written into BENCHMARKS.md when asked."""
+    from training.folds import format_folds
+
+    table = format_folds(result, labels, f"{name} (this recipe)", "bundled model")
+    if benchmarks:
+        from training.benchmarks import write_section
+
+        command = "kws-train " + " ".join(sys.argv[1:])
+        write_section("people-folds", "Recognising people: speaker-held-out folds",
+                      f"Reproduce: `{command}`\n\nEach fold's model (int8, node runtime) is "
+                      "scored on the recorded people of its fold, whom it never heard; the "
+                      "bundled model on the same clips. Mean over folds (min-max):"
+                      f"\n\n{table}", benchmarks)
+    return table
+
+
+def cmd_fold_report(args: argparse.Namespace) -> int:
+    """The fold table of a `--folds` run (or the folds an interrupted one finished)."""
+    from edge_node.model import DEFAULT_MODEL
+    from training.folds import fold_report
+
+    labels = [*COMMANDS, UNKNOWN_LABEL, SILENCE_LABEL]
+    result = fold_report(args.run, args.speech_commands, args.folds,
+                         args.baseline or DEFAULT_MODEL, labels)
+    print(fold_table(result, labels, args.name, args.benchmarks))
+    return 0
+
+
+def people_recordings(recordings: Sequence[Path]) -> list[Path]:
+    """The recordings of held-out people and talk among `recordings` (`kws-train
+    people-stream`), which the shipped threshold is chosen on."""
+    return [r for r in recordings
+            if json.loads(r.with_suffix(".json").read_text()).get("kind") in ("people", "talk")]
+
+
+def cmd_talk(args: argparse.Namespace) -> int:
+    """1 s windows of the training part of real talk, as `_unknown_` training data."""
+    from training.real_speech import load_corpus, split_corpus, talk_windows
+
+    talk = split_corpus(load_corpus(args.real_speech)).train_talk
+    talk_windows(talk, args.out, args.windows, args.seed)
+    return 0
+
+
+def cmd_people_stream(args: argparse.Namespace) -> int:
+    """Evaluation recordings of people no shipped model trained on, over held-out real noise:
+    `people` (commands, other words and talk) and `talk` (held-out continuous talk only)."""
+    from training.dataset import PEOPLE_ENGINE, load_label_folders, split_people
+    from training.real_speech import load_corpus, read_all, split_corpus
+    from training.stream_people import make_people_recording, make_talk_recording
+
+    words = tuple(args.words.split(",")) if args.words else COMMANDS
+    corpus = split_corpus(load_corpus(args.real_speech))
+    noises = read_all(corpus.eval_noise)
+    if args.kind == "talk":
+        make_talk_recording(args.out, corpus.eval_talk, noises, words, seed=args.seed)
+        return 0
+    people = load_label_folders(args.speech_commands, words, PEOPLE_ENGINE)
+    held = [c for c in split_people(people)[1] if c.label != SILENCE_LABEL]
+    make_people_recording(args.out, held, corpus.eval_talk, noises, words,
+                          duration_s=args.minutes * 60, seed=args.seed,
+                          talk_share=args.talk_share,
+                          gap_s=(args.min_gap, args.max_gap))
+    return 0
+
+
+def people_sources(args: argparse.Namespace, work: Path, recordings: list[Path]) -> list[str]:
+    """The recipe's real speech: recorded people to train on (less the evaluation speakers),
+    windows of real talk as `_unknown_`, real noise in augmentation, and the two evaluation
+    recordings (held-out people and held-out talk over held-out noise) added to `recordings`.
+    Returns the `train` arguments that bring them in."""
+    sources: list[str] = []
+    if args.speech_commands:
+        sources += ["--speech-commands", str(args.speech_commands),
+                    "--speech-commands-weight", str(args.speech_commands_weight)]
+    if not args.real_speech:
+        return sources
+    sources += ["--real-speech", str(args.real_speech)]
+    talk = work / "talk"
+    if args.talk_windows > 0:
+        if not (talk / "clips.csv").is_file():
+            cmd_talk(argparse.Namespace(real_speech=args.real_speech, out=talk,
+                                        windows=args.talk_windows, seed=args.seed))
+        sources += ["--data", str(talk)]
+    kinds = (("people", args.people_minutes), ("talk", 1.0)) if args.speech_commands else (
+        ("talk", 1.0),)
+    for kind, minutes in kinds:
+        recording = work / f"{kind}.wav"
+        if minutes > 0 and not recording.is_file():
+            cmd_people_stream(argparse.Namespace(
+                kind=kind, speech_commands=args.speech_commands, real_speech=args.real_speech,
+                out=recording, minutes=minutes, words=None, seed=args.seed, talk_share=0.2,
+                min_gap=1.0, max_gap=6.0))
+        if recording.is_file():
+            recordings.append(recording)
+    return sources
+
+
+def add_people_parsers(sub: argparse._SubParsersAction) -> None:
+    """The `talk`, `people-stream` and `fold-report` subcommands."""
+    talk = sub.add_parser("talk", help="1 s windows of real talk (training speakers) as "
+                                       "_unknown_ training data")
+    talk.add_argument("--real-speech", type=Path, required=True,
+                      help="shared/real_speech layout (MANIFEST.csv)")
+    talk.add_argument("--out", type=Path, required=True, help="dataset dir to write")
+    talk.add_argument("--windows", type=int, default=8000)
+    talk.add_argument("--seed", type=int, default=1)
+    talk.set_defaults(func=cmd_talk)
+
+    people = sub.add_parser("people-stream", help="evaluation recording of held-out people "
+                                                  "over held-out real noise")
+    people.add_argument("--kind", choices=("people", "talk"), default="people",
+                        help="people: commands, other words and talk; talk: held-out "
+                             "continuous talk only (false activations per hour)")
+    people.add_argument("--speech-commands", type=Path, help="Speech Commands layout dir")
+    people.add_argument("--real-speech", type=Path, required=True)
+    people.add_argument("--out", type=Path, required=True, help="WAV (events go to .json)")
+    people.add_argument("--minutes", type=float, default=45.0, help="length of `people`")
+    people.add_argument("--talk-share", type=float, default=0.2,
+                        help="share of items that are excerpts of talk (people)")
+    people.add_argument("--min-gap", type=float, default=1.0, help="shortest pause (s)")
+    people.add_argument("--max-gap", type=float, default=6.0, help="longest pause (s)")
+    people.add_argument("--words")
+    people.add_argument("--seed", type=int, default=1)
+    people.set_defaults(func=cmd_people_stream)
+
+    folds = sub.add_parser("fold-report", help="the speaker-fold table of a --folds run, "
+                                               "beside the bundled model")
+    folds.add_argument("run", type=Path, help="the --folds run's --out (fold-K/result.json)")
+    folds.add_argument("--speech-commands", type=Path, required=True)
+    folds.add_argument("--folds", type=int, default=5)
+    folds.add_argument("--baseline", type=Path, help="default: the bundled model")
+    folds.add_argument("--name", default="kws-default")
+    folds.add_argument("--benchmarks", type=Path)
+    folds.set_defaults(func=cmd_fold_report)
+
