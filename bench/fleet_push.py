@@ -38,7 +38,7 @@ from provisioning.broker import BrokerOptions
 from provisioning.keys import keygen
 from provisioning.push import Pusher, scope_for
 from tests.mqtt_broker import Broker
-from training.benchmarks import machine, write_section
+from training.evaluation.benchmarks import machine, write_section
 
 ARTICLE = DEFAULT_MODEL.parent / "article_cnn.tflite"
 

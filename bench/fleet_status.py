@@ -42,7 +42,7 @@ from provisioning.render import render
 from provisioning.status import FleetStatus, NodeState
 from tests.fleet_helpers import fleet_broker
 from tests.mqtt_node import REPO
-from training.benchmarks import machine, write_section
+from training.evaluation.benchmarks import machine, write_section
 
 
 class Sims:

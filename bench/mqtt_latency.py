@@ -31,7 +31,7 @@ import numpy as np
 
 from bench.mqtt_common import RealNode, TimedSubscriber, build_recording, match
 from tests.mqtt_broker import Broker
-from training.benchmarks import machine, write_section
+from training.evaluation.benchmarks import machine, write_section
 
 TOPIC = "kws/bench/detection"
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.mqtt_common import RealNode, TimedSubscriber, Word, build_recording, dedup
 from tests.mqtt_broker import Broker
-from training.benchmarks import machine, write_section
+from training.evaluation.benchmarks import machine, write_section
 
 TOPIC = "kws/bench/detection"
 

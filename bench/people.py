@@ -21,10 +21,10 @@ from typing import Any
 
 from edge_node.detector import DEFAULT_THRESHOLD
 from edge_node.model import DEFAULT_MODEL, read_manifest
-from training.benchmarks import BENCHMARKS, machine, write_section
-from training.calibrate import THRESHOLDS, sweep_recordings
-from training.metrics import recall_at
-from training.vocab import COMMANDS
+from training.data.vocab import COMMANDS
+from training.evaluation.benchmarks import BENCHMARKS, machine, write_section
+from training.evaluation.calibrate import THRESHOLDS, sweep_recordings
+from training.evaluation.metrics import recall_at
 
 RATES = (1.0, 2.0, 5.0, 10.0)
 """False activations per hour at which recall is read off each sweep."""

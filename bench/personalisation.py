@@ -29,16 +29,22 @@ from typing import Any
 import numpy as np
 
 from edge_node.model import Manifest, read_manifest
-from training.benchmarks import BENCHMARKS, machine, write_section
-from training.commands import STREAM_SEED_OFFSET, noise_bank, parse_voices
-from training.dataset import Clip, load_synthetic
-from training.dataset_synth import synthesize_dataset
-from training.featurize import featurize, load_audio
-from training.finetune import BaseModel, FinetuneSettings, finetune, replay_clips, split_shots
-from training.metrics import recall_at, scores, streaming_scores
-from training.node_eval import node_sweep, predict_in_runtime
-from training.stream_synth import make_stream_recording
-from training.tts_engines import make_voices
+from training.cli.commands import STREAM_SEED_OFFSET, noise_bank, parse_voices
+from training.data.dataset import Clip, load_synthetic
+from training.data.dataset_synth import synthesize_dataset
+from training.data.featurize import featurize, load_audio
+from training.data.stream_synth import make_stream_recording
+from training.evaluation.benchmarks import BENCHMARKS, machine, write_section
+from training.evaluation.metrics import recall_at, scores, streaming_scores
+from training.evaluation.node_eval import node_sweep, predict_in_runtime
+from training.models.finetune import (
+    BaseModel,
+    FinetuneSettings,
+    finetune,
+    replay_clips,
+    split_shots,
+)
+from training.tts.engines import make_voices
 
 RUNTIME = "ai-edge-litert"
 THRESHOLD = 0.6

@@ -35,7 +35,7 @@ from edge_node.audio.wav import read_wav_mono16k, write_wav
 from edge_node.config import DEFAULT_EXAMPLE
 from edge_node.features import FeatureSpec, make_extractor
 from edge_node.model import DEFAULT_MODEL, Model, load_interpreter_class, read_manifest
-from training.benchmarks import machine, write_section
+from training.evaluation.benchmarks import machine, write_section
 
 ARTICLE_MODEL = DEFAULT_MODEL.with_name("article_cnn.tflite")
 HOP = 1600

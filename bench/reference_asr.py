@@ -25,9 +25,9 @@ import numpy as np
 
 from edge_node.audio.wav import read_wav_mono16k
 from edge_node.model import Manifest
-from training.benchmarks import machine, write_section
-from training.breakdown import breakdown, format_breakdown, voice_records
-from training.dataset import load_synthetic
+from training.data.dataset import load_synthetic
+from training.evaluation.benchmarks import machine, write_section
+from training.evaluation.breakdown import breakdown, format_breakdown, voice_records
 
 
 def command_words(data: Path) -> list[str]:

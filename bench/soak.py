@@ -37,7 +37,7 @@ from edge_node.audio.wav import read_wav_mono16k
 from edge_node.model import DEFAULT_MODEL
 from tests.mqtt_broker import Broker, Subscriber
 from tests.small_fs import fill, small_fs
-from training.benchmarks import machine, write_section
+from training.evaluation.benchmarks import machine, write_section
 
 NODE = "soak"
 TOPIC = f"kws/{NODE}/detection"

@@ -4,7 +4,7 @@ Runs the node's own detector (`edge-node detect --sweep T1,T2,...`: one pass of 
 the detector's decision replayed at each threshold) over long recordings with known
 events (`kws-train default` makes two: `stream.wav`, held-out voices of the trained engines, and
 `stream-piper.wav`, an engine it never trained on; `kws-train stream` makes more) and scores
-them against the event lists with `training.metrics.streaming_scores`.
+them against the event lists with `training.evaluation.metrics.streaming_scores`.
 
 With `--candidate MODEL` the candidate is swept too, and compared with the bundled model at
 equal false activations (its recall interpolated at each of the bundled model's operating
@@ -26,10 +26,10 @@ from typing import Any
 
 from edge_node.detector import DetectorSettings
 from edge_node.model import DEFAULT_MODEL, read_manifest
-from training.benchmarks import BENCHMARKS, machine, write_section
-from training.metrics import recall_at, streaming_scores
-from training.node_eval import node_sweep
-from training.vocab import COMMANDS, near_misses, plain_words
+from training.data.vocab import COMMANDS, near_misses, plain_words
+from training.evaluation.benchmarks import BENCHMARKS, machine, write_section
+from training.evaluation.metrics import recall_at, streaming_scores
+from training.evaluation.node_eval import node_sweep
 
 Sweep = list[tuple[float, dict[str, Any]]]
 """(threshold, streaming scores) per threshold, in the order swept."""

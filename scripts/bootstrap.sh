@@ -11,7 +11,7 @@ need_apt=()
 debs_node=(sox)
 debs_dev=(espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts festvox-kdlpc16k sox
           portaudio19-dev alsa-utils mosquitto shellcheck)
-# Non-English festival voices: accented training speakers (training/accents.py).
+# Non-English festival voices: accented training speakers (training/tts/accents.py).
 debs_dev+=(festvox-italp16k festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv
            festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph
            festvox-ru festvox-ca-ona-hts)

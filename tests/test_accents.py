@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from training.accents import ACCENTS, english_phonemes, respell
-from training.dataset import load_synthetic
-from training.dataset_synth import read_clips_csv, synthesize_dataset
-from training.synthesis import SAMPLE_RATE, ClipSpec, render_clips
-from training.tts_engines import ENGINES, make_voices
-from training.vocab import COMMANDS, SENTENCES, UNKNOWN_WORDS
+from training.data.dataset import load_synthetic
+from training.data.dataset_synth import read_clips_csv, synthesize_dataset
+from training.data.vocab import COMMANDS, SENTENCES, UNKNOWN_WORDS
+from training.tts.accents import ACCENTS, english_phonemes, respell
+from training.tts.engines import ENGINES, make_voices
+from training.tts.synthesis import SAMPLE_RATE, ClipSpec, render_clips
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
@@ -55,7 +55,7 @@ def test_commands_respelled_as_spoken_in_an_english_dialect(dialect: str, expect
 
 
 def test_sentences_respell_in_every_english_dialect() -> None:
-    from training.tts_engines import DialectAccentEngine
+    from training.tts.engines import DialectAccentEngine
 
     for dialect in DialectAccentEngine.DIALECTS:
         for text in SENTENCES:
@@ -71,7 +71,7 @@ def test_dialect_voices_draw_dialects_and_are_festival_voices() -> None:
 
 
 def test_every_language_spells_every_phoneme() -> None:
-    from training.accents import _PHONEMES
+    from training.tts.accents import _PHONEMES
 
     for lang, accent in ACCENTS.items():
         missing = [p for p in _PHONEMES if p not in accent.spell]

@@ -8,7 +8,7 @@ import pytest
 
 from edge_node.detector import DEFAULT_THRESHOLD, Detector, DetectorSettings
 from edge_node.model import DEFAULT_MODEL, Model, ModelError, manifest_path, read_manifest
-from training.calibrate import choose_threshold
+from training.evaluation.calibrate import choose_threshold
 
 
 def model_with(tmp_path, name, detector):

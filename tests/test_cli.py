@@ -9,8 +9,8 @@ import pytest
 
 from edge_node.config import DEFAULT_EXAMPLE
 from tests.conftest import noise, write_wav
-from training.metrics import streaming_scores
-from training.vocab import COMMANDS
+from training.data.vocab import COMMANDS
+from training.evaluation.metrics import streaming_scores
 
 
 def edge_node(*args, **kwargs):

@@ -8,19 +8,19 @@ import pytest
 from edge_node.audio.base import AudioSourceError
 from edge_node.audio.wav import read_wav_mono16k, write_wav
 from tests.shared_data import mini_real_speech, mini_speech_commands
-from training.audio_files import read_audio
-from training.augment import speech_span
-from training.dataset import (
+from training.data.audio_files import read_audio
+from training.data.augment import speech_span
+from training.data.dataset import (
     PEOPLE_ENGINE,
     is_held_out,
     load_label_folders,
     speech_commands_noise,
     split_people,
 )
-from training.folds import clip_folds
-from training.real_speech import load_corpus, split_corpus, talk_windows
-from training.stream_people import make_people_recording, make_talk_recording
-from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+from training.data.real_speech import load_corpus, split_corpus, talk_windows
+from training.data.stream_people import make_people_recording, make_talk_recording
+from training.data.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+from training.experiments.folds import clip_folds
 
 
 def test_flac_reads_exactly_as_the_same_clip_stored_as_wav(tmp_path):
@@ -114,7 +114,7 @@ def test_speech_span_finds_a_word_in_a_padded_second():
 
 
 def test_trimming_lets_a_padded_second_land_anywhere_in_the_window():
-    from training.augment import Augmenter, AugmentSettings
+    from training.data.augment import Augmenter, AugmentSettings
 
     clip = np.zeros(16000, np.float32)
     clip[7000:9000] = np.sin(np.arange(2000) / 5.0)

@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from edge_node.audio.wav import read_wav_mono16k, write_wav
-from training.dataset import load_synthetic
-from training.stream_mining import MiningPlan, hard_negatives, label_windows, mine
+from training.data.dataset import load_synthetic
+from training.data.stream_mining import MiningPlan, hard_negatives, label_windows, mine
 
 SENTENCE = {"label": "_unknown_", "text": "Dinner is ready", "engine": "festival",
             "voice": "festival-s1-0002", "start_s": 2.0, "end_s": 3.5}
@@ -87,7 +87,7 @@ def test_hard_negatives_are_the_unknown_windows_behind_false_detections():
 def test_mining_recording_is_spoken_by_the_datasets_own_engines():
     """A dataset without espeak-ng gets no espeak-ng voices through its mining windows (a model
     held out from an engine would otherwise hear it); train-only engines have no events."""
-    from training.commands import mining_engines
+    from training.cli.commands import mining_engines
 
     recipe = {"engines": ["espeak", "flite", "festival", "festival-accent"]}
     assert mining_engines(recipe) == ("espeak", "flite", "festival")

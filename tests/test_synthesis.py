@@ -10,12 +10,10 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from training.dataset_synth import plan_voice_jobs, read_clips_csv, synthesize_dataset
-from training.noise import LEVELS_DBFS, NOISE_KINDS, make_noise, rms_dbfs
-from training.stream_synth import VOICE_SEED_OFFSET, _plan_items, make_stream_recording
-from training.synthesis import MAX_WORD_S, SAMPLE_RATE, ClipSpec, render_clips, trim_silence
-from training.tts_engines import ENGINES, make_voices, scratch_dir
-from training.vocab import (
+from training.data.dataset_synth import plan_voice_jobs, read_clips_csv, synthesize_dataset
+from training.data.noise import LEVELS_DBFS, NOISE_KINDS, make_noise, rms_dbfs
+from training.data.stream_synth import VOICE_SEED_OFFSET, _plan_items, make_stream_recording
+from training.data.vocab import (
     COMMANDS,
     NEAR_MISSES,
     SENTENCES,
@@ -25,6 +23,8 @@ from training.vocab import (
     near_misses,
     unknown_material,
 )
+from training.tts.engines import ENGINES, make_voices, scratch_dir
+from training.tts.synthesis import MAX_WORD_S, SAMPLE_RATE, ClipSpec, render_clips, trim_silence
 
 ENGINE_NAMES = tuple(ENGINES)
 

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from tests.conftest import noise, write_wav
-from training.dataset import (
+from training.data.dataset import (
     Clip,
     download_archive,
     load_label_folders,
     speech_commands_noise,
     split_by_voice,
 )
-from training.metrics import (
+from training.evaluation.metrics import (
     accuracy_at_false_accepts,
     detection_at_false_accepts,
     scores,
@@ -175,7 +175,7 @@ def test_zip_archives_are_verified_and_unpacked(speech_commands_tree, tmp_path):
 
 
 def test_leave_one_engine_out_report_shows_each_word_on_each_held_out_engine():
-    from training.report import loeo_word_table
+    from training.evaluation.report import loeo_word_table
 
     def result(per_class):
         return {"models": {"int8/ai-edge-litert": {"per_class": per_class}}}
@@ -194,7 +194,7 @@ def test_breakdown_scores_recordings_in_label_folders_per_speaker(speech_command
     import hashlib
 
     from edge_node.model import DEFAULT_MODEL
-    from training.breakdown import run_breakdown
+    from training.evaluation.breakdown import run_breakdown
 
     rows = [line for line in run_breakdown(DEFAULT_MODEL, speech_commands_tree, None,
                                            "base").splitlines() if line.startswith("| ")]
@@ -211,7 +211,7 @@ def test_breakdown_scores_recordings_in_label_folders_per_speaker(speech_command
 
 
 def test_breakdown_counts_each_word_per_voice_group_and_the_confusions():
-    from training.breakdown import breakdown, format_breakdown
+    from training.evaluation.breakdown import breakdown, format_breakdown
 
     clips = [Clip(Path(f"{i}.wav"), label, "espeak", f"espeak:v{i % 2}")
              for i, label in enumerate(["go", "go", "no", "no", "go", "no"])]
@@ -232,7 +232,7 @@ def test_a_model_to_personalise_needs_the_weights_of_exactly_that_file(tmp_path)
     """An installed model whose Keras weights are missing, or are another model's (it was
     replaced without them), is refused with what to do."""
     from edge_node.model import DEFAULT_MODEL, file_sha256, manifest_path
-    from training.finetune import BaseModel, stamp_path, weights_path
+    from training.models.finetune import BaseModel, stamp_path, weights_path
 
     model = tmp_path / "model.tflite"
     shutil.copyfile(DEFAULT_MODEL, model)
@@ -256,7 +256,7 @@ def test_a_model_to_personalise_needs_the_weights_of_exactly_that_file(tmp_path)
 
 
 def test_fine_tune_weights_give_each_label_its_share_of_the_replayed_data():
-    from training.finetune import label_balance
+    from training.models.finetune import label_balance
 
     y_train = np.array([0] * 90 + [1] * 10 + [2] * 0)
     weights = label_balance(y_train, np.array([0] * 50 + [1] * 30 + [2] * 20), 3)

@@ -16,11 +16,15 @@ import pytest
 from edge_node.model import Manifest, read_manifest
 from tests.shared_data import mini_real_speech, mini_speech_commands
 from training.cli import build_parser
-from training.dataset import load_synthetic
-from training.metrics import accuracy_at_false_accepts, detection_at_false_accepts, recall_at
-from training.report import benchmark_summary
-from training.seeds import STREAM_THRESHOLDS
-from training.tts_engines import ENGINES
+from training.data.dataset import load_synthetic
+from training.evaluation.metrics import (
+    accuracy_at_false_accepts,
+    detection_at_false_accepts,
+    recall_at,
+)
+from training.evaluation.report import benchmark_summary
+from training.experiments.seeds import STREAM_THRESHOLDS
+from training.tts.engines import ENGINES
 
 WORDS = "lights,music"
 TRAIN_ARGS = ("--words", WORDS, "--epochs", "15", "--copies", "6", "--batch-size", "32",
@@ -156,8 +160,8 @@ def test_personalisation_bench_tunes_a_model_per_voice_and_scores_it_on_all(trai
 def test_an_installed_model_is_personalised_from_recordings_alone(trained, tmp_path):
     """`--install` puts the Keras weights beside the model; `finetune --base MODEL.tflite` with
     no training data synthesises a small replay set of the base's engines and tunes."""
-    from training.commands import install_model
-    from training.finetune import BaseModel
+    from training.cli.commands import install_model
+    from training.models.finetune import BaseModel
 
     data, out = trained
     installed = tmp_path / "models" / "toy.tflite"
@@ -211,7 +215,7 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
     assert any(line.startswith("Speech Commands") for line in manifest.extra["attribution"])
     assert any("LibriSpeech" in line for line in manifest.extra["attribution"])
     clip = sorted((people / "go").glob("*.flac"))[0]
-    done = run("-c", "import sys; from training.audio_files import read_audio; "
+    done = run("-c", "import sys; from training.data.audio_files import read_audio; "
                "from edge_node.model import Model; m = Model(sys.argv[1]); "
                "p = m.predict_waveform(read_audio(sys.argv[2])); "
                "print(len(p), abs(float(p.sum()) - 1) < 0.01)", str(installed), str(clip))
@@ -351,7 +355,7 @@ def test_reference_comparison_refuses_probabilities_saved_without_clip_paths(tmp
 
 
 def test_seed_comparison_is_seed_by_seed_and_refuses_other_files(tmp_path):
-    from training.seeds import format_comparison, load
+    from training.experiments.seeds import format_comparison, load
 
     mine = {"espeak": {"command_accuracy": [0.70, 0.60, 0.80]}}
     base = ([1, 2, 3], {"espeak": {"command_accuracy": [0.73, 0.64, 0.73]}})
@@ -379,9 +383,9 @@ def test_seed_comparison_is_seed_by_seed_and_refuses_other_files(tmp_path):
 
 
 def test_holding_out_an_engine_the_data_lacks_fails_before_any_work(tmp_path):
-    from training.dataset import Clip
-    from training.pipeline import PipelineSettings
-    from training.seeds import loeo_over_seeds
+    from training.data.dataset import Clip
+    from training.experiments.pipeline import PipelineSettings
+    from training.experiments.seeds import loeo_over_seeds
 
     clips = [Clip(tmp_path / f"{e}.wav", "lights", e, f"{e}-s1-0000") for e in ("espeak", "flite")]
     with pytest.raises(ValueError, match=r"no such engine in the data: \['festvial'\]"):
@@ -408,7 +412,8 @@ xv, yv = toy(200)
 
 WEIGHT_AVERAGE_SCRIPT = TOY_DATA + """
 import json
-from training.train import TrainSettings, fit
+from training.models.settings import TrainSettings
+from training.models.train import fit
 
 out = {}
 for momentum in (0.0, 0.9):
@@ -442,7 +447,8 @@ def test_weight_averaging_trains_and_returns_the_best_averaged_weights():
 
 DISTILL_SCRIPT = TOY_DATA + """
 import json
-from training.train import TrainSettings, fit, teacher_targets
+from training.models.settings import TrainSettings
+from training.models.train import fit, teacher_targets
 
 settings = TrainSettings(epochs=3, batch_size=32, seed=3, distill_teachers=2, distill_weight=0.6)
 targets = teacher_targets(x, y, np.ones(len(y)), xv, yv, 3, settings, 0, None)
@@ -478,7 +484,7 @@ MASK_SCRIPT = """
 import json
 import numpy as np
 import tensorflow as tf
-from training.train import mask_features
+from training.models.train import mask_features
 
 x = tf.ones([64, 49, 40, 1])
 draws = [mask_features(x, 10, 8, seed=4).numpy()[..., 0] for _ in range(2)]
@@ -505,7 +511,7 @@ JOIN_SCRIPT = """
 import json
 import numpy as np
 from tensorflow import keras
-from training.models import embedding_dnn, ensemble, tc_resnet
+from training.models.architectures import embedding_dnn, ensemble, tc_resnet
 
 shapes = [(49, 40), (2, 96)]
 members = [tc_resnet(shapes[0], 4), embedding_dnn(shapes[1], 4)]

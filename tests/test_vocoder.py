@@ -6,8 +6,8 @@ import numpy as np
 from scipy import signal
 
 from edge_node.features import SAMPLE_RATE
-from training.augment import Augmenter, AugmentSettings
-from training.vocoder import ResynthParams, resynthesise
+from training.data.augment import Augmenter, AugmentSettings
+from training.tts.vocoder import ResynthParams, resynthesise
 
 FORMANTS_HZ = (700.0, 1200.0, 2600.0)
 

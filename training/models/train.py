@@ -3,72 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from training.models.settings import ENSEMBLE_MEMBERS, TrainSettings
+
 log = logging.getLogger(__name__)
-
-ARCHITECTURES = ("tcresnet", "dscnn", "embedding_dnn", "ensemble", "article_cnn")
-ENSEMBLE_MEMBERS = ("tcresnet", "embedding_dnn")
-"""The members of `ensemble`, one per part of `edge_node.features.ensemble_spec`, in order."""
-ENSEMBLE_JOINS = ("geometric", "mean")
-"""How `ensemble` joins its members' outputs (`TrainSettings.ensemble_join`)."""
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Hyper-parameters of one training run."""
-
-    architecture: str = "tcresnet"
-    """`tcresnet` (log-mel), `dscnn`, `embedding_dnn` (speech-embedding features),
-    `ensemble` (both of the first and second, joined; concat features) or `article_cnn`
-    (the article's CNN, stft129x124 features)."""
-    epochs: int = 30
-    """Upper bound; early stopping usually ends sooner."""
-    batch_size: int = 128
-    learning_rate: float = 3e-3
-    """Adam learning rate; a cosine schedule decays it over `epochs`."""
-    patience: int = 6
-    """Epochs without validation improvement before stopping (best weights are restored)."""
-    label_smoothing: float = 0.05
-    freq_warp: float = 0.0
-    """Online augmentation: each example's mel axis is stretched by a random factor within
-    1 +/- this every epoch (vocal-tract-length perturbation in the feature domain). Spectrogram
-    models only: `embedding_dnn` (and an ensemble's embedding member) ignores it."""
-    time_warp: float = 0.0
-    """Online augmentation: each example's time axis is stretched about its centre by a
-    random factor within 1 +/- this (speaking rate)."""
-    mask_frames: int = 0
-    """Online SpecAugment: two time masks of up to this many frames each, drawn afresh for
-    every example in every epoch (0 = off). Spectrogram models only, like the warps. Measured:
-    better on unseen engines by the prior-scaled clip figure (which rewards a more cautious
-    model), no gain in streaming; off in the recipe."""
-    mask_bands: int = 0
-    """Online SpecAugment: two frequency masks of up to this many bands each (0 = off)."""
-    weight_average: float = 0.0
-    """When > 0, the momentum of an exponential moving average of the weights, updated every
-    batch; validation, early stopping and the returned model use the averaged weights (0 = off).
-    Averaged weights sit in flatter minima, which transfer better to unseen voices."""
-    distill_teachers: int = 0
-    """When > 0, first train this many teachers (same recipe, other seeds), then train the
-    model on their averaged probabilities mixed with the labels (0 = off): a seed ensemble's
-    knowledge in one model of the same size. Measured like the masks: better on unseen
-    engines by the prior-scaled clip figure, no gain in streaming; off in the recipe."""
-    distill_weight: float = 0.7
-    """Share of the teachers' probabilities in the student's targets (the rest: the labels)."""
-    ensemble_join: str = "geometric"
-    """How `ensemble` joins its members: `geometric` (softmax of their averaged logits: a
-    command must convince both) or `mean` (their probabilities averaged, kws-default
-    2.0.0-2.1.0). The members are trained apart either way, so only the join differs."""
-    ensemble_temperature: float = 1.2
-    """The geometric join's logits are divided by this. It moves no model along its trade-off
-    curve, only where on it each threshold lies: at 1.2 the node's threshold 0.6 gives about
-    the false activations it gave with the mean join (a little fewer), so thresholds users
-    set keep their meaning across the update (BENCHMARKS.md)."""
-    seed: int = 1
-
 
 def _weight_average_callback(momentum: float) -> Any:
     """A Keras callback keeping an exponential moving average of the model's weights.
@@ -203,7 +145,7 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray, x_val: np
                             verbose, part_shapes or [], targets)
     import tensorflow as tf
 
-    from training.models import build
+    from training.models.architectures import build
 
     set_seeds(settings.seed)
     input_shape = tuple(x_train.shape[1:3])
@@ -256,7 +198,7 @@ def fit_ensemble(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray,
     Trained apart, the members stay different: the log-mel TC-ResNet is the sharper on voices
     like its training voices, the speech-embedding head on voices unlike them, and their errors
     differ (measured in BENCHMARKS.md)."""
-    from training.models import ensemble
+    from training.models.architectures import ensemble
 
     if len(part_shapes) != len(ENSEMBLE_MEMBERS):
         raise ValueError(f"an ensemble needs {len(ENSEMBLE_MEMBERS)} feature parts, "

@@ -11,7 +11,7 @@ import sys
 import zlib
 from pathlib import Path
 
-from training.tts_voice import (
+from training.tts.voice import (
     Engine,
     Rendered,
     Voice,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from training.train import ARCHITECTURES, ENSEMBLE_JOINS
+from training.models.settings import ARCHITECTURES, ENSEMBLE_JOINS
 
 keras = tf.keras
 layers = keras.layers

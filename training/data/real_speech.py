@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from edge_node.features import CLIP_SAMPLES, SAMPLE_RATE
-from training.audio_files import read_audio
-from training.dataset import STREAM_WINDOWS, is_held_out
-from training.dataset_synth import CSV_FIELDS, write_clips_csv
-from training.synthesis import write_wav
-from training.vocab import UNKNOWN_LABEL
+from training.data.audio_files import read_audio
+from training.data.dataset import STREAM_WINDOWS, is_held_out
+from training.data.dataset_synth import CSV_FIELDS, write_clips_csv
+from training.data.vocab import UNKNOWN_LABEL
+from training.tts.synthesis import write_wav
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from edge_node.model import DEFAULT_MODEL, file_sha256, read_manifest
-from training.augment import Augmenter
-from training.dataset import Clip, load_synthetic
-from training.dataset_synth import synthesize_dataset
-from training.featurize import featurize, load_audio
-from training.metrics import scores
-from training.node_eval import predict_in_runtime
+from training.data.augment import Augmenter
+from training.data.dataset import Clip, load_synthetic
+from training.data.dataset_synth import synthesize_dataset
+from training.data.featurize import featurize, load_audio
+from training.evaluation.metrics import scores
+from training.evaluation.node_eval import predict_in_runtime
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def replay_clips(base: BaseModel, roots: list[Path]) -> list[Clip]:
 def synthesise_replay(base: BaseModel, out: Path, seed: int, workers: int) -> Path:
     """A small dataset like the base model's (its words, fresh voices of its engines) to replay
     when the training data is not at hand; kept in `out` for the next fine-tune."""
-    from training.tts_engines import ENGINES
+    from training.tts.engines import ENGINES
 
     manifest = read_manifest(base.tflite)
     engines = tuple(e for e in manifest.extra.get("engines") or ("espeak", "flite", "festival")
@@ -182,7 +182,7 @@ def finetune(base: BaseModel, user: list[Clip], replay: list[Clip], noises: list
     weights = label_balance(y_train, y[n_train - len(replay): n_train], len(labels)) if (
         settings.balance) else np.ones(len(y_train), dtype=np.float32)
     model = _fit(base.keras, x_train, y_train, weights, len(labels), settings)
-    from training.export import export
+    from training.models.export import export
 
     out.mkdir(parents=True, exist_ok=True)
     rep = x_train[rng.choice(len(x_train), min(400, len(x_train)), replace=False)]
@@ -217,7 +217,7 @@ def _fit(keras_path: Path, x: np.ndarray, y: np.ndarray, weights: np.ndarray, n_
          settings: FinetuneSettings) -> Any:
     import tensorflow as tf
 
-    from training.train import set_seeds
+    from training.models.train import set_seeds
 
     set_seeds(settings.seed)
     model = tf.keras.models.load_model(keras_path)

@@ -29,10 +29,10 @@ import numpy as np
 
 from edge_node.audio.wav import read_wav_mono16k
 from edge_node.features import CLIP_SAMPLES, SAMPLE_RATE
-from training.dataset import STREAM_WINDOWS
-from training.dataset_synth import CSV_FIELDS, label_dir, write_clips_csv
-from training.synthesis import write_wav
-from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+from training.data.dataset import STREAM_WINDOWS
+from training.data.dataset_synth import CSV_FIELDS, label_dir, write_clips_csv
+from training.data.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+from training.tts.synthesis import write_wav
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from scipy import signal
 from scipy.io import wavfile
 
 from edge_node.audio.base import SAMPLE_RATE
-from training.tts_engines import ENGINES, Voice, scratch_dir
+from training.tts.engines import ENGINES, Voice, scratch_dir
 
 CAL_WORD = "seven"  # rendered once per voice to measure its native speaking rate
 WORD_DUR_S = (0.25, 0.9)  # target duration range for single words

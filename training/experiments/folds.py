@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from training.dataset import PEOPLE_ENGINE, Clip
-from training.pipeline import PipelineSettings, prepare, run_experiment, voice_masks
-from training.vocab import SILENCE_LABEL
+from training.data.dataset import PEOPLE_ENGINE, Clip
+from training.data.vocab import SILENCE_LABEL
+from training.experiments.pipeline import PipelineSettings, prepare, run_experiment, voice_masks
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ def run_folds(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSet
     is scored on the same clips when it reads the same features. `only`: just these folds
     (a quicker, paired comparison of two recipes on the same people)."""
     from edge_node.model import read_manifest
-    from training.metrics import scores
-    from training.node_eval import predict_in_runtime
+    from training.evaluation.metrics import scores
+    from training.evaluation.node_eval import predict_in_runtime
 
     out = Path(settings.out)
     data = prepare(clips, noises, settings)
@@ -140,9 +140,9 @@ def fold_report(run: Path, people: Path, folds: int, baseline: Path,
     result.json: all of them, or those an interrupted run finished), scoring `baseline` on the
     same people of each fold in the node runtime (each clip centred, as the folds score)."""
     from edge_node.model import Model
-    from training.breakdown import predict_clips
-    from training.dataset import load_label_folders
-    from training.metrics import scores
+    from training.data.dataset import load_label_folders
+    from training.evaluation.breakdown import predict_clips
+    from training.evaluation.metrics import scores
 
     model = Model(baseline)
     clips = load_label_folders(people, model.manifest.commands, PEOPLE_ENGINE)

@@ -1,7 +1,7 @@
 """Offline TTS engines (espeak-ng, flite, festival, accented festival, piper) behind one interface.
 
-The engines that speak through Debian's packages live here, piper in `training.tts_piper`;
-what they share (`Voice`, the per-voice draws, `Engine`) in `training.tts_voice`.
+The engines that speak through Debian's packages live here, piper in `training.tts.piper`;
+what they share (`Voice`, the per-voice draws, `Engine`) in `training.tts.voice`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from training import accents, espeak_variants
-from training.tts_piper import PiperEngine
-from training.tts_voice import (
+from training.tts import accents, espeak_variants
+from training.tts.piper import PiperEngine
+from training.tts.voice import (
     Engine,
     Rendered,
     Voice,
@@ -219,7 +219,7 @@ class FestivalEngine(Engine):
 
 
 class AccentEngine(FestivalEngine):
-    """Non-English festival voices reading respelled English (`training.accents`).
+    """Non-English festival voices reading respelled English (`training.tts.accents`).
 
     Its voices are festival voices (engine "festival"), so a leave-one-engine-out run that
     holds festival out holds them out too. They only train: a respelling is an approximation

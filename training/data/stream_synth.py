@@ -16,10 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from training.noise import LEVELS_DBFS, NOISE_KINDS, make_noise, rms_dbfs
-from training.synthesis import SAMPLE_RATE, ClipSpec, render_clips, write_wav
-from training.tts_engines import Voice, make_voices, require_engines
-from training.vocab import (
+from training.data.noise import LEVELS_DBFS, NOISE_KINDS, make_noise, rms_dbfs
+from training.data.vocab import (
     COMMANDS,
     UNKNOWN_LABEL,
     near_misses,
@@ -29,6 +27,8 @@ from training.vocab import (
     text_variants,
     unknown_material,
 )
+from training.tts.engines import Voice, make_voices, require_engines
+from training.tts.synthesis import SAMPLE_RATE, ClipSpec, render_clips, write_wav
 
 VOICE_SEED_OFFSET = 1_000_000
 _XFADE_S = 0.5

@@ -9,17 +9,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+from training.data.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
 
 
 def fold_table(result: dict, labels: Sequence[str], name: str,
                benchmarks: Path | None) -> str:
     """The speaker-fold table, also written into BENCHMARKS.md when asked."""
-    from training.folds import format_folds
+    from training.experiments.folds import format_folds
 
     table = format_folds(result, labels, f"{name} (this recipe)", "bundled model")
     if benchmarks:
-        from training.benchmarks import write_section
+        from training.evaluation.benchmarks import write_section
 
         command = "kws-train " + " ".join(sys.argv[1:])
         write_section("people-folds", "Recognising people: speaker-held-out folds",
@@ -33,7 +33,7 @@ def fold_table(result: dict, labels: Sequence[str], name: str,
 def cmd_fold_report(args: argparse.Namespace) -> int:
     """The fold table of a `--folds` run (or the folds an interrupted one finished)."""
     from edge_node.model import DEFAULT_MODEL
-    from training.folds import fold_report
+    from training.experiments.folds import fold_report
 
     labels = [*COMMANDS, UNKNOWN_LABEL, SILENCE_LABEL]
     result = fold_report(args.run, args.speech_commands, args.folds,
@@ -51,7 +51,7 @@ def people_recordings(recordings: Sequence[Path]) -> list[Path]:
 
 def cmd_talk(args: argparse.Namespace) -> int:
     """1 s windows of the training part of real talk, as `_unknown_` training data."""
-    from training.real_speech import load_corpus, split_corpus, talk_windows
+    from training.data.real_speech import load_corpus, split_corpus, talk_windows
 
     talk = split_corpus(load_corpus(args.real_speech)).train_talk
     talk_windows(talk, args.out, args.windows, args.seed)
@@ -61,9 +61,9 @@ def cmd_talk(args: argparse.Namespace) -> int:
 def cmd_people_stream(args: argparse.Namespace) -> int:
     """Evaluation recordings of people no shipped model trained on, over held-out real noise:
     `people` (commands, other words and talk) and `talk` (held-out continuous talk only)."""
-    from training.dataset import PEOPLE_ENGINE, load_label_folders, split_people
-    from training.real_speech import load_corpus, read_all, split_corpus
-    from training.stream_people import make_people_recording, make_talk_recording
+    from training.data.dataset import PEOPLE_ENGINE, load_label_folders, split_people
+    from training.data.real_speech import load_corpus, read_all, split_corpus
+    from training.data.stream_people import make_people_recording, make_talk_recording
 
     words = tuple(args.words.split(",")) if args.words else COMMANDS
     corpus = split_corpus(load_corpus(args.real_speech))

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.audio_files import audio_files, read_audio
-from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+from training.data.audio_files import audio_files, read_audio
+from training.data.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Clip:
     """How much this clip counts in training (user recordings are mixed in with a weight)."""
     scored: bool = True
     """Whether validation and test sets may use it. Windows cut from a stream
-    (`training.stream_mining`) and accented voices (`training.accents`) train only: their
+    (`training.data.stream_mining`) and accented voices (`training.tts.accents`) train only: their
     labels come from event times or respellings, and the accuracy figures stay comparable
     with isolated-word test sets."""
 
@@ -68,7 +68,7 @@ def label_for(word: str, commands: Sequence[str]) -> str:
 
 
 def load_synthetic(root: Path, commands: Sequence[str] = COMMANDS) -> list[Clip]:
-    """Clips listed in `root/clips.csv` as written by `training.dataset_synth`."""
+    """Clips listed in `root/clips.csv` as written by `training.data.dataset_synth`."""
     root = Path(root)
     index = root / "clips.csv"
     if not index.is_file():

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import signal
 
 from edge_node.features import SAMPLE_RATE
-from training.vocoder import resynthesise
+from training.tts.vocoder import resynthesise
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class AugmentSettings:
     never shifts, while the live detector's window slides over every word."""
     p_resynth: float = 0.0
     """Share of speech re-spoken through an LPC vocoder with a new voice source
-    (`training.vocoder`): the words without the engine's way of making sound."""
+    (`training.tts.vocoder`): the words without the engine's way of making sound."""
     p_reverb: float = 0.4
     rt60_range: tuple[float, float] = (0.1, 0.7)
     p_noise: float = 0.8

@@ -27,15 +27,15 @@ def predict_in_runtime(model: Path, features: np.ndarray, runtime: str) -> np.nd
         inputs, outputs = Path(tmp) / "x.npy", Path(tmp) / "p.npy"
         np.save(inputs, features.astype(np.float32))
         env = {**os.environ, "EDGE_NODE_TFLITE_RUNTIME": runtime}
-        subprocess.run([sys.executable, "-m", "training.node_eval", str(model), str(inputs),
-                        str(outputs)], check=True, env=env)
+        subprocess.run([sys.executable, "-m", "training.evaluation.node_eval", str(model),
+                        str(inputs), str(outputs)], check=True, env=env)
         return np.load(outputs)
 
 
 def streaming_evaluation(model: Path, recording: Path, commands: Sequence[str]) -> dict:
     """Run the recording through the node's own detector (`edge-node detect`) and score it;
     also says which engines speak in it and which of them the model never trained on."""
-    from training.metrics import streaming_scores
+    from training.evaluation.metrics import streaming_scores
 
     events = json.loads(recording.with_suffix(".json").read_text())
     result = streaming_scores(node_detections(model, recording), events["events"],

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from edge_node.logmel import NORMALISATIONS
 from edge_node.logs import setup_logging
 from edge_node.model import DEFAULT_MODEL
-from training.commands import (
+from training.cli.commands import (
     SPEECH_COMMANDS_URL,
     cmd_breakdown,
     cmd_download,
@@ -25,9 +24,9 @@ from training.commands import (
     cmd_synth,
     cmd_train,
 )
-from training.finetune import FinetuneSettings
-from training.people import add_people_parsers, people_sources
-from training.train import ARCHITECTURES, ENSEMBLE_JOINS, TrainSettings
+from training.cli.people import add_people_parsers, people_sources
+from training.models.finetune import FinetuneSettings
+from training.models.settings import ARCHITECTURES, ENSEMBLE_JOINS, TrainSettings
 
 log = logging.getLogger("training")
 
@@ -46,7 +45,7 @@ def cmd_default(args: argparse.Namespace) -> int:
                                       seed=args.seed, words=None, voices_per_engine=20,
                                       workers=args.workers, command_share=0.5, max_gap=8.0,
                                       engines="espeak,flite,festival"))
-    from training.tts_engines import ENGINES
+    from training.tts.engines import ENGINES
 
     recordings = [recording]
     unseen_engine = ENGINES.get(args.unseen_engine) if args.unseen_engine else None
@@ -388,6 +387,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     return args.func(args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,15 +21,15 @@ from typing import Any
 import numpy as np
 
 from edge_node.features import FeatureSpec, logmel_spec, make_extractor
-from training.augment import Augmenter, AugmentSettings
-from training.dataset import PEOPLE_ENGINE, USER_ENGINE, Clip, split_by_voice
-from training.dataset_synth import NOISE_ENGINE
-from training.featurize import FeatureSet, featurize, load_audio
-from training.metrics import scores
-from training.node_eval import predict_in_runtime
-from training.real_speech import TALK_ENGINE
-from training.train import TrainSettings
-from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+from training.data.augment import Augmenter, AugmentSettings
+from training.data.dataset import PEOPLE_ENGINE, USER_ENGINE, Clip, split_by_voice
+from training.data.dataset_synth import NOISE_ENGINE
+from training.data.featurize import FeatureSet, featurize, load_audio
+from training.data.real_speech import TALK_ENGINE
+from training.data.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+from training.evaluation.metrics import scores
+from training.evaluation.node_eval import predict_in_runtime
+from training.models.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def run_experiment(data: Prepared, train_mask: np.ndarray, val_mask: np.ndarray,
                    runtimes: tuple[str, ...] = ("ai-edge-litert",)) -> dict[str, Any]:
     """Train on `train_mask` clips (augmented), stop early on `val_mask`, test on `test_mask`
     (clean) with the exported models in the node runtime(s)."""
-    from training.export import export, representative_sample
+    from training.models.export import export, representative_sample
 
     out.mkdir(parents=True, exist_ok=True)
     rows = train_mask[data.augmented.clip_index]
@@ -114,7 +114,7 @@ def run_experiment(data: Prepared, train_mask: np.ndarray, val_mask: np.ndarray,
     x_val, y_val = data.clean.x[val_mask], data.y[val_mask]
     log.info("%s: %d training examples, %d validation clips, %d test clips", out.name,
              len(x_train), len(x_val), int(test_mask.sum()))
-    from training.train import fit
+    from training.models.train import fit
 
     model, history, output = fit(x_train, y_train, w_train, x_val, y_val, len(settings.labels),
                                  settings.train, part_shapes=settings.part_shapes)
@@ -171,7 +171,7 @@ def voice_masks(data: Prepared, pool: list[Clip], settings: PipelineSettings) ->
 
 NOT_HELD_OUT = (NOISE_ENGINE, PEOPLE_ENGINE, USER_ENGINE, TALK_ENGINE)
 """Sources no leave-one-engine-out run holds out: noise, recorded people (measured by speaker
-folds, `training.folds`), the user's recordings and talk windows (train-only)."""
+folds, `training.experiments.folds`), the user's recordings and talk windows (train-only)."""
 
 
 def held_out_engines(clips: list[Clip]) -> list[str]:

@@ -25,10 +25,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from training.noise import NOISE_KINDS, make_noise
-from training.synthesis import SAMPLE_RATE, ClipSpec, render_clips, write_wav
-from training.tts_engines import ENGINES, Voice, make_voices, require_engines
-from training.vocab import (
+from training.data.noise import NOISE_KINDS, make_noise
+from training.data.vocab import (
     COMMANDS,
     SILENCE_LABEL,
     UNKNOWN_LABEL,
@@ -38,6 +36,8 @@ from training.vocab import (
     text_variants,
     unknown_material,
 )
+from training.tts.engines import ENGINES, Voice, make_voices, require_engines
+from training.tts.synthesis import SAMPLE_RATE, ClipSpec, render_clips, write_wav
 
 DEFAULT_ENGINES: tuple[str, ...] = ("espeak", "flite", "festival")
 FULL_SIZE: dict[str, int] = {"espeak": 250, "flite": 120, "festival": 60}

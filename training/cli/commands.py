@@ -20,7 +20,7 @@ from edge_node.features import (
     logmel_spec,
 )
 from edge_node.model import file_sha256, manifest_path, read_manifest
-from training.vocab import COMMANDS
+from training.data.vocab import COMMANDS
 
 log = logging.getLogger("training")
 
@@ -43,7 +43,7 @@ def parse_voices(text: str) -> dict[str, int]:
 
 def noise_bank(seed: int, extra: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
     """Background noise for augmentation: every generated kind, a few seeds each."""
-    from training.noise import NOISE_KINDS, make_noise
+    from training.data.noise import NOISE_KINDS, make_noise
 
     rng = np.random.default_rng([seed, 77])
     bank = [make_noise(kind, 20.0, rng) for kind in NOISE_KINDS if kind != "digital_silence"
@@ -52,7 +52,7 @@ def noise_bank(seed: int, extra: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from training.dataset_synth import synthesize_dataset
+    from training.data.dataset_synth import synthesize_dataset
 
     words = tuple(args.words.split(",")) if args.words else COMMANDS
     voices = parse_voices(args.voices)
@@ -69,7 +69,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from training.stream_synth import make_stream_recording
+    from training.data.stream_synth import make_stream_recording
 
     words = tuple(args.words.split(",")) if args.words else COMMANDS
     make_stream_recording(args.out, args.out.with_suffix(".json"), duration_s=args.duration,
@@ -84,7 +84,7 @@ def mining_engines(dataset: dict) -> tuple[str, ...]:
     """The engines whose voices speak a dataset's mining recording: the dataset's own, less
     the train-only ones (accented voices have no events to cut by); a dataset without espeak-ng
     must not get espeak-ng's voices through its windows."""
-    from training.tts_engines import ENGINES
+    from training.tts.engines import ENGINES
 
     engines = dataset.get("engines") or ("espeak", "flite", "festival")
     return tuple(e for e in engines if not ENGINES[e].train_only)
@@ -92,8 +92,8 @@ def mining_engines(dataset: dict) -> tuple[str, ...]:
 
 def cmd_mine(args: argparse.Namespace) -> int:
     """Render a recording with the dataset's own voices and cut labelled windows from it."""
-    from training.stream_mining import MiningPlan, mine
-    from training.stream_synth import make_stream_recording
+    from training.data.stream_mining import MiningPlan, mine
+    from training.data.stream_synth import make_stream_recording
 
     words = tuple(args.words.split(",")) if args.words else COMMANDS
     meta = json.loads((args.data / "dataset.json").read_text())
@@ -114,8 +114,8 @@ def cmd_mine(args: argparse.Namespace) -> int:
 
 def cmd_hard(args: argparse.Namespace) -> int:
     """Windows behind a model's false activations on a mining recording (train-only data)."""
-    from training.node_eval import node_detections
-    from training.stream_mining import mine_hard
+    from training.data.stream_mining import mine_hard
+    from training.evaluation.node_eval import node_detections
 
     words = tuple(args.words.split(",")) if args.words else COMMANDS
     detections = node_detections(args.model, args.recording, args.threshold)
@@ -135,8 +135,8 @@ def features_for(architecture: str, normalisation: str = "mvn") -> FeatureSpec:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from training.augment import AugmentSettings
-    from training.dataset import (
+    from training.data.augment import AugmentSettings
+    from training.data.dataset import (
         PEOPLE_ENGINE,
         SPEECH_COMMANDS_ATTRIBUTION,
         USER_ENGINE,
@@ -146,9 +146,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         speech_commands_noise,
         split_people,
     )
-    from training.pipeline import PipelineSettings, run
-    from training.report import write_report
-    from training.train import TrainSettings
+    from training.evaluation.report import write_report
+    from training.experiments.pipeline import PipelineSettings, run
+    from training.models.settings import TrainSettings
 
     words = tuple(args.words.split(",")) if args.words else COMMANDS
     clips = [c for root in args.data for c in load_synthetic(root, words)]
@@ -164,7 +164,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         extra_noise = speech_commands_noise(args.speech_commands)
     attribution = [SPEECH_COMMANDS_ATTRIBUTION] if args.speech_commands else []
     if args.real_speech:
-        from training.real_speech import licences, load_corpus, read_all, split_corpus
+        from training.data.real_speech import licences, load_corpus, read_all, split_corpus
 
         corpus = split_corpus(load_corpus(args.real_speech))
         extra_noise += read_all(corpus.train_noise)
@@ -187,18 +187,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         version=args.version, workers=args.workers, attribution=tuple(attribution))
     if args.folds:
         from edge_node.model import DEFAULT_MODEL
-        from training.folds import fold_settings, run_folds
+        from training.experiments.folds import fold_settings, run_folds
 
         result = run_folds(clips, noise_bank(args.seed, extra_noise),
                            fold_settings(settings, args.fold_epochs), args.folds, DEFAULT_MODEL,
                            [int(k) for k in args.only_folds.split(",")] if args.only_folds
                            else None)
-        from training.people import fold_table
+        from training.cli.people import fold_table
 
         print(fold_table(result, settings.labels, args.name, args.benchmarks))
         return 0
     if args.seeds:
-        from training import seeds as seed_runs
+        from training.experiments import seeds as seed_runs
 
         seeds = [int(v) for v in args.seeds.split(",")]
         holdout = tuple(args.holdout.split(",")) if args.holdout else ()
@@ -219,12 +219,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     ours_int8 = settings.quantize and args.arch != "article_cnn"
     chosen = final.with_name("model_int8.tflite") if ours_int8 else final
     if args.stream:
-        from training.node_eval import streaming_evaluation
-        from training.people import people_recordings
+        from training.cli.people import people_recordings
+        from training.evaluation.node_eval import streaming_evaluation
 
         people = people_recordings(args.stream)
         if people:  # first, so every recording below is scored at the shipped threshold
-            from training.calibrate import calibrate, plot_tradeoff
+            from training.evaluation.calibrate import calibrate, plot_tradeoff
 
             report["calibration"] = calibrate(chosen, people, words)
             plot_tradeoff(report["calibration"], args.out / "threshold_tradeoff.png",
@@ -245,8 +245,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def record_benchmarks(report: dict, benchmarks: Path, name: str, arch: str, command: str) -> None:
     """Write a run's figures into a BENCHMARKS.md."""
-    from training.benchmarks import write_section
-    from training.report import benchmark_summary
+    from training.evaluation.benchmarks import write_section
+    from training.evaluation.report import benchmark_summary
 
     write_section(f"training-{name}", f"Training: {name} ({arch})",
                   benchmark_summary(report, command), benchmarks)
@@ -255,7 +255,7 @@ def record_benchmarks(report: dict, benchmarks: Path, name: str, arch: str, comm
 def cmd_breakdown(args: argparse.Namespace) -> int:
     """Print a model's accuracy per word and voice group on a synthetic dataset or on
     recordings in label folders."""
-    from training.breakdown import run_breakdown
+    from training.evaluation.breakdown import run_breakdown
 
     print(run_breakdown(args.model, args.data, args.engine, args.by))
     return 0
@@ -263,13 +263,13 @@ def cmd_breakdown(args: argparse.Namespace) -> int:
 
 def cmd_stream_eval(args: argparse.Namespace) -> int:
     """Score a model's streaming detections on a recording; optionally update a run's report."""
-    from training.node_eval import streaming_evaluation
+    from training.evaluation.node_eval import streaming_evaluation
 
     words = tuple(args.words.split(",")) if args.words else COMMANDS
     result = streaming_evaluation(args.model, args.recording, words)
     print(json.dumps({k: v for k, v in result.items() if k != "false_examples"}))
     if args.run:
-        from training.report import streams
+        from training.evaluation.report import streams
 
         path = args.run / "report.json"
         report = json.loads(path.read_text())
@@ -282,7 +282,7 @@ def cmd_stream_eval(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render report.md and plots (and optionally BENCHMARKS.md) from a run's report.json."""
-    from training.report import write_report
+    from training.evaluation.report import write_report
 
     report = json.loads((args.run / "report.json").read_text())
     labels = json.loads(manifest_path(Path(report["final"]["models"][
@@ -294,7 +294,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from training.dataset import download_archive
+    from training.data.dataset import download_archive
 
     download_archive(args.url, args.dest, args.sha256)
     return 0
@@ -303,8 +303,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Personalise a run's model or an installed one (by default the bundled model, once
     `kws-train default` has installed it with its weights) with the user's recordings."""
-    from training.dataset import USER_ENGINE, load_label_folders
-    from training.finetune import (
+    from training.data.dataset import USER_ENGINE, load_label_folders
+    from training.models.finetune import (
         BaseModel,
         FinetuneSettings,
         finetune,
@@ -339,7 +339,7 @@ def install_model(model: Path, destination: Path) -> None:
     new bytes under its interpreter (SIGBUS when the file shrinks) instead of leaving it on
     the old inode until it reloads.
     """
-    from training.finetune import stamp_path, weights_path
+    from training.models.finetune import stamp_path, weights_path
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     keras = model.parent / "model.keras"

@@ -15,10 +15,10 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_node.features import FeatureExtractor, FeatureSpec, make_extractor
-from training.audio_files import read_audio
-from training.augment import Augmenter, place
-from training.dataset import Clip
-from training.vocab import SILENCE_LABEL
+from training.data.audio_files import read_audio
+from training.data.augment import Augmenter, place
+from training.data.dataset import Clip
+from training.data.vocab import SILENCE_LABEL
 
 _WORKER: dict[str, object] = {}
 

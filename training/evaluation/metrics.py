@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from edge_node.model import Manifest
-from training.vocab import UNKNOWN_LABEL, near_misses, plain_words
+from training.data.vocab import UNKNOWN_LABEL, near_misses, plain_words
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from edge_node.model import manifest_path
-from training.metrics import streaming_scores
-from training.node_eval import node_sweep
+from training.evaluation.metrics import streaming_scores
+from training.evaluation.node_eval import node_sweep
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_node.model import Model
-from training.audio_files import read_audio
-from training.augment import place
-from training.dataset import Clip, load_label_folders, load_synthetic
-from training.vocab import UNKNOWN_LABEL
+from training.data.audio_files import read_audio
+from training.data.augment import place
+from training.data.dataset import Clip, load_label_folders, load_synthetic
+from training.data.vocab import UNKNOWN_LABEL
 
 
 def predict_clips(model: Model, clips: Sequence[Clip]) -> list[str]:

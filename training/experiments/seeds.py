@@ -25,15 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from training.dataset import Clip
-from training.metrics import (
+from training.data.dataset import Clip
+from training.evaluation.metrics import (
     accuracy_at_false_accepts,
     detection_at_false_accepts,
     recall_at,
     scores,
     streaming_scores,
 )
-from training.pipeline import PipelineSettings, held_out_engines, prepare, voice_masks
+from training.experiments.pipeline import PipelineSettings, held_out_engines, prepare, voice_masks
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ def stream_scores(model: Any, output: str, x_represent: np.ndarray, engine: str,
                   recordings: Sequence[Path]) -> dict[str, Any]:
     """Export one held-out-engine model and sweep it through the node's detector on the
     engine's recordings: {recording name: {"recall_at_rate", "sweep"}}."""
-    from training.export import export, representative_sample
-    from training.node_eval import node_sweep
+    from training.evaluation.node_eval import node_sweep
+    from training.models.export import export, representative_sample
 
     path = export(model, check.models / f"{engine}-seed{seed}.tflite",
                   representative=representative_sample(x_represent, seed),
@@ -111,7 +111,7 @@ def loeo_over_seeds(clips: list[Clip], noises: list[np.ndarray], settings: Pipel
     (`<engine>-seed<k>.npz`: probs, labels, voices, paths), so decision rules can be compared
     later without training again. With `stream`, the models of each engine that alone speaks in
     one of its recordings are also scored there ("stream_recall", and "streams" in detail)."""
-    from training.train import fit
+    from training.models.train import fit
 
     engines = held_out_engines(clips)
     unknown = sorted(set(holdout) - set(engines))

@@ -1,6 +1,6 @@
 """Long recordings of REAL people for streaming evaluation: recorded clips of held-out
 speakers (commands and other words, each said on its own) and held-out real talk, over held-out
-real household noise, with the event list `training.metrics.streaming_scores` reads.
+real household noise, with the event list `training.evaluation.metrics.streaming_scores` reads.
 
 Two kinds: `people` (commands, other words and talk between them: recall and false activations
 per hour) and `talk` (only continuous talk, every held-out file whole: false activations per
@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from edge_node.features import SAMPLE_RATE
-from training.audio_files import read_audio
-from training.augment import speech_span
-from training.dataset import Clip
-from training.noise import rms_dbfs
-from training.real_speech import TALK_ENGINE, Recording
-from training.synthesis import write_wav
-from training.vocab import UNKNOWN_LABEL
+from training.data.audio_files import read_audio
+from training.data.augment import speech_span
+from training.data.dataset import Clip
+from training.data.noise import rms_dbfs
+from training.data.real_speech import TALK_ENGINE, Recording
+from training.data.vocab import UNKNOWN_LABEL
+from training.tts.synthesis import write_wav
 
 log = logging.getLogger(__name__)
 
