@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 
 from edge_node.model import Manifest, read_manifest
-from training.cli.commands import STREAM_SEED_OFFSET, noise_bank, parse_voices
 from training.data.dataset import Clip, load_synthetic
 from training.data.dataset_synth import synthesize_dataset
 from training.data.featurize import featurize, load_audio
+from training.data.make import STREAM_SEED_OFFSET, parse_voices
+from training.data.noise import noise_bank
 from training.data.stream_synth import make_stream_recording
 from training.evaluation.benchmarks import BENCHMARKS, machine, write_section
 from training.evaluation.metrics import recall_at, scores, streaming_scores

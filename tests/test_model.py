@@ -120,7 +120,7 @@ def test_installing_a_model_leaves_a_running_node_on_the_file_it_mapped(model_co
     bytes (a new file is renamed into place) and the next load gets the new model."""
     import mmap
 
-    from training.cli.commands import install_model
+    from training.models.install import install_model
 
     article = DEFAULT_MODEL.with_name("article_cnn.tflite")
     before = Model(model_copy).features.shape

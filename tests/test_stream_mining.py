@@ -87,7 +87,7 @@ def test_hard_negatives_are_the_unknown_windows_behind_false_detections():
 def test_mining_recording_is_spoken_by_the_datasets_own_engines():
     """A dataset without espeak-ng gets no espeak-ng voices through its mining windows (a model
     held out from an engine would otherwise hear it); train-only engines have no events."""
-    from training.cli.commands import mining_engines
+    from training.data.make import mining_engines
 
     recipe = {"engines": ["espeak", "flite", "festival", "festival-accent"]}
     assert mining_engines(recipe) == ("espeak", "flite", "festival")

@@ -12,10 +12,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import yaml
 
 from edge_node.model import Manifest, read_manifest
 from tests.shared_data import mini_real_speech, mini_speech_commands
-from training.cli import build_parser
 from training.data.dataset import load_synthetic
 from training.evaluation.metrics import (
     accuracy_at_false_accepts,
@@ -24,6 +24,8 @@ from training.evaluation.metrics import (
 )
 from training.evaluation.report import benchmark_summary
 from training.experiments.seeds import STREAM_THRESHOLDS
+from training.recipe import Recipe, with_overrides
+from training.recipe import load as load_recipe
 from training.tts.engines import ENGINES
 
 WORDS = "lights,music"
@@ -160,8 +162,8 @@ def test_personalisation_bench_tunes_a_model_per_voice_and_scores_it_on_all(trai
 def test_an_installed_model_is_personalised_from_recordings_alone(trained, tmp_path):
     """`--install` puts the Keras weights beside the model; `finetune --base MODEL.tflite` with
     no training data synthesises a small replay set of the base's engines and tunes."""
-    from training.cli.commands import install_model
     from training.models.finetune import BaseModel
+    from training.models.install import install_model
 
     data, out = trained
     installed = tmp_path / "models" / "toy.tflite"
@@ -204,12 +206,21 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
     people = mini_speech_commands(tmp_path / "speech_commands", per_word=10)
     real = mini_real_speech(tmp_path / "real_speech")
     work, installed = tmp_path / "work", tmp_path / "installed" / "model.tflite"
-    run("-m", "training.cli", "default", "--work", str(work), "--voices",
-        "espeak=3,flite=2,festival=1,festival-accent=2", "--silence", "30",
-        "--stream-minutes", "0.5", "--unseen-minutes", "0.3", "--mine-minutes", "1",
-        "--speech-commands", str(people), "--real-speech", str(real), "--talk-windows", "60",
-        "--people-minutes", "1",
-        "--hard-negatives", "--epochs", "3", "--no-loeo", "--install", str(installed))
+    recipe = tmp_path / "mini.yaml"  # a user's recipe: what it leaves out is the shipped one's
+    recipe.write_text(yaml.safe_dump({
+        "synthesis": {"voices": {"espeak": 3, "flite": 2, "festival": 1, "festival-accent": 2},
+                      "silence": 30},
+        "people": {"speech_commands": str(people), "real_speech": str(real),
+                   "talk_windows": 60},
+        "mining": {"minutes": 1, "hard_negatives": True},
+        "streams": {"tts_minutes": 0.5, "unseen_minutes": 0.3, "people_minutes": 1},
+        "evaluation": {"leave_one_engine_out": False}}))
+    run("-m", "training.cli", "default", "--recipe", str(recipe), "--set", "train.epochs=3",
+        "--work", str(work), "--install", str(installed))
+    saved = load_recipe(installed.with_suffix(".recipe.yaml"))  # traced beside the model
+    assert saved == with_overrides(load_recipe(recipe), {"train.epochs": 3})
+    assert saved.train.epochs == 3 and saved.synthesis.silence == 30
+    assert saved.copies == Recipe().copies
     manifest = read_manifest(installed)
     assert "human" in manifest.extra["engines"]
     assert any(line.startswith("Speech Commands") for line in manifest.extra["attribution"])
@@ -240,7 +251,7 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
             ("stream-piper.wav", ["piper"], ["piper"])]
         assert unseen[0]["commands"] > 0
         assert "piper: an engine never trained on" in (work / "run" / "report.md").read_text()
-    assert manifest.version == build_parser().parse_args(["default"]).version
+    assert manifest.version == Recipe().version
     assert read_manifest(installed).features.profile == "concat"
 
 

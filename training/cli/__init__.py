@@ -1,5 +1,5 @@
-"""`kws-train`: synthesise data, train, export, evaluate, fine-tune; one command for the default
-model the node ships (`kws-train default`)."""
+"""`kws-train`: synthesise data, train, export, evaluate, fine-tune; one command makes the model
+the node ships from its recipe (`kws-train default`, `kws-train recipe`)."""
 
 from __future__ import annotations
 
@@ -14,94 +14,23 @@ from edge_node.model import DEFAULT_MODEL
 from training.cli.commands import (
     SPEECH_COMMANDS_URL,
     cmd_breakdown,
+    cmd_default,
     cmd_download,
     cmd_finetune,
     cmd_hard,
     cmd_mine,
+    cmd_recipe,
     cmd_report,
     cmd_stream,
     cmd_stream_eval,
     cmd_synth,
     cmd_train,
 )
-from training.cli.people import add_people_parsers, people_sources
+from training.cli.people import add_people_parsers
 from training.models.finetune import FinetuneSettings
 from training.models.settings import ARCHITECTURES, ENSEMBLE_JOINS, TrainSettings
 
 log = logging.getLogger("training")
-
-
-def cmd_default(args: argparse.Namespace) -> int:
-    """The documented recipe of the bundled model: synth -> stream recording -> train -> install."""
-    work = args.work
-    data, recording = work / "data", work / "stream.wav"
-    if not (data / "clips.csv").is_file():
-        cmd_synth(argparse.Namespace(out=data, words=None, voices=args.voices,
-                                     silence=args.silence, unknown_per_voice=3.0,
-                                     near_misses_per_voice=args.near_misses_per_voice,
-                                     seed=args.seed, workers=args.workers))
-    if not recording.is_file():
-        cmd_stream(argparse.Namespace(out=recording, duration=args.stream_minutes * 60,
-                                      seed=args.seed, words=None, voices_per_engine=20,
-                                      workers=args.workers, command_share=0.5, max_gap=8.0,
-                                      engines="espeak,flite,festival"))
-    from training.tts.engines import ENGINES
-
-    recordings = [recording]
-    unseen_engine = ENGINES.get(args.unseen_engine) if args.unseen_engine else None
-    if args.unseen_engine and (unseen_engine is None or not unseen_engine.available()):
-        log.warning("no %s engine here: no test recording by an engine the recipe does not "
-                    "train on", args.unseen_engine)
-    elif args.unseen_engine and args.unseen_minutes > 0:
-        # A recording by an engine the recipe does not train on: the stand-in for a new
-        # person in streaming, as leave-one-engine-out is for single clips.
-        unseen = work / f"stream-{args.unseen_engine}.wav"
-        if not unseen.is_file():
-            cmd_stream(argparse.Namespace(out=unseen, duration=args.unseen_minutes * 60,
-                                          seed=args.seed, words=None, voices_per_engine=30,
-                                          workers=args.workers, command_share=0.5,
-                                          max_gap=8.0, engines=args.unseen_engine))
-        recordings.append(unseen)
-    mined = work / "mined"
-    if args.mine_minutes > 0 and not (mined / "clips.csv").is_file():
-        # beyond an hour, voices and windows grow with the audio (an hour has fewer windows)
-        hours = max(1.0, args.mine_minutes / 60.0)
-        cmd_mine(argparse.Namespace(data=data, out=mined, minutes=args.mine_minutes,
-                                    voices_per_engine=round(40 * hours),
-                                    unknown=round(8000 * hours), commands=round(3000 * hours),
-                                    silence=round(1000 * hours), words=None, seed=args.seed,
-                                    near_miss_share=args.near_miss_share,
-                                    workers=args.workers))
-    sources = ["--data", str(data)] + (["--data", str(mined)] if args.mine_minutes > 0 else [])
-    sources += people_sources(args, work, recordings)
-    recipe = ["--seed", str(args.seed), "--epochs", str(args.epochs), "--copies", str(args.copies),
-              "--workers", str(args.workers), "--name", "kws-default", "--arch", args.arch,
-              "--resynth", str(args.resynth), "--weight-average", str(args.weight_average),
-              "--trim", str(args.trim),
-              "--mask-frames", str(args.mask_frames), "--mask-bands", str(args.mask_bands),
-              "--distill", str(args.distill), "--ensemble-join", args.ensemble_join,
-              "--ensemble-temperature", str(args.ensemble_temperature)]
-    if args.mine_minutes > 0 and args.hard_negatives:
-        hard = work / "hard"
-        if not (hard / "clips.csv").is_file():
-            # A first model, trained without the leave-one-engine-out runs, shows which
-            # windows of the mining recording it falsely fires on; they are trained on next.
-            first = work / "first"
-            cmd_train(build_parser().parse_args(
-                ["train", *sources, "--out", str(first), *recipe, "--no-loeo"]))
-            cmd_hard(argparse.Namespace(recording=mined / "recording.wav", out=hard,
-                                        model=first / "final" / "model_int8.tflite",
-                                        threshold=0.4, words=None))
-        sources += ["--data", str(hard)]
-    train_args = build_parser().parse_args([
-        "train", *sources, "--out", str(work / "run"), *recipe,
-        *(arg for path in recordings for arg in ("--stream", str(path))),
-        "--version", args.version,
-        *(["--no-loeo"] if args.no_loeo else []),
-        *(["--install", str(args.install)] if args.install else []),
-        *(["--benchmarks", str(args.benchmarks)] if args.benchmarks else []),
-    ])
-    return cmd_train(train_args)
 
 
 def add_measured_off_options(parser: argparse.ArgumentParser) -> None:
@@ -128,6 +57,16 @@ def add_ensemble_join_option(parser: argparse.ArgumentParser) -> None:
                         help="the geometric join's logits are divided by this: where on the "
                              "trade-off each threshold lies (1.2: 0.6 gives about the false "
                              "activations of the mean join)")
+
+
+def add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipe", type=Path,
+                        help="a recipe YAML (e.g. edge_node/models/default.recipe.yaml, or the "
+                             "output of `kws-train recipe` edited); default: the shipped recipe")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, dotted, value as YAML (repeatable): "
+                             "--set train.epochs=30 --set people.speech_commands=data/sc "
+                             "--set evaluation.leave_one_engine_out=false")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -318,67 +257,22 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--install", type=Path, help="copy the tuned model here (+ manifest)")
     tune.set_defaults(func=cmd_finetune)
 
-    default = sub.add_parser("default", help="rebuild the node's bundled default model")
-    default.add_argument("--work", type=Path, default=Path("runs/default"))
-    default.add_argument("--voices",
-                         default="espeak=250,flite=120,festival=60,festival-accent=120")
-    default.add_argument("--silence", type=int, default=1500)
-    default.add_argument("--near-misses-per-voice", type=float, default=0.0,
-                         help="extra `_unknown_` clips per voice of words that sound like a "
-                              "command, said by the voices that say the commands (0 in the "
-                              "recipe: fewer commands from an unseen engine, BENCHMARKS.md)")
-    default.add_argument("--stream-minutes", type=float, default=120.0,
-                         help="test recording (voices never trained on); 30 minutes could "
-                              "not tell two seeds of one recipe apart (BENCHMARKS.md)")
-    default.add_argument("--unseen-engine", default="piper",
-                         help="engine of a second test recording, one the recipe does not "
-                              "train on ('' = none)")
-    default.add_argument("--unseen-minutes", type=float, default=45.0,
-                         help="length of that recording (0 = none)")
-    default.add_argument("--hard-negatives", action="store_true",
-                         help="train a first model, then add the windows it falsely fires on "
-                              "in the mining recording (fewer false activations, lower "
-                              "accuracy in our measurement: off by default)")
-    default.add_argument("--mine-minutes", type=float, default=60.0,
-                         help="recording (training voices) to cut streaming windows from; per "
-                              "hour of it (at least an hour's worth) 40 voices per engine and up "
-                              "to 8000 _unknown_, 3000 command and 1000 _silence_ windows; 0: off")
-    default.add_argument("--near-miss-share", type=float, default=0.0,
-                         help="share of the mining recording's other words that sound like a "
-                              "command (0: every other word alike)")
-    default.add_argument("--speech-commands", type=Path,
-                         help="recorded people, Speech Commands layout (../shared/"
-                              "speech_commands here; the full set from `kws-train download`)")
-    default.add_argument("--speech-commands-weight", type=float, default=1.0,
-                         help="how much a recorded clip counts next to a synthetic one")
-    default.add_argument("--real-speech", type=Path,
-                         help="real talk and household noise (../shared/real_speech layout)")
-    default.add_argument("--talk-windows", type=int, default=8000,
-                         help="1 s windows of the training part of the real talk, as "
-                              "`_unknown_` (0: none)")
-    default.add_argument("--people-minutes", type=float, default=45.0,
-                         help="length of the evaluation recording of held-out people")
-    default.add_argument("--arch", choices=("tcresnet", "dscnn", "embedding_dnn", "ensemble"),
-                         default="ensemble")
-    default.add_argument("--resynth", type=float, default=0.3,
-                         help="share of augmented speech re-spoken through an LPC vocoder")
-    default.add_argument("--trim", type=float, default=0.0,
-                         help="share of speech clips cut to their loud part before being placed "
-                              "at a random offset")
-    default.add_argument("--weight-average", type=float, default=0.998,
-                         help="momentum of the moving average of the weights (0 = off)")
-    add_measured_off_options(default)
-    add_ensemble_join_option(default)
-    default.add_argument("--epochs", type=int, default=20)
-    default.add_argument("--copies", type=int, default=2)
-    default.add_argument("--seed", type=int, default=1)
+    default = sub.add_parser("default", help="make a recipe's model: by default the node's "
+                                              "bundled one (`kws-train recipe` prints it)")
+    add_recipe_options(default)
+    default.add_argument("--work", type=Path, default=Path("runs/default"),
+                         help="where the recipe's data, recordings and run go (reused when "
+                              "there: an interrupted run resumes)")
     default.add_argument("--workers", type=int, default=2)
-    default.add_argument("--version", default="3.0.0")
-    default.add_argument("--no-loeo", action="store_true")
     default.add_argument("--install", type=Path, default=DEFAULT_MODEL,
-                         help="where the node's default model lives")
+                         help="where the model goes (with its manifest, weights and recipe)")
     default.add_argument("--benchmarks", type=Path, help="record the figures in BENCHMARKS.md")
     default.set_defaults(func=cmd_default)
+
+    recipe = sub.add_parser("recipe", help="print the shipped recipe (or a saved one, with "
+                                           "--set overrides) as YAML")
+    add_recipe_options(recipe)
+    recipe.set_defaults(func=cmd_recipe)
     return parser
 
 

@@ -1,15 +1,18 @@
 """`kws-train`'s recorded-people commands: real talk as training windows, the evaluation
-recordings of held-out people, the speaker-fold table, and the recipe's people sources."""
+recordings of held-out people, and the speaker-fold table."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from training.data import make
 from training.data.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
+
+log = logging.getLogger("training")
 
 
 def fold_table(result: dict, labels: Sequence[str], name: str,
@@ -42,74 +45,25 @@ def cmd_fold_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def people_recordings(recordings: Sequence[Path]) -> list[Path]:
-    """The recordings of held-out people and talk among `recordings` (`kws-train
-    people-stream`), which the shipped threshold is chosen on."""
-    return [r for r in recordings
-            if json.loads(r.with_suffix(".json").read_text()).get("kind") in ("people", "talk")]
-
-
 def cmd_talk(args: argparse.Namespace) -> int:
     """1 s windows of the training part of real talk, as `_unknown_` training data."""
-    from training.data.real_speech import load_corpus, split_corpus, talk_windows
-
-    talk = split_corpus(load_corpus(args.real_speech)).train_talk
-    talk_windows(talk, args.out, args.windows, args.seed)
+    make.talk_dataset(args.real_speech, args.out, args.windows, args.seed)
     return 0
 
 
 def cmd_people_stream(args: argparse.Namespace) -> int:
     """Evaluation recordings of people no shipped model trained on, over held-out real noise:
     `people` (commands, other words and talk) and `talk` (held-out continuous talk only)."""
-    from training.data.dataset import PEOPLE_ENGINE, load_label_folders, split_people
-    from training.data.real_speech import load_corpus, read_all, split_corpus
-    from training.data.stream_people import make_people_recording, make_talk_recording
-
-    words = tuple(args.words.split(",")) if args.words else COMMANDS
-    corpus = split_corpus(load_corpus(args.real_speech))
-    noises = read_all(corpus.eval_noise)
-    if args.kind == "talk":
-        make_talk_recording(args.out, corpus.eval_talk, noises, words, seed=args.seed)
-        return 0
-    people = load_label_folders(args.speech_commands, words, PEOPLE_ENGINE)
-    held = [c for c in split_people(people)[1] if c.label != SILENCE_LABEL]
-    make_people_recording(args.out, held, corpus.eval_talk, noises, words,
-                          duration_s=args.minutes * 60, seed=args.seed,
-                          talk_share=args.talk_share,
-                          gap_s=(args.min_gap, args.max_gap))
+    try:
+        make.people_recording(args.out, kind=args.kind, real_speech=args.real_speech,
+                              speech_commands=args.speech_commands, minutes=args.minutes,
+                              seed=args.seed, talk_share=args.talk_share,
+                              gap_s=(args.min_gap, args.max_gap),
+                              words=tuple(args.words.split(",")) if args.words else COMMANDS)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     return 0
-
-
-def people_sources(args: argparse.Namespace, work: Path, recordings: list[Path]) -> list[str]:
-    """The recipe's real speech: recorded people to train on (less the evaluation speakers),
-    windows of real talk as `_unknown_`, real noise in augmentation, and the two evaluation
-    recordings (held-out people and held-out talk over held-out noise) added to `recordings`.
-    Returns the `train` arguments that bring them in."""
-    sources: list[str] = []
-    if args.speech_commands:
-        sources += ["--speech-commands", str(args.speech_commands),
-                    "--speech-commands-weight", str(args.speech_commands_weight)]
-    if not args.real_speech:
-        return sources
-    sources += ["--real-speech", str(args.real_speech)]
-    talk = work / "talk"
-    if args.talk_windows > 0:
-        if not (talk / "clips.csv").is_file():
-            cmd_talk(argparse.Namespace(real_speech=args.real_speech, out=talk,
-                                        windows=args.talk_windows, seed=args.seed))
-        sources += ["--data", str(talk)]
-    kinds = (("people", args.people_minutes), ("talk", 1.0)) if args.speech_commands else (
-        ("talk", 1.0),)
-    for kind, minutes in kinds:
-        recording = work / f"{kind}.wav"
-        if minutes > 0 and not recording.is_file():
-            cmd_people_stream(argparse.Namespace(
-                kind=kind, speech_commands=args.speech_commands, real_speech=args.real_speech,
-                out=recording, minutes=minutes, words=None, seed=args.seed, talk_share=0.2,
-                min_gap=1.0, max_gap=6.0))
-        if recording.is_file():
-            recordings.append(recording)
-    return sources
 
 
 def add_people_parsers(sub: argparse._SubParsersAction) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import signal
 
 from edge_node.features import SAMPLE_RATE
+from edge_node.setting import check_limits, setting
 from training.tts.vocoder import resynthesise
 
 
@@ -26,27 +27,37 @@ class AugmentSettings:
 
     speed_range: tuple[float, float] = (0.85, 1.18)
     """Resampling factor: <1 lowers pitch and formants (a bigger speaker) and slows down."""
-    p_speed: float = 0.8
-    p_trim: float = 0.0
+    p_speed: float = setting(0.8, low=0.0, high=1.0)
+    p_trim: float = setting(0.0, low=0.0, high=1.0)
     """Share of speech clips cut to their loud part (`speech_span`) before they are placed at a
     random offset: a recorded clip is a word padded to exactly one window, which placing alone
     never shifts, while the live detector's window slides over every word."""
-    p_resynth: float = 0.0
+    p_resynth: float = setting(0.0, low=0.0, high=1.0)
     """Share of speech re-spoken through an LPC vocoder with a new voice source
     (`training.tts.vocoder`): the words without the engine's way of making sound."""
-    p_reverb: float = 0.4
+    p_reverb: float = setting(0.4, low=0.0, high=1.0)
     rt60_range: tuple[float, float] = (0.1, 0.7)
-    p_noise: float = 0.8
+    p_noise: float = setting(0.8, low=0.0, high=1.0)
     snr_db_range: tuple[float, float] = (0.0, 30.0)
-    p_bandlimit: float = 0.5
-    p_low_level: float = 0.2
+    p_bandlimit: float = setting(0.5, low=0.0, high=1.0)
+    p_low_level: float = setting(0.2, low=0.0, high=1.0)
     """Scale to the SPH0645's very low level (-60..-40 dBFS) with a DC offset."""
     gain_db_range: tuple[float, float] = (-30.0, 0.0)
-    time_masks: int = 2
-    time_mask_max: int = 6
-    freq_masks: int = 2
-    freq_mask_max: int = 6
-    p_specaugment: float = 0.6
+    time_masks: int = setting(2, low=0)
+    time_mask_max: int = setting(6, low=0)
+    freq_masks: int = setting(2, low=0)
+    freq_mask_max: int = setting(6, low=0)
+    p_specaugment: float = setting(0.6, low=0.0, high=1.0)
+
+    def __post_init__(self) -> None:
+        check_limits(self, "augment")
+        for name in ("speed_range", "rt60_range", "snr_db_range", "gain_db_range"):
+            low, high = (tuple(getattr(self, name)) + (0.0, 0.0))[:2]
+            if len(getattr(self, name)) != 2 or not low <= high:
+                raise ValueError(f"augment.{name} must be [low, high], got "
+                                 f"{list(getattr(self, name))}")
+        if self.speed_range[0] <= 0 or self.rt60_range[0] < 0:
+            raise ValueError("augment.speed_range must be above 0 and rt60_range at least 0")
 
 
 def place(clip: np.ndarray, length: int, rng: np.random.Generator,

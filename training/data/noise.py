@@ -7,6 +7,8 @@ mains hum, fans and the self-noise of a cheap microphone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import signal
 
@@ -117,3 +119,12 @@ def rms_dbfs(x: np.ndarray) -> float:
     """RMS level in dBFS (-inf for digital silence)."""
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
     return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
+
+
+def noise_bank(seed: int, extra: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
+    """Background noise for augmentation: every generated kind, a few seeds each, and `extra`
+    (recorded noise)."""
+    rng = np.random.default_rng([seed, 77])
+    bank = [make_noise(kind, 20.0, rng) for kind in NOISE_KINDS if kind != "digital_silence"
+            for _ in range(3)]
+    return bank + list(extra)

@@ -11,7 +11,7 @@ import re
 import time
 from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "BENCHMARKS.md"
 HEADER = ("# Benchmarks\n\nWritten by the scripts in `bench/` (and `kws-train`); each section "
           "says how to rerun it.\n")
 
@@ -31,3 +31,11 @@ def write_section(key: str, title: str, body: str, path: Path = BENCHMARKS) -> N
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else (
         text.rstrip() + "\n\n" + block + "\n")
     path.write_text(text)
+
+
+def record_training(report: dict, benchmarks: Path, name: str, arch: str, command: str) -> None:
+    """Write a training run's figures into a BENCHMARKS.md."""
+    from training.evaluation.report import benchmark_summary
+
+    write_section(f"training-{name}", f"Training: {name} ({arch})",
+                  benchmark_summary(report, command), benchmarks)

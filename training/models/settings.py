@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge_node.features import FeatureSpec, embedding_spec, ensemble_spec, logmel_spec
+from edge_node.setting import check_limits, setting
 
 ARCHITECTURES = ("tcresnet", "dscnn", "embedding_dnn", "ensemble", "article_cnn")
 ENSEMBLE_MEMBERS = ("tcresnet", "embedding_dnn")
@@ -23,50 +24,59 @@ class TrainSettings:
     """`tcresnet` (log-mel), `dscnn`, `embedding_dnn` (speech-embedding features),
     `ensemble` (both of the first and second, joined; concat features) or `article_cnn`
     (the article's CNN, stft129x124 features)."""
-    epochs: int = 30
+    epochs: int = setting(30, low=1)
     """Upper bound; early stopping usually ends sooner."""
-    batch_size: int = 128
-    learning_rate: float = 3e-3
+    batch_size: int = setting(128, low=1)
+    learning_rate: float = setting(3e-3, above=0.0, high=1.0)
     """Adam learning rate; a cosine schedule decays it over `epochs`."""
-    patience: int = 6
+    patience: int = setting(6, low=1)
     """Epochs without validation improvement before stopping (best weights are restored)."""
-    label_smoothing: float = 0.05
-    freq_warp: float = 0.0
+    label_smoothing: float = setting(0.05, low=0.0, high=0.5)
+    freq_warp: float = setting(0.0, low=0.0, high=0.5)
     """Online augmentation: each example's mel axis is stretched by a random factor within
     1 +/- this every epoch (vocal-tract-length perturbation in the feature domain). Spectrogram
     models only: `embedding_dnn` (and an ensemble's embedding member) ignores it."""
-    time_warp: float = 0.0
+    time_warp: float = setting(0.0, low=0.0, high=0.5)
     """Online augmentation: each example's time axis is stretched about its centre by a
     random factor within 1 +/- this (speaking rate)."""
-    mask_frames: int = 0
+    mask_frames: int = setting(0, low=0)
     """Online SpecAugment: two time masks of up to this many frames each, drawn afresh for
     every example in every epoch (0 = off). Spectrogram models only, like the warps. Measured:
     better on unseen engines by the prior-scaled clip figure (which rewards a more cautious
     model), no gain in streaming; off in the recipe."""
-    mask_bands: int = 0
+    mask_bands: int = setting(0, low=0)
     """Online SpecAugment: two frequency masks of up to this many bands each (0 = off)."""
-    weight_average: float = 0.0
+    weight_average: float = setting(0.0, low=0.0, high=0.99999)
     """When > 0, the momentum of an exponential moving average of the weights, updated every
     batch; validation, early stopping and the returned model use the averaged weights (0 = off).
     Averaged weights sit in flatter minima, which transfer better to unseen voices."""
-    distill_teachers: int = 0
+    distill_teachers: int = setting(0, low=0)
     """When > 0, first train this many teachers (same recipe, other seeds), then train the
     model on their averaged probabilities mixed with the labels (0 = off): a seed ensemble's
     knowledge in one model of the same size. Measured like the masks: better on unseen
     engines by the prior-scaled clip figure, no gain in streaming; off in the recipe."""
-    distill_weight: float = 0.7
+    distill_weight: float = setting(0.7, low=0.0, high=1.0)
     """Share of the teachers' probabilities in the student's targets (the rest: the labels)."""
     ensemble_join: str = "geometric"
     """How `ensemble` joins its members: `geometric` (softmax of their averaged logits: a
     command must convince both) or `mean` (their probabilities averaged, kws-default
     2.0.0-2.1.0). The members are trained apart either way, so only the join differs."""
-    ensemble_temperature: float = 1.2
+    ensemble_temperature: float = setting(1.2, above=0.0)
     """The geometric join's logits are divided by this. It moves no model along its trade-off
     curve, only where on it each threshold lies: at 1.2 the node's threshold 0.6 gives about
     the false activations it gave with the mean join (a little fewer), so thresholds users
     set keep their meaning across the update (BENCHMARKS.md)."""
-    seed: int = 1
+    seed: int = setting(1, low=0)
 
+
+    def __post_init__(self) -> None:
+        check_limits(self, "train")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"train.architecture must be one of {', '.join(ARCHITECTURES)}, "
+                             f"got {self.architecture!r}")
+        if self.ensemble_join not in ENSEMBLE_JOINS:
+            raise ValueError(f"train.ensemble_join must be one of {', '.join(ENSEMBLE_JOINS)}, "
+                             f"got {self.ensemble_join!r}")
 
 def features_for(architecture: str, normalisation: str = "mvn") -> FeatureSpec:
     """The feature profile an architecture is trained on."""
