@@ -41,6 +41,8 @@ class AgentControl(Protocol):
     """What extensions may ask of the agent (the listening loop)."""
 
     hub: EventHub
+    model: Model
+    """The model it listens with now (a swap takes effect from the next audio block)."""
     listening: bool
     detections: int
 
@@ -58,7 +60,7 @@ class AgentControl(Protocol):
 
     def stop(self) -> None: ...
 
-    def run(self, heartbeat: Callable[[], None] = ...) -> None: ...
+    def run(self, *, heartbeat: Callable[[], None] = ...) -> None: ...
 
 
 @dataclass
@@ -150,7 +152,7 @@ def build_node(config: NodeConfig, reload_config: Callable[[], NodeConfig] | Non
         model, _ = models.boot(config.model)
     if agent is None:
         agent = Agent(config, hub, model)
-    model = model if model is not None else agent.model  # type: ignore[attr-defined]
+    model = model if model is not None else agent.model
     node = Node(agent)
     context = NodeContext(config, hub, agent, model, models, node.request_restart)
     confirm_when_running(hub, models)

@@ -102,13 +102,13 @@ class Pusher:
         topic = msg.topic
         if topic.endswith(f"/{OFFER}"):
             with self._lock:
-                self.retained_offer[topic] = msg.payload
+                self.retained_offer[topic] = bytes(msg.payload)
             return
         node = node_id_of(topic)
         if node is None:
             return
         if topic.endswith(f"/{MODEL}/{REQUEST}"):
-            self._resend(msg.payload)
+            self._resend(bytes(msg.payload))
             return
         with self._lock:
             if topic.endswith(f"/{AVAILABILITY}"):

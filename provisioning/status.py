@@ -98,8 +98,7 @@ class FleetStatus:
         self.client = connect(options, "status")
         self.client.on_message = self._message
         self.client.on_connect = lambda *_: self._subscribe(0)
-        self.client.on_subscribe = lambda *_: self.client.publish(self.probe, str(self.stage),
-                                                                  qos=1)
+        self.client.on_subscribe = self._probe_stage
         self._subscribe(0)
 
     def _subscribe(self, stage: int) -> None:
@@ -112,6 +111,10 @@ class FleetStatus:
             self.client.subscribe(self.subscriptions[stage], 1)
         else:
             self.settled.set()
+
+    def _probe_stage(self, *_: object) -> None:
+        """A subscription is acknowledged: the stage's probe, once back, starts the next."""
+        self.client.publish(self.probe, str(self.stage), qos=1)
 
     def wait_settled(self, timeout: float) -> bool:
         """Wait until the retained backlog has arrived (True) or `timeout` passed."""
@@ -145,7 +148,7 @@ class FleetStatus:
                 if not msg.payload:
                     return
                 state = self.nodes[node_id] = NodeState(node_id)
-            self._apply(state, key, msg.payload)
+            self._apply(state, key, bytes(msg.payload))
             state.updated_at = time.time()
         if self.on_change is not None:
             self.on_change(state, key)
@@ -214,8 +217,8 @@ def table(states: list[NodeState], now: float) -> str:
     widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in (head, *rows)]
-    online = sum(1 for s in states if s.online)
-    lines.append(f"{len(states)} nodes, {online} online")
+    online_count = sum(1 for s in states if s.online)
+    lines.append(f"{len(states)} nodes, {online_count} online")
     return "\n".join(lines)
 
 

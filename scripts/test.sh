@@ -4,5 +4,5 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/bootstrap.sh dev
-.venv/bin/ruff check edge_node training tests bench
+scripts/lint.sh
 exec .venv/bin/python -m pytest -q "$@"

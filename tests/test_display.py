@@ -208,7 +208,8 @@ def test_rendering_is_rate_limited_and_off_the_publishing_thread():
     shown_on: list[str] = []
     ship = backend.show
     backend.show = lambda image: (shown_on.append(threading.current_thread().name), ship(image))
-    display = Display(backend, settings).attach(hub).start()
+    display = Display(backend, settings).attach(hub)
+    display.start()
     frames = bus.frames
     started = time.monotonic()
     took = []

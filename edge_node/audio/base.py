@@ -26,7 +26,8 @@ training clip."""
 DEFAULT_BLOCK_SAMPLES = 1600
 """100 ms at 16 kHz: short enough for low latency, long enough to keep Python overhead low."""
 
-SAMPLE_FORMATS = {"int16": np.dtype("<i2"), "int32": np.dtype("<i4"), "float32": np.dtype("<f4")}
+SAMPLE_FORMATS: dict[str, np.dtype[np.number]] = {
+    "int16": np.dtype("<i2"), "int32": np.dtype("<i4"), "float32": np.dtype("<f4")}
 """Raw PCM formats accepted as bytes (little-endian, as ALSA/PortAudio deliver them)."""
 
 DC_CUTOFF_HZ = 20.0

@@ -53,7 +53,9 @@ class StreamingResampler:
     def _run(self, segment: np.ndarray) -> np.ndarray:
         from scipy.signal import resample_poly
 
-        return resample_poly(segment, self.up, self.down, window=self._taps)
+        # scipy accepts FIR taps as `window` (documented); scipy-stubs only types window specs.
+        return resample_poly(segment, self.up, self.down,  # type: ignore[call-overload]
+                             window=self._taps)
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Feed mono input samples; return the output samples that are now final."""

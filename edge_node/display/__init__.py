@@ -43,4 +43,6 @@ def start_display(settings: DisplaySettings, hub: EventHub,
                   model_version: str = "") -> Display | None:
     """`open_display`, already rendering."""
     display = open_display(settings, hub, model_version)
-    return display.start() if display is not None else None
+    if display is not None:
+        display.start()
+    return display

@@ -170,11 +170,10 @@ class Display:
             if self._stop.wait(period):
                 return
 
-    def start(self) -> Display:
+    def start(self) -> None:
         """Render in a daemon thread so the audio loop never waits for I2C."""
         self._thread = threading.Thread(target=self._loop, name="display", daemon=True)
         self._thread.start()
-        return self
 
     def stop(self) -> None:
         self._stop.set()

@@ -205,6 +205,7 @@ class MqttConnection:
             log.log(level, "MQTT: ignored the retained message on %s", message.topic)
             return
         try:
-            handler(message.topic, message.payload)
+            # paho types payloads as bytes | bytearray; received ones are bytes (no copy).
+            handler(message.topic, bytes(message.payload))
         except Exception:
             log.exception("MQTT: handler for %s failed", message.topic)

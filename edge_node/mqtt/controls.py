@@ -90,7 +90,8 @@ def agent_controls(agent: AgentControl, restart: Callable[[], None]) -> list[Con
     def detector_number(key: str, name: str) -> Control:
         """A detector setting, parsed with the limits its field declares."""
         def apply(value: float) -> None:
-            agent.update_detector(dataclasses.replace(agent.detector_requested, **{name: value}))
+            change: dict[str, Any] = {name: value}  # the field is named at run time
+            agent.update_detector(dataclasses.replace(agent.detector_requested, **change))
         return Control(key, meta(DetectorSettings, name).parse, apply,
                        lambda: getattr(agent.detector_settings, name))
 

@@ -95,6 +95,8 @@ def parse_offer(payload: bytes, scope: str, max_bytes: int, max_chunk: int) -> O
     if not isinstance(transfer, str) or not TRANSFER_ID.fullmatch(transfer):
         raise PackageError("offer 'transfer' must be 8-64 lower-case hex digits")
     manifest = data.get("manifest")
+    if not isinstance(manifest, dict):
+        raise PackageError("manifest must be a JSON object")
     check_manifest(manifest)
     size, chunk_size, chunks = (_int(data, k) for k in ("size", "chunk_size", "chunks"))
     if size != manifest["size"]:
