@@ -6,28 +6,34 @@
   - ours: the interpreter created once, incremental features (only the new frames, and
     embeddings, of a 100 ms hop), the bundled int8 model;
 - CPU share of one core and peak RSS of the streaming node (`edge-node run`) on audio paced in
-  real time, and whether TensorFlow was imported; with `--candidate MODEL`, the same for a
-  model not (yet) bundled, run right after the bundled one so the two compare side by side;
+  real time, piped to its stdin as a Pi's microphone through arecord is, and replayed from a
+  WAV file, and whether scipy and TensorFlow were imported; with `--candidate MODEL`, the same
+  for a model not (yet) bundled, run right after the bundled one so the two compare side by
+  side; with `--before REV`, each run also for that git revision of the code, right before;
 - with `--audio-thread`, the audio thread's cost per hop in the real node with MQTT on (a real
   Mosquitto) just after an outage (a detection queue of `--queued` rows to re-send), with
   `--before REV` also for that git revision of the code, run alternately on the same machine.
 
-Run: `.venv/bin/python -m bench.recognition [--seconds 30] [--candidate MODEL.tflite]`
+Run: `.venv/bin/python -m bench.recognition [--seconds 30] [--candidate MODEL.tflite]
+     [--before REV]`
      `.venv/bin/python -m bench.recognition --audio-thread [--before REV]`
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -103,8 +109,13 @@ code = main(sys.argv[1:])
 # VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec.
 peak_kb = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
 print(json.dumps({"max_rss_kb": peak_kb, "tensorflow_imported": "tensorflow" in sys.modules,
-                  "exit": code}), file=sys.stderr)
+                  "scipy_imported": "scipy" in sys.modules, "exit": code}), file=sys.stderr)
 """
+
+SOURCES = {"stdin": "raw PCM piped in real time, as `arecord ... | edge-node run --source stdin`",
+           "wav": "`--source wav:...`: the node replays a file at real-time pace"}
+"""How the streaming node gets its audio: stdin is a Pi's live path (a microphone through
+arecord), wav also loads what reading a file needs."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -113,10 +124,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def feed_in_real_time(pipe: IO[bytes], audio: np.ndarray) -> None:
+    """Write `audio` as 16-bit PCM one 100 ms hop at a time, no faster than a microphone
+    (closing the pipe, the end of the stream, is left to `communicate`)."""
+    pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype("<i2")
+    start = time.monotonic()
+    try:
+        for hop, at in enumerate(range(0, pcm.size, HOP)):
+            delay = start + hop * HOP / 16000 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pipe.write(pcm[at : at + HOP].tobytes())
+            pipe.flush()
+    except BrokenPipeError:
+        pass  # the node died; its exit code and stderr tell why
+
+
 def streaming_node(seconds: float, runtime: str | None, model: Path = DEFAULT_MODEL,
+                   source: str = "stdin", tree: Path | None = None,
                    warmup_s: float = 5.0) -> dict[str, Any]:
-    """Run the real node on `seconds` of real-time audio: steady-state CPU share (start-up and
-    imports excluded: sampled from /proc after `warmup_s`) and peak RSS."""
+    """Run the real node (code from `tree`, default this one) on `seconds` of real-time audio
+    from `source` (see SOURCES): steady-state CPU share (start-up and imports excluded: sampled
+    from /proc after `warmup_s`) and peak RSS."""
     example = read_wav_mono16k(DEFAULT_EXAMPLE)
     repeats = int(np.ceil(seconds * 16000 / example.size))
     audio = np.tile(example, repeats)[: int(seconds * 16000)]
@@ -126,19 +155,31 @@ def streaming_node(seconds: float, runtime: str | None, model: Path = DEFAULT_MO
         env = {**os.environ}
         if runtime:
             env["EDGE_NODE_TFLITE_RUNTIME"] = runtime
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree)
+        spec = "stdin" if source == "stdin" else f"wav:{wav}"
         proc = subprocess.Popen([sys.executable, "-c", NODE_PROBE, "--log-level", "WARNING",
-                                 "run", "--source", f"wav:{wav}", "--display", "none",
+                                 "run", "--source", spec, "--display", "none",
                                  "--model", str(model)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                stdin=subprocess.PIPE if source == "stdin" else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                cwd=tree)
+        feeder = None
+        if proc.stdin is not None:
+            feeder = threading.Thread(target=feed_in_real_time, args=(proc.stdin, audio))
+            feeder.start()
         time.sleep(warmup_s)
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         time.sleep(max(1.0, seconds - warmup_s - 2.0))
         cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
-        out, err = proc.communicate(timeout=seconds + 60)
+        if feeder is not None:
+            feeder.join()
+        out, err = (stream.decode() for stream in proc.communicate(timeout=seconds + 60))
     probe = json.loads(err.strip().splitlines()[-1])
-    return {"audio_s": seconds, "cpu_s": cpu1 - cpu0, "cpu_share": (cpu1 - cpu0) / (t1 - t0),
-            "max_rss_mb": probe["max_rss_kb"] / 1024,
+    return {"audio_s": seconds, "source": source, "cpu_s": cpu1 - cpu0,
+            "cpu_share": (cpu1 - cpu0) / (t1 - t0), "max_rss_mb": probe["max_rss_kb"] / 1024,
             "tensorflow_imported": probe["tensorflow_imported"],
+            "scipy_imported": probe["scipy_imported"],
             "detections": len(out.splitlines())}
 
 
@@ -216,29 +257,37 @@ def audio_thread(tree: Path, seconds: float, queued: int) -> dict[str, Any]:
             "detected_max_ms": max(detected, default=float("nan"))}
 
 
-def audio_thread_section(seconds: float, queued: int, before: str | None, rounds: int) -> None:
-    """Before/after figures of `audio_thread`, alternating rounds, into BENCHMARKS.md."""
+@contextlib.contextmanager
+def code_trees(before: str | None) -> Iterator[dict[str, Path]]:
+    """This tree by name, and with `before` that git revision checked out beside it (in a
+    temporary worktree, removed afterwards), so both codes run on the same machine at once."""
     repo = Path(__file__).resolve().parents[1]
     head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True).stdout.strip()
     trees = {f"{head} (this tree)": repo}
     with tempfile.TemporaryDirectory() as tmp:
-        if before:
-            old = Path(tmp) / "before"
-            subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(old),
-                            before], check=True, capture_output=True)
-            trees = {f"before ({before})": old, **trees}
+        if not before:
+            yield trees
+            return
+        old = Path(tmp) / "before"
+        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(old),
+                        before], check=True, capture_output=True)
         try:
-            results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
-            for _ in range(rounds):
-                for name, tree in trees.items():
-                    row = audio_thread(tree, seconds, queued)
-                    results[name].append(row)
-                    print(json.dumps({"code": name, **row}))
+            yield {f"before ({before})": old, **trees}
         finally:
-            if before:
-                subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force",
-                                str(old)], check=True)
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(old)],
+                           check=True)
+
+
+def audio_thread_section(seconds: float, queued: int, before: str | None, rounds: int) -> None:
+    """Before/after figures of `audio_thread`, alternating rounds, into BENCHMARKS.md."""
+    with code_trees(before) as trees:
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+        for _ in range(rounds):
+            for name, tree in trees.items():
+                row = audio_thread(tree, seconds, queued)
+                results[name].append(row)
+                print(json.dumps({"code": name, **row}))
     body = [f"Machine: {machine()}. `python -m bench.recognition --audio-thread` "
             f"({rounds} alternating rounds per code; each: `edge-node run` on {seconds:.0f} s of "
             f"the demo recording paced in real time, MQTT on to a local Mosquitto, starting "
@@ -265,13 +314,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audio-thread", action="store_true",
                         help="only the audio thread's per-hop cost with MQTT on")
-    parser.add_argument("--before", metavar="REV", help="with --audio-thread: also this code")
+    parser.add_argument("--before", metavar="REV",
+                        help="also run this git revision's code, beside this tree's")
     parser.add_argument("--queued", type=int, default=10000,
                         help="with --audio-thread: detections waiting when the node starts")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--windows", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=30.0, help="real-time streaming run")
     parser.add_argument("--runtimes", default="ai-edge-litert,tflite-runtime")
+    parser.add_argument("--sources", default="stdin,wav",
+                        help=f"how the streaming node gets its audio: {', '.join(SOURCES)}")
     parser.add_argument("--candidate", type=Path,
                         help="also run the streaming node with this model, beside the bundled one")
     args = parser.parse_args()
@@ -286,15 +338,17 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row))
     models = [DEFAULT_MODEL] + ([args.candidate] if args.candidate else [])
-    for runtime in args.runtimes.split(","):
-        for model in models:
-            node = streaming_node(args.seconds, runtime, model)
-            node["runtime"] = runtime
-            version = read_manifest(model).version
-            role = "bundled" if model == DEFAULT_MODEL else "candidate"
-            node["model"] = f"{role} {version}"
-            nodes.append(node)
-            print(json.dumps(node))
+    with code_trees(args.before) as trees:
+        for runtime in args.runtimes.split(","):
+            for model in models:
+                role = "bundled" if model == DEFAULT_MODEL else "candidate"
+                for source in args.sources.split(","):
+                    for code, tree in trees.items():
+                        node = streaming_node(args.seconds, runtime, model, source, tree)
+                        node.update(code=code, runtime=runtime,
+                                    model=f"{role} {read_manifest(model).version}")
+                        nodes.append(node)
+                        print(json.dumps(node))
     article_manifest = read_manifest(ARTICLE_MODEL)
     body = [
         f"Machine: {machine()}. `python -m bench.recognition` ({args.windows} windows per "
@@ -316,12 +370,16 @@ def main() -> None:
         body.append(f"| {r['runtime']} | {r['article_median_ms']:.2f} / {r['article_p95_ms']:.2f} "
                     f"| {r['ours_median_ms']:.3f} / {r['ours_p95_ms']:.3f} | "
                     f"{r['speedup_median']:.1f}x |")
-    body += ["", "Streaming node (`edge-node run --source wav:...`, real-time pacing, hop 100 ms):",
-             "", "| runtime | model | steady CPU (share of one core) | peak RSS | "
-             "TensorFlow imported |", "|---|---|---|---|---|"]
+    body += ["", "Streaming node (`edge-node run`, real-time pacing, hop 100 ms; peak RSS is the "
+             "node's VmHWM), its audio from " + "; ".join(
+                 f"{name}: {SOURCES[name]}" for name in args.sources.split(",")) + ":",
+             "", "| code | runtime | model | source | steady CPU (share of one core) | peak RSS | "
+             "scipy imported | TensorFlow imported |", "|---|---|---|---|---|---|---|---|"]
     for n in nodes:
-        body.append(f"| {n['runtime']} | {n['model']} | {100 * n['cpu_share']:.1f}% | "
-                    f"{n['max_rss_mb']:.0f} MB | {'yes' if n['tensorflow_imported'] else 'no'} |")
+        body.append(f"| {n['code']} | {n['runtime']} | {n['model']} | {n['source']} | "
+                    f"{100 * n['cpu_share']:.1f}% | {n['max_rss_mb']:.1f} MB | "
+                    f"{'yes' if n['scipy_imported'] else 'no'} | "
+                    f"{'yes' if n['tensorflow_imported'] else 'no'} |")
     write_section("recognition", "Recognition speed: article vs ours", "\n".join(body))
     print(f"max RSS of this benchmark process: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

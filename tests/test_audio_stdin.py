@@ -1,5 +1,6 @@
 """StdinSource fed through real pipes, as ``arecord ... | edge-node run --source stdin`` would."""
 
+import json
 import os
 import subprocess
 import sys
@@ -100,3 +101,20 @@ def test_real_stdin_of_a_process_via_the_factory(speech_wav: Path, tmp_path: Pat
     ref = read_wav_mono16k(speech_wav)
     assert len(y) >= len(ref)
     assert correlation(y[: len(ref)], ref) > 0.99
+
+
+def test_a_node_on_stdin_never_imports_scipy() -> None:
+    """scipy.io alone costs a Pi ~9 MB of RAM (issue 22): only reading or writing a file may
+    import it, never the live path of `arecord | edge-node run --source stdin`."""
+    probe = (
+        "import json, sys\n"
+        "from edge_node.cli import main\n"
+        "code = main(['run', '--source', 'stdin', '--display', 'none'])\n"
+        "print(json.dumps({'exit': code,\n"
+        "                  'scipy': sorted(m for m in sys.modules if m.startswith('scipy'))}))\n"
+    )
+    silence = np.zeros(16000, dtype=np.int16).tobytes()
+    done = subprocess.run([sys.executable, "-c", probe], input=silence, capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.decode().splitlines()[-1]) == {"exit": 0, "scipy": []}

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.io import wavfile
 
 from edge_node.audio.base import (
     DEFAULT_BLOCK_SAMPLES,
@@ -26,6 +25,8 @@ small file into hours of audio)."""
 
 def _load(path: str | Path) -> tuple[int, np.ndarray]:
     """The file's rate and samples, or AudioSourceError for a file that is not a sane WAV."""
+    from scipy.io import wavfile  # ~9 MB of RAM: only the nodes that read files pay for it
+
     try:
         rate, data = wavfile.read(str(path))
     except FileNotFoundError as e:
@@ -122,6 +123,8 @@ def read_wav_mono16k(
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     """Write float samples in [-1, 1] as 16-bit PCM (mono, or (n, channels) for several)."""
+    from scipy.io import wavfile  # ~9 MB of RAM, kept off the live microphone path
+
     x = np.asarray(samples, dtype=np.float64)
     pcm = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
     try:
