@@ -135,35 +135,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def recipe_of(args: argparse.Namespace) -> Recipe:
+    """`--recipe FILE` (or the shipped recipe) with the `--set KEY=VALUE` overrides applied;
+    ConfigError or ValueError says what is wrong with them."""
+    recipe = load(args.recipe) if args.recipe else Recipe()
+    if not args.set:
+        return recipe
+    return with_overrides(recipe, dict(parse_override(p) for p in args.set))
+
+
 def cmd_recipe(args: argparse.Namespace) -> int:
     """Print the shipped recipe (or a saved one, with overrides applied) as YAML."""
     try:
-        recipe = load(args.recipe) if args.recipe else Recipe()
-        recipe = _overridden(recipe, args.set)
+        sys.stdout.write(to_yaml(recipe_of(args)))
     except (ConfigError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    sys.stdout.write(to_yaml(recipe))
     return 0
-
-
-def _overridden(recipe: Recipe, pairs: list[str]) -> Recipe:
-    """The recipe with `--set KEY=VALUE` overrides applied."""
-    return with_overrides(recipe, dict(parse_override(p) for p in pairs)) if pairs else recipe
 
 
 def cmd_default(args: argparse.Namespace) -> int:
     """Make the model of a recipe (by default the shipped one: the node's bundled model)."""
     from training.experiments.recipe_run import run_recipe
+
     try:
-        recipe = load(args.recipe) if args.recipe else Recipe()
-        recipe = _overridden(recipe, args.set)
+        recipe = recipe_of(args)
     except (ConfigError, ValueError) as exc:
         log.error("%s", exc)
         return 2
     try:
         run_recipe(recipe, args.work, args.workers, args.install, args.benchmarks)
-    except FileNotFoundError as exc:
+    except FileNotFoundError as exc:  # the recorded data the recipe names is not there
         log.error("%s", exc)
         return 2
     return 0
