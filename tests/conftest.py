@@ -1,50 +1,11 @@
-"""Shared test helpers: offline speech synthesis and test recordings."""
+"""Fixtures shared by the test modules; the helpers they use live in tests/support."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
 import numpy as np
 import pytest
-from scipy.io import wavfile
-from scipy.signal import resample_poly
 
-from edge_node.audio.base import SAMPLE_RATE as RATE
-from edge_node.audio.wav import write_wav as save_wav
-
-
-def synthesise(text: str, engine: str, voice: str, out: Path) -> np.ndarray:
-    """Speech from a Debian TTS engine as 16 kHz mono float32."""
-    raw = out.with_suffix(".raw.wav")
-    if engine == "flite":
-        cmd = ["flite", "-voice", voice, "-t", text, "-o", str(raw)]
-    elif engine == "espeak":
-        cmd = ["espeak-ng", "-v", voice, "-w", str(raw), text]
-    else:
-        raise ValueError(engine)
-    if shutil.which(cmd[0]) is None:
-        pytest.skip(f"{cmd[0]} is not installed (scripts/bootstrap.sh dev installs it)")
-    subprocess.run(cmd, check=True, capture_output=True)
-    rate, data = wavfile.read(raw)
-    x = data.astype(np.float32) / 32768.0
-    if rate != RATE:
-        x = resample_poly(x, RATE, rate).astype(np.float32)
-    loud = np.flatnonzero(np.abs(x) > 0.02)
-    return x[loud[0] : loud[-1] + 1] if loud.size else x
-
-
-def write_wav(path: Path, x: np.ndarray, rate: int = RATE) -> Path:
-    """The node's own WAV writer, returning the path for convenience in fixtures."""
-    save_wav(path, x, rate)
-    return path
-
-
-def noise(seconds: float, dbfs: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(int(seconds * RATE)).astype(np.float32)
-    return x * np.float32(10 ** (dbfs / 20))
+from tests.support.audio_signals import RATE, noise, synthesise, write_wav
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +38,4 @@ def command_recording(speech, tmp_path_factory):
     audio += noise(audio.size / RATE, -60, 99)
     path = tmp_path_factory.mktemp("recording") / "commands.wav"
     return write_wav(path, audio), events
+

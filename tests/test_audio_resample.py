@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from audio_signals import speechlike, to_16k
 from scipy.signal import resample_poly
 
 from edge_node.audio import StreamingResampler
+from tests.support.audio_signals import speechlike, to_16k
 
 
 def _blockwise(resampler: StreamingResampler, x: np.ndarray, sizes: list[int]) -> np.ndarray:

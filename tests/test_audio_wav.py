@@ -7,10 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_signals import correlation, espeak_word, need_tool, speechlike, to_16k, write_pcm_wav
 from scipy.io import wavfile
 
 from edge_node.audio import AudioSourceError, WavSource, read_wav_mono16k, write_wav
+from tests.support.audio_signals import (
+    correlation,
+    espeak_word,
+    need_tool,
+    speechlike,
+    to_16k,
+    write_pcm_wav,
+)
 
 
 def _collect(source: WavSource) -> list[np.ndarray]:

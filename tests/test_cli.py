@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_node.config import DEFAULT_EXAMPLE
-from tests.conftest import noise, write_wav
+from tests.support.audio_signals import noise, write_wav
 from training.metrics import streaming_scores
 from training.vocab import COMMANDS
 

@@ -12,7 +12,6 @@ import pytest
 
 pytest.importorskip("adafruit_ssd1306", reason="the OLED tests need the pi extra")
 
-from fake_i2c import FakeI2C  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from edge_node.config import ConfigError, load_config  # noqa: E402
@@ -28,6 +27,7 @@ from edge_node.events import (  # noqa: E402
     SourceProblem,
     SourceRestored,
 )
+from tests.support.fake_i2c import FakeI2C  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "display"
 COMMAND_ROWS, BAR_ROW, METER_ROW = slice(13, 46), 51, 61
@@ -301,11 +301,10 @@ def status_line(image: Image.Image) -> bytes:
 def test_a_running_node_shows_no_broker_when_its_broker_goes_away(tmp_path):
     import subprocess
 
-    from node_process import NodeProcess
-
     from edge_node.display.render import ScreenState
     from edge_node.model import DEFAULT_MODEL, read_manifest
-    from tests.mqtt_broker import Broker
+    from tests.support.mqtt_broker import Broker
+    from tests.support.node_process import NodeProcess
 
     version = read_manifest(DEFAULT_MODEL).version
     expected = {up: status_line(render(ScreenState(connected=up, model_version=version)))

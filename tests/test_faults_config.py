@@ -13,12 +13,12 @@ import types
 import typing
 
 import pytest
-from audio_signals import REPO
-from node_process import NodeProcess
 
 from edge_node.config import DEFAULT_EXAMPLE, ConfigError, NodeConfig, load_config
 from edge_node.model import DEFAULT_MODEL
-from tests.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.audio_signals import REPO
+from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.node_process import NodeProcess
 
 
 def float_settings(cls: type = NodeConfig, prefix: str = "") -> list[str]:

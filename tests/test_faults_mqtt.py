@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from tests.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.mqtt_node import NodeProcess
+from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.mqtt_node import NodeProcess
 
 BASE = "kws/kitchen"
 CONFIGS = "homeassistant/+/kitchen/+/config"

@@ -16,10 +16,10 @@ from edge_node.ota.package import PackageError, build_package, load_private_key,
 from edge_node.ota.transfer import parse_offer
 from provisioning.broker import BrokerOptions
 from provisioning.push import Pusher
-from tests.mqtt_broker import Broker, Subscriber
-from tests.ota_node import OtaNode, node_config
-from tests.ota_packages import MANIFEST, good, make_keys
-from tests.small_fs import small_fs
+from tests.support.mqtt_broker import Broker, Subscriber
+from tests.support.ota_node import OtaNode, node_config
+from tests.support.ota_packages import MANIFEST, good, make_keys
+from tests.support.small_fs import small_fs
 
 REPO = DEFAULT_MODEL.parents[2]
 

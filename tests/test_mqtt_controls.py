@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tests.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.mqtt_node import NodeProcess
+from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.mqtt_node import NodeProcess
 
 BASE = "kws/kitchen"
 

@@ -9,8 +9,8 @@ import sys
 
 from edge_node import __version__
 from edge_node.mqtt.extension import THERMAL
-from tests.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.mqtt_node import REPO, NodeProcess
+from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.mqtt_node import REPO, NodeProcess
 
 PREFIX = "homeassistant"
 BASE = "kws/kitchen"

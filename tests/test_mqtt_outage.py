@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.mqtt_outage import run_outages
 from edge_node.model import DEFAULT_MODEL
+from tests.support.broker_outages import run_outages
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason=f"no {DEFAULT_MODEL}")
 

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from edge_node.model import DEFAULT_MODEL, Manifest
-from tests.conftest import noise, write_wav
-from tests.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.mqtt_node import REPO
+from tests.support.audio_signals import noise, write_wav
+from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.mqtt_node import REPO
 
 MODEL = Path(os.environ.get("KWS_TEST_MODEL", DEFAULT_MODEL))
 BASE = "kws/kitchen"

@@ -10,7 +10,7 @@ import pytest
 
 from edge_node.config import ConfigError, load_config
 from edge_node.mqtt.extension import finite
-from tests.mqtt_node import REPO
+from tests.support.mqtt_node import REPO
 
 
 def config_with(tmp_path, text: str, **overrides):

@@ -15,9 +15,9 @@ from edge_node.ota.install import ModelStore
 from provisioning.broker import BrokerOptions
 from provisioning.cli import main as fleet
 from provisioning.push import Pusher
-from tests.mqtt_broker import Broker, Subscriber
-from tests.ota_node import OtaNode, node_config
-from tests.ota_packages import bad_packages, good, make_keys
+from tests.support.mqtt_broker import Broker, Subscriber
+from tests.support.ota_node import OtaNode, node_config
+from tests.support.ota_packages import bad_packages, good, make_keys
 
 OLD = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["version"]
 NEW = f"{int(OLD.split('.')[0]) + 1}.0.0"

@@ -7,7 +7,7 @@ import pytest
 
 from edge_node.audio.base import AudioSourceError
 from edge_node.audio.wav import read_wav_mono16k, write_wav
-from tests.shared_data import mini_real_speech, mini_speech_commands
+from tests.support.shared_data import mini_real_speech, mini_speech_commands
 from training.audio_files import read_audio
 from training.augment import speech_span
 from training.dataset import (

@@ -11,10 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from audio_signals import REPO
-from fake_i2c import FakeI2C
-from node_process import sph0645_raw
-from test_audio_mic import ALSA_CONF
 
 from edge_node.display import DisplaySettings
 from edge_node.doctor import (
@@ -25,6 +21,10 @@ from edge_node.doctor import (
     check_oled,
 )
 from edge_node.model import DEFAULT_MODEL, read_manifest
+from tests.support.audio_signals import REPO
+from tests.support.fake_i2c import FakeI2C
+from tests.support.node_process import sph0645_raw
+from tests.support.vmic_capture import ALSA_CONF
 
 
 @pytest.fixture(scope="module")

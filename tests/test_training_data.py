@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import noise, write_wav
+from tests.support.audio_signals import noise, write_wav
 from training.dataset import (
     Clip,
     download_archive,

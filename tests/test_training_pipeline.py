@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge_node.model import Manifest, read_manifest
-from tests.shared_data import mini_real_speech, mini_speech_commands
+from tests.support.shared_data import mini_real_speech, mini_speech_commands
 from training.cli import build_parser
 from training.dataset import load_synthetic
 from training.metrics import accuracy_at_false_accepts, detection_at_false_accepts, recall_at
@@ -341,13 +341,13 @@ def test_reference_recogniser_scores_each_engine_beside_a_seeds_run(trained, see
 
 
 def test_reference_comparison_refuses_probabilities_saved_without_clip_paths(tmp_path):
-    from bench.reference_asr import compare_with_run
+    from training.seeds import compare_with_reference
 
     (tmp_path / "probs").mkdir()
     np.savez(tmp_path / "probs" / "espeak-seed1.npz", probs=np.eye(2), y=np.arange(2),
              labels=np.array(["lights", "_unknown_"]), voices=np.array(["espeak:a", "espeak:b"]))
     with pytest.raises(ValueError, match="saved without clip paths"):
-        compare_with_run(tmp_path, {})
+        compare_with_reference(tmp_path, {})
 
 
 def test_seed_comparison_is_seed_by_seed_and_refuses_other_files(tmp_path):

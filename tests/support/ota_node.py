@@ -12,8 +12,8 @@ import yaml
 
 from edge_node.audio.wav import read_wav_mono16k
 from edge_node.ota.install import REFERENCE_WAV
-from tests.mqtt_broker import Broker
-from tests.node_process import NodeProcess
+from tests.support.mqtt_broker import Broker
+from tests.support.node_process import NodeProcess
 
 AUDIO = (read_wav_mono16k(REFERENCE_WAV) * 32767).astype("<i2").tobytes()
 """The bundled recording as the stdin source reads it (16 kHz mono int16)."""
