@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
+from provisioning.broker import BrokerOptions
+from provisioning.push import Pusher
 from tests.support.audio_signals import RATE, noise, synthesise, write_wav
+from tests.support.mqtt_broker import Broker
+from tests.support.ota_packages import Keys, make_keys
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +45,25 @@ def command_recording(speech, tmp_path_factory):
     path = tmp_path_factory.mktemp("recording") / "commands.wav"
     return write_wav(path, audio), events
 
+
+@pytest.fixture(scope="module")
+def ota_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One anonymous Mosquitto for a module's OTA tests (they use distinct node ids, so they do
+    not hear each other): a broker per test would add its start-up to every slow test."""
+    broker = Broker(tmp_path_factory.mktemp("broker")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def ota_keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    """The fleet owner's signing key pair for a module's OTA packages."""
+    return make_keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture
+def ota_pusher(ota_broker: Broker) -> Iterator[Pusher]:
+    """The real fleet pusher (`kws-fleet push-model`'s engine) on the OTA broker."""
+    pusher = Pusher(BrokerOptions("127.0.0.1", ota_broker.port, username=""))
+    yield pusher
+    pusher.close()
