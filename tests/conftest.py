@@ -14,6 +14,12 @@ from tests.support.mqtt_broker import Broker
 from tests.support.ota_packages import Keys, make_keys
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-docs-images", action="store_true",
+                     help="rewrite docs/display/*.png from the screens tests/test_display.py "
+                          "draws, instead of comparing the screens with them")
+
+
 @pytest.fixture(scope="session")
 def speech(tmp_path_factory):
     """speech(text, engine="flite", voice="slt") -> cached 16 kHz waveform."""
