@@ -12,6 +12,9 @@ from provisioning.push import Pusher
 from tests.support.audio_signals import RATE, noise, synthesise, write_wav
 from tests.support.mqtt_broker import Broker
 from tests.support.ota_packages import Keys, make_keys
+from tests.support.tiers import pytest_collection_modifyitems  # noqa: F401 (the tier check)
+
+pytest_plugins = ("pytester",)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -14,7 +14,10 @@ from training.synthesis import SAMPLE_RATE, ClipSpec, render_clips
 from training.tts_engines import ENGINES, make_voices
 from training.vocab import COMMANDS, SENTENCES, UNKNOWN_WORDS
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing"),
+]
 
 
 def _need_accents() -> None:

@@ -8,6 +8,8 @@ from edge_node.audio import PcmConverter, Reblocker, choose_channel
 from edge_node.audio.base import scale_pcm
 from tests.support.audio_signals import speechlike, to_16k
 
+pytestmark = pytest.mark.unit
+
 
 def _convert_all(conv: PcmConverter, chunks: list) -> np.ndarray:
     return np.concatenate([conv.convert(c) for c in chunks] + [conv.flush()])

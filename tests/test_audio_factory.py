@@ -8,6 +8,8 @@ import pytest
 from edge_node.audio import AudioSettings, StdinSource, WavSource, open_source
 from tests.support.audio_signals import speechlike, write_pcm_wav
 
+pytestmark = pytest.mark.unit
+
 
 def test_wav_spec(tmp_path: Path) -> None:
     path = tmp_path / "cmd.wav"

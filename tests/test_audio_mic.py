@@ -19,6 +19,8 @@ from edge_node.audio import AudioSourceError, MicSource, WavSource, record, writ
 from tests.support.audio_signals import REPO, best_correlation, espeak_word, need_tool, speechlike
 from tests.support.vmic_capture import ALSA_CONF
 
+pytestmark = pytest.mark.integration
+
 pytest.importorskip("pyaudio", reason="the microphone path needs PyAudio")
 
 STARTUP_S, LEAD_S, TAIL_S = 1.0, 0.2, 0.5

@@ -9,6 +9,8 @@ from scipy.signal import resample_poly
 from edge_node.audio import StreamingResampler
 from tests.support.audio_signals import speechlike, to_16k
 
+pytestmark = pytest.mark.unit
+
 
 def _blockwise(resampler: StreamingResampler, x: np.ndarray, sizes: list[int]) -> np.ndarray:
     out, pos = [], 0

@@ -12,6 +12,8 @@ from scipy.io import wavfile
 from edge_node.audio import PcmConverter, StdinSource, read_wav_mono16k
 from tests.support.audio_signals import REPO, correlation, espeak_word, need_tool, speechlike
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture()
 def speech_wav(tmp_path: Path) -> Path:

@@ -22,6 +22,7 @@ def scores(recall: float, per_hour: float) -> dict:
             "commands": 10, "recall_per_command": {}}
 
 
+@pytest.mark.unit
 def test_recall_is_interpolated_along_the_trade_off_curve_and_never_extrapolated():
     rows = [(0.4, scores(0.9, 40.0)), (0.5, scores(0.8, 20.0)), (0.6, scores(0.6, 10.0))]
     assert recall_at(rows, 20.0) == pytest.approx(0.8)
@@ -32,6 +33,7 @@ def test_recall_is_interpolated_along_the_trade_off_curve_and_never_extrapolated
     assert recall_at([(0.6, scores(0.5, 10.0)), (0.7, scores(0.4, 10.0))], 10.0) == 0.5
 
 
+@pytest.mark.unit
 def test_comparison_reads_the_candidate_at_the_bundled_models_rates():
     bundled = [(0.5, scores(0.9, 16.0)), (0.6, scores(0.87, 6.0))]
     candidate = [(0.3, scores(0.95, 34.0)), (0.4, scores(0.91, 20.0)), (0.5, scores(0.81, 10.0))]
@@ -41,6 +43,7 @@ def test_comparison_reads_the_candidate_at_the_bundled_models_rates():
     assert "| 0.60 | 6 | 87.0% | n/a | n/a |" in table  # below the candidate's sweep
 
 
+@pytest.mark.integration
 def test_candidate_run_on_the_bundled_recording_writes_a_section(tmp_path):
     """End to end through the node's detector: the bundled model as its own candidate must come
     out equal at every operating point."""

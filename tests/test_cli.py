@@ -12,6 +12,8 @@ from tests.support.audio_signals import noise, write_wav
 from training.metrics import streaming_scores
 from training.vocab import COMMANDS
 
+pytestmark = pytest.mark.integration
+
 
 def edge_node(*args, **kwargs):
     return subprocess.run([sys.executable, "-m", "edge_node", *args], capture_output=True,

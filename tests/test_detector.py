@@ -9,6 +9,8 @@ from edge_node.detector import Detector, DetectorSettings
 from edge_node.model import DEFAULT_MODEL, Model
 from tests.support.audio_signals import RATE, noise
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def model():

@@ -93,6 +93,7 @@ def docs_picture(request: pytest.FixtureRequest) -> Callable[[FakeI2C, str], Non
     return check
 
 
+@pytest.mark.unit
 def test_the_panel_receives_exactly_the_rendered_image(docs_picture):
     display, bus, _, hub = make(connected=True, level_dbfs=-30.0)
     heard(hub, "stop", 0.87)
@@ -102,6 +103,7 @@ def test_the_panel_receives_exactly_the_rendered_image(docs_picture):
     docs_picture(bus, "command")
 
 
+@pytest.mark.unit
 def test_each_command_is_drawn_large_and_differently():
     shown = {}
     for label in ("stop", "go", "left", "yes"):
@@ -117,6 +119,7 @@ def test_each_command_is_drawn_large_and_differently():
             assert (shown[a] != shown[b]).sum() > 100, f"{a} and {b} look alike"
 
 
+@pytest.mark.unit
 def test_confidence_bar_length_is_proportional():
     lengths = {}
     for confidence in (0.2, 0.5, 1.0):
@@ -129,6 +132,7 @@ def test_confidence_bar_length_is_proportional():
         assert abs(lengths[confidence] - confidence * lengths[1.0]) <= 1
 
 
+@pytest.mark.unit
 def test_status_icons_show_broker_and_muted_states(docs_picture):
     icons = {}
     for connected in (True, False, None):
@@ -152,6 +156,7 @@ def test_status_icons_show_broker_and_muted_states(docs_picture):
     assert (mics[True] != mics[False]).sum() > 5
 
 
+@pytest.mark.unit
 def test_level_meter_follows_the_audio_level():
     levels = {}
     for dbfs in (-60.0, -35.0, -10.0):
@@ -161,6 +166,7 @@ def test_level_meter_follows_the_audio_level():
     assert 0 < levels[-60.0] < levels[-35.0] < levels[-10.0] < 128
 
 
+@pytest.mark.unit
 def test_source_problem_shows_an_error_screen_until_restored(docs_picture):
     display, bus, _, hub = make(connected=True)
     heard(hub, "left", 0.8)
@@ -179,6 +185,7 @@ def test_source_problem_shows_an_error_screen_until_restored(docs_picture):
     assert (pixels(bus) == main_screen).all()
 
 
+@pytest.mark.unit
 def test_a_node_problem_is_shown_until_it_is_over():
     """The detection queue's disk full (or a duplicate node_id) reaches the screen."""
     display, bus, _, hub = make(connected=True)
@@ -194,6 +201,7 @@ def test_a_node_problem_is_shown_until_it_is_over():
     assert (pixels(bus) == main_screen).all()
 
 
+@pytest.mark.unit
 def test_ota_progress_is_shown_over_everything(docs_picture):
     display, bus, _, _ = make(connected=True)
     display.show_progress("Updating model 1.5.0", 40)
@@ -208,6 +216,7 @@ def test_ota_progress_is_shown_over_everything(docs_picture):
     assert pixels(bus)[46, 2:126].sum() == 0
 
 
+@pytest.mark.unit
 def test_screen_dims_then_blanks_when_idle_and_wakes_on_a_command(docs_picture):
     settings = DisplaySettings(dim_after_s=30, blank_after_s=120)
     display, bus, clock, hub = make(settings, level_dbfs=-30.0)
@@ -231,6 +240,7 @@ def test_screen_dims_then_blanks_when_idle_and_wakes_on_a_command(docs_picture):
     assert bus.powered() and bus.contrast() == 0xCF and pixels(bus)[COMMAND_ROWS].any()
 
 
+@pytest.mark.unit
 def test_rendering_is_rate_limited_and_off_the_publishing_thread():
     settings = DisplaySettings(max_fps=5)
     bus, hub = FakeI2C(), EventHub()
@@ -258,6 +268,7 @@ def test_rendering_is_rate_limited_and_off_the_publishing_thread():
     assert not bus.powered(), "stop() switches the panel off"
 
 
+@pytest.mark.unit
 def test_no_oled_at_the_address_is_reported_and_the_node_runs_on(caplog):
     with pytest.raises(DisplayUnavailable, match="0x3d"):
         OledBackend(FakeI2C(address=0x3C), address=0x3D)
@@ -267,6 +278,7 @@ def test_no_oled_at_the_address_is_reported_and_the_node_runs_on(caplog):
     assert len(said) == 1
 
 
+@pytest.mark.unit
 def test_a_display_failing_mid_run_is_dropped_once(caplog):
     display, bus, _, hub = make()
     display.refresh()
@@ -278,6 +290,7 @@ def test_a_display_failing_mid_run_is_dropped_once(caplog):
     assert len([r for r in caplog.records if "display stopped working" in r.getMessage()]) == 1
 
 
+@pytest.mark.unit
 def test_png_backend_writes_the_same_screen(tmp_path):
     hub = EventHub()
     settings = DisplaySettings(backend=f"png:{tmp_path / 'screen'}", max_fps=10)
@@ -302,6 +315,7 @@ def _png_matches(tmp_path: Path, display: Display) -> bool:
     return shown.tobytes() == render(display.state).tobytes()
 
 
+@pytest.mark.unit
 def test_display_section_of_node_yaml(tmp_path):
     path = tmp_path / "node.yaml"
     path.write_text("display:\n  backend: png:/tmp/x\n  i2c_address: 0x3d\n  dim_after_s: 10\n")
@@ -315,6 +329,7 @@ def test_display_section_of_node_yaml(tmp_path):
             load_config(path)
 
 
+@pytest.mark.unit
 def test_an_unusable_png_directory_means_no_display(tmp_path, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -328,6 +343,7 @@ def status_line(image: Image.Image) -> bytes:
     return image.convert("1").crop((0, 0, image.width, 11)).tobytes()
 
 
+@pytest.mark.integration
 def test_a_running_node_shows_no_broker_when_its_broker_goes_away(tmp_path):
     import subprocess
 

@@ -18,6 +18,8 @@ from edge_node.model import DEFAULT_MODEL, Model
 from tests.support.node_process import NodeProcess, sph0645_raw
 from tests.support.vmic_capture import ALSA_CONF
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def model_path() -> Path:

@@ -18,6 +18,8 @@ from edge_node.model import DEFAULT_MODEL
 from tests.support.audio_signals import REPO
 from tests.support.node_process import NodeProcess
 
+pytestmark = pytest.mark.integration
+
 
 def float32_stream(path, poison: dict[float, float]) -> bytes:
     """The recording as float32 PCM, with `value` written at each time `t` (seconds)."""

@@ -16,6 +16,8 @@ from provisioning.inventory import InventoryError
 from tests.support.fleet_helpers import INVENTORY, kws_fleet, render_fleet
 from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
 
+pytestmark = pytest.mark.integration
+
 NUMBERS = ["Infinity", "-Infinity", "NaN", "1e999", "-1e999", str(10 ** 400), "1e308",
            "true", "null", '"12"', "[]", "{}", "-0"]
 FIELDS = {"status": ["latency_ms", "uptime_s", "model_name", "model_version", "group",

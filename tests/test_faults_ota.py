@@ -19,6 +19,8 @@ from tests.support.ota_node import OtaNode, model_status, node_config
 from tests.support.ota_packages import MANIFEST, good, make_keys
 from tests.support.small_fs import small_fs
 
+pytestmark = pytest.mark.integration
+
 REPO = DEFAULT_MODEL.parents[2]
 
 

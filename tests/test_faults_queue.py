@@ -17,6 +17,8 @@ from tests.support.mqtt_broker import Broker, Subscriber, broker  # noqa: F401
 from tests.support.mqtt_node import NodeProcess
 from tests.support.small_fs import ext4_fs, fail_to_read_only, fill, small_fs
 
+pytestmark = pytest.mark.integration
+
 BASE = "kws/kitchen"
 
 

@@ -17,6 +17,8 @@ from provisioning.acl import node_patterns
 from tests.support.fleet_helpers import fleet_broker, passwords, render_fleet
 from tests.support.mqtt_node import REPO
 
+pytestmark = pytest.mark.integration
+
 ALLOWED = {"Success", "No matching subscribers"}
 DENIED = "Not authorized"
 

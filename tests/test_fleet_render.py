@@ -18,6 +18,8 @@ from provisioning.inventory import InventoryError, load_inventory
 from provisioning.render import render
 from tests.support.fleet_helpers import INVENTORY, kws_fleet, passwords, render_fleet
 
+pytestmark = pytest.mark.integration
+
 
 def mode(path) -> int:
     return stat.S_IMODE(path.stat().st_mode)

@@ -17,6 +17,8 @@ from tests.support.fleet_helpers import fleet_broker, kws_fleet, passwords, rend
 from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
 from tests.support.mqtt_node import NodeProcess
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def fleet(tmp_path):

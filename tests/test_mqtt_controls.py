@@ -10,6 +10,8 @@ import pytest
 from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
 from tests.support.mqtt_node import NodeProcess
 
+pytestmark = pytest.mark.integration
+
 BASE = "kws/kitchen"
 
 ROUND_TRIPS = [

@@ -15,6 +15,8 @@ from edge_node.config import DEFAULT_EXAMPLE
 from tests.support.mqtt_broker import Broker, Subscriber, broker  # noqa: F401
 from tests.support.mqtt_node import NodeProcess
 
+pytestmark = pytest.mark.integration
+
 BASE = "kws/kitchen"
 COMMANDS = ["stop", "go", "left", "yes"]
 

@@ -16,6 +16,8 @@ from edge_node.mqtt import discovery
 from edge_node.mqtt.discovery import NodeInfo
 from tests.support.mqtt_node import REPO
 
+pytestmark = pytest.mark.unit
+
 HA = REPO / "ha_config"
 INFO = NodeInfo(node_id="kitchen", name="Kitchen", base="kws/kitchen", prefix="homeassistant",
                 model_name="m", model_version="1", labels=("stop", "go", "left", "yes"),

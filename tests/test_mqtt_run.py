@@ -21,7 +21,10 @@ from tests.support.mqtt_node import REPO
 MODEL = Path(os.environ.get("KWS_TEST_MODEL", DEFAULT_MODEL))
 BASE = "kws/kitchen"
 
-pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason=f"no model at {MODEL}")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not MODEL.is_file(), reason=f"no model at {MODEL}"),
+]
 
 
 def test_run_on_a_wav_publishes_each_spoken_command(broker, tmp_path,  # noqa: F811

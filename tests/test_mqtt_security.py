@@ -17,6 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.support.mqtt_broker import Broker, Subscriber
 from tests.support.mqtt_node import REPO, NodeProcess
 
+pytestmark = pytest.mark.integration
+
 HA_MOSQUITTO = REPO / "ha_config" / "mosquitto"
 USERS = {"homeassistant": "ha-secret", "kitchen": "kitchen-secret", "garage": "garage-secret"}
 

@@ -17,6 +17,8 @@ from tests.support.mqtt_broker import Subscriber
 from tests.support.ota_node import OtaNode, model_status, node_config
 from tests.support.ota_packages import bad_packages, good
 
+pytestmark = pytest.mark.integration
+
 OLD = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["version"]
 NEW = f"{int(OLD.split('.')[0]) + 1}.0.0"
 """A version newer than the bundled model's."""

@@ -14,6 +14,8 @@ from edge_node.ota.transfer import parse_offer
 from provisioning.cli import main
 from tests.support.ota_packages import MANIFEST, bad_packages, make_keys
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):

@@ -22,6 +22,8 @@ from training.real_speech import load_corpus, split_corpus, talk_windows
 from training.stream_people import make_people_recording, make_talk_recording
 from training.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
 
+pytestmark = pytest.mark.unit
+
 
 def test_flac_reads_exactly_as_the_same_clip_stored_as_wav(tmp_path):
     soundfile = pytest.importorskip("soundfile")

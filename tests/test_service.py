@@ -19,6 +19,8 @@ from edge_node.service import Notifier, config_changes
 from tests.support.audio_signals import REPO
 from tests.support.node_process import NodeProcess
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def model():

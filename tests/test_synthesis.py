@@ -26,6 +26,8 @@ from training.vocab import (
     unknown_material,
 )
 
+pytestmark = pytest.mark.integration
+
 ENGINE_NAMES = tuple(ENGINES)
 
 

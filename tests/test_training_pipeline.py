@@ -22,6 +22,8 @@ from training.report import benchmark_summary
 from training.seeds import STREAM_THRESHOLDS
 from training.tts_engines import ENGINES
 
+pytestmark = pytest.mark.training
+
 WORDS = "lights,music"
 TRAIN_ARGS = ("--words", WORDS, "--epochs", "15", "--copies", "6", "--batch-size", "32",
               "--no-loeo", "--seed", "5")
