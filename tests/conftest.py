@@ -18,6 +18,7 @@ pytest_plugins = ("pytester",)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """--update-docs-images: redrawing the committed screen pictures is a deliberate act."""
     parser.addoption("--update-docs-images", action="store_true",
                      help="rewrite docs/display/*.png from the screens tests/test_display.py "
                           "draws, instead of comparing the screens with them")
