@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from bench.mqtt_common import TimedSubscriber
 from edge_node.detector import DetectorSettings
 from edge_node.events import EventHub, ModelInstalled
 from edge_node.model import DEFAULT_MODEL, Model, read_manifest
@@ -37,7 +36,8 @@ from edge_node.ota.settings import OtaSettings
 from provisioning.broker import BrokerOptions
 from provisioning.keys import keygen
 from provisioning.push import Pusher, scope_for
-from tests.mqtt_broker import Broker
+from tests.support.mqtt_broker import Broker
+from tests.support.real_node import TimedSubscriber
 from training.evaluation.benchmarks import machine, write_section
 
 ARTICLE = DEFAULT_MODEL.parent / "article_cnn.tflite"

@@ -1,6 +1,6 @@
 """Simulated nodes for bench.fleet_status: each is a node as `edge_node.node.build_node`
 builds it (connection with last will, discovery, controls, status, disk queue, OTA) around
-the scripted agent of tests/mqtt_node, so they publish exactly what a real node publishes,
+the scripted agent of tests/support/mqtt_node, so they publish exactly what a real node publishes,
 through the same code.
 
 `python -m bench.fleet_sim PORT PASSWORDS.yaml FIRST COUNT STATE_DIR`; stdin lines:
@@ -22,7 +22,7 @@ from edge_node.config import NodeConfig, build
 from edge_node.events import Status
 from edge_node.mqtt.client import MqttConnection
 from edge_node.node import Node, build_node
-from tests.mqtt_node import ScriptedAgent
+from tests.support.mqtt_node import ScriptedAgent
 
 LABELS = ["stop", "go", "left", "right", "_unknown_", "_silence_"]
 

@@ -40,8 +40,8 @@ from provisioning.broker import BrokerOptions
 from provisioning.inventory import load_inventory
 from provisioning.render import render
 from provisioning.status import FleetStatus, NodeState
-from tests.fleet_helpers import fleet_broker
-from tests.mqtt_node import REPO
+from tests.support.fleet_helpers import fleet_broker
+from tests.support.mqtt_node import REPO
 from training.evaluation.benchmarks import machine, write_section
 
 

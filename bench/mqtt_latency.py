@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.mqtt_common import RealNode, TimedSubscriber, build_recording, match
-from tests.mqtt_broker import Broker
+from tests.support.mqtt_broker import Broker
+from tests.support.real_node import RealNode, TimedSubscriber, build_recording, match
 from training.evaluation.benchmarks import machine, write_section
 
 TOPIC = "kws/bench/detection"

@@ -228,7 +228,7 @@ def audio_thread(tree: Path, seconds: float, queued: int) -> dict[str, Any]:
     paced in real time, MQTT to a real Mosquitto, starting with `queued` detections to re-send:
     each hop's time in the audio loop, and each `Detected` event's time with its subscribers
     (stdout, MQTT: what a new detection waits for on the audio thread)."""
-    from tests.mqtt_broker import Broker
+    from tests.support.mqtt_broker import Broker
 
     example = read_wav_mono16k(DEFAULT_EXAMPLE)
     audio = np.tile(example, int(np.ceil(seconds * 16000 / example.size)))

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from edge_node.audio.wav import read_wav_mono16k
-from edge_node.model import Manifest
 from training.data.dataset import load_synthetic
 from training.evaluation.benchmarks import machine, write_section
 from training.evaluation.breakdown import breakdown, format_breakdown, voice_records
+from training.experiments.seeds import compare_with_reference
 
 
 def command_words(data: Path) -> list[str]:
@@ -61,40 +61,6 @@ def recognise(paths: Sequence[Path], words: Sequence[str]) -> list[str]:
         heard.append(hypothesis.hypstr.strip() if hypothesis and hypothesis.hypstr.strip()
                      else NOTHING)
     return heard
-
-
-def compare_with_run(run: Path, reference: dict[str, bool]) -> dict[str, dict[str, Any]]:
-    """Our held-out scores on the clips the reference heard, from a `--seeds` run's saved
-    probabilities: {engine: {closed_set, all_labels (per seed), right_when_reference_right,
-    right_when_reference_wrong (over all seeds), clips}}."""
-    found: dict[str, dict[str, Any]] = {}
-    for path in sorted((run / "probs").glob("*-seed*.npz")):
-        engine = path.stem.rsplit("-seed", 1)[0]
-        saved = np.load(path)
-        if "paths" not in saved:
-            raise ValueError(f"{path}: saved without clip paths (before 2026-11-25); run the "
-                             "`--seeds` run again")
-        labels = [str(label) for label in saved["labels"]]
-        commands = np.array([Manifest.is_command(label) for label in labels])
-        keep = np.array([commands[y] and str(p) in reference
-                         for y, p in zip(saved["y"], saved["paths"], strict=True)], dtype=bool)
-        if not keep.any():
-            continue
-        probs, y = saved["probs"][keep], saved["y"][keep]
-        ours_all = probs.argmax(axis=1) == y
-        ours_closed = np.where(commands, probs, -1.0).argmax(axis=1) == y
-        theirs = np.array([reference[str(p)] for p in saved["paths"][keep]])
-        entry = found.setdefault(engine, {"closed_set": [], "all_labels": [], "when_right": [],
-                                          "when_wrong": [], "clips": int(keep.sum())})
-        entry["closed_set"].append(float(ours_closed.mean()))
-        entry["all_labels"].append(float(ours_all.mean()))
-        entry["when_right"].extend(ours_all[theirs].tolist())
-        entry["when_wrong"].extend(ours_all[~theirs].tolist())
-    for entry in found.values():
-        right, wrong = entry.pop("when_right"), entry.pop("when_wrong")
-        entry["right_when_reference_right"] = float(np.mean(right)) if right else None
-        entry["right_when_reference_wrong"] = float(np.mean(wrong)) if wrong else None
-    return found
 
 
 def format_comparison(reference: dict[str, Any], ours: dict[str, dict[str, Any]]) -> str:
@@ -132,7 +98,8 @@ def main() -> None:
     if args.seeds_run:
         right = {str(Path(c.path).resolve()): h == c.label
                  for c, h in zip(clips, heard, strict=True)}
-        text += "\n\n" + format_comparison(per_engine, compare_with_run(args.seeds_run, right))
+        ours = compare_with_reference(args.seeds_run, right)
+        text += "\n\n" + format_comparison(per_engine, ours)
     print(text)
     if args.no_write:
         return

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bench.mqtt_common import REPO, TimedSubscriber, Word, build_recording
 from edge_node.audio.wav import read_wav_mono16k
 from edge_node.model import DEFAULT_MODEL
-from tests.mqtt_broker import Broker, Subscriber
-from tests.small_fs import fill, small_fs
+from tests.support.mqtt_broker import Broker, Subscriber
+from tests.support.real_node import REPO, TimedSubscriber, Word, build_recording
+from tests.support.small_fs import fill, small_fs
 from training.evaluation.benchmarks import machine, write_section
 
 NODE = "soak"

@@ -30,6 +30,7 @@ from training.data.vocab import COMMANDS, near_misses, plain_words
 from training.evaluation.benchmarks import BENCHMARKS, machine, write_section
 from training.evaluation.metrics import recall_at, streaming_scores
 from training.evaluation.node_eval import node_sweep
+from training.evaluation.report import candidate_comparison_table, pct
 
 Sweep = list[tuple[float, dict[str, Any]]]
 """(threshold, streaming scores) per threshold, in the order swept."""
@@ -46,10 +47,6 @@ def sweep(model: Path, recording: Path, thresholds: Sequence[float]) -> Sweep:
                           "threshold": threshold,
                           **{k: v for k, v in scores.items() if k != "false_examples"}}))
     return rows
-
-
-def pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 TARGET_RATES = (2.0, 5.0, 10.0, 20.0)
@@ -72,19 +69,6 @@ def threshold_table(rows: Sweep) -> list[str]:
     rates = ", ".join(f"{pct(recall_at(rows, rate))} at {rate:g}" for rate in TARGET_RATES)
     lines += ["", f"Recall at a given number of false activations per hour (interpolated along "
                   f"the sweep; n/a: outside it): {rates}."]
-    return lines
-
-
-def comparison_table(bundled: Sweep, candidate: Sweep) -> list[str]:
-    """At each of the bundled model's operating points: both recalls at its false-activation
-    rate (the candidate's interpolated), and the difference."""
-    lines = ["| bundled threshold | false activations per hour | bundled recall | "
-             "candidate recall at that rate | difference (points) |", "|---|---|---|---|---|"]
-    for threshold, s in bundled:
-        fa, mine = s["false_activations_per_hour"], s["recall"]
-        theirs = recall_at(candidate, fa)
-        diff = "n/a" if theirs is None else f"{100 * (theirs - mine):+.1f}"
-        lines.append(f"| {threshold:.2f} | {fa:.0f} | {pct(mine)} | {pct(theirs)} | {diff} |")
     return lines
 
 
@@ -144,7 +128,7 @@ def main() -> None:
             "false-activation rates."]
     for recording, rows in sweeps.items():
         other = sweep(args.candidate, recording, candidate_thresholds)
-        body += ["", describe(recording) + ":", "", *comparison_table(rows, other), "",
+        body += ["", describe(recording) + ":", "", *candidate_comparison_table(rows, other), "",
                  "Candidate sweep:", "", *threshold_table(other)]
     text = "\n".join(body)
     print(text)

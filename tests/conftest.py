@@ -1,50 +1,27 @@
-"""Shared test helpers: offline speech synthesis and test recordings."""
+"""Fixtures shared by the test modules; the helpers they use live in tests/support."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from scipy.io import wavfile
-from scipy.signal import resample_poly
 
-from edge_node.audio.base import SAMPLE_RATE as RATE
-from edge_node.audio.wav import write_wav as save_wav
+from provisioning.broker import BrokerOptions
+from provisioning.push import Pusher
+from tests.support.audio_signals import RATE, noise, synthesise, write_wav
+from tests.support.mqtt_broker import Broker
+from tests.support.ota_packages import Keys, make_keys
+from tests.support.tiers import pytest_collection_modifyitems  # noqa: F401 (the tier check)
 
-
-def synthesise(text: str, engine: str, voice: str, out: Path) -> np.ndarray:
-    """Speech from a Debian TTS engine as 16 kHz mono float32."""
-    raw = out.with_suffix(".raw.wav")
-    if engine == "flite":
-        cmd = ["flite", "-voice", voice, "-t", text, "-o", str(raw)]
-    elif engine == "espeak":
-        cmd = ["espeak-ng", "-v", voice, "-w", str(raw), text]
-    else:
-        raise ValueError(engine)
-    if shutil.which(cmd[0]) is None:
-        pytest.skip(f"{cmd[0]} is not installed (scripts/bootstrap.sh dev installs it)")
-    subprocess.run(cmd, check=True, capture_output=True)
-    rate, data = wavfile.read(raw)
-    x = data.astype(np.float32) / 32768.0
-    if rate != RATE:
-        x = resample_poly(x, RATE, rate).astype(np.float32)
-    loud = np.flatnonzero(np.abs(x) > 0.02)
-    return x[loud[0] : loud[-1] + 1] if loud.size else x
+pytest_plugins = ("pytester",)
 
 
-def write_wav(path: Path, x: np.ndarray, rate: int = RATE) -> Path:
-    """The node's own WAV writer, returning the path for convenience in fixtures."""
-    save_wav(path, x, rate)
-    return path
-
-
-def noise(seconds: float, dbfs: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(int(seconds * RATE)).astype(np.float32)
-    return x * np.float32(10 ** (dbfs / 20))
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--update-docs-images: redrawing the committed screen pictures is a deliberate act."""
+    parser.addoption("--update-docs-images", action="store_true",
+                     help="rewrite docs/display/*.png from the screens tests/test_display.py "
+                          "draws, instead of comparing the screens with them")
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +54,26 @@ def command_recording(speech, tmp_path_factory):
     audio += noise(audio.size / RATE, -60, 99)
     path = tmp_path_factory.mktemp("recording") / "commands.wav"
     return write_wav(path, audio), events
+
+
+@pytest.fixture(scope="module")
+def ota_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One anonymous Mosquitto for a module's OTA tests (they use distinct node ids, so they do
+    not hear each other): a broker per test would add its start-up to every slow test."""
+    broker = Broker(tmp_path_factory.mktemp("broker")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def ota_keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    """The fleet owner's signing key pair for a module's OTA packages."""
+    return make_keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture
+def ota_pusher(ota_broker: Broker) -> Iterator[Pusher]:
+    """The real fleet pusher (`kws-fleet push-model`'s engine) on the OTA broker."""
+    pusher = Pusher(BrokerOptions("127.0.0.1", ota_broker.port, username=""))
+    yield pusher
+    pusher.close()

@@ -14,7 +14,10 @@ from training.tts.accents import ACCENTS, english_phonemes, respell
 from training.tts.engines import ENGINES, make_voices
 from training.tts.synthesis import SAMPLE_RATE, ClipSpec, render_clips
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing"),
+]
 
 
 def _need_accents() -> None:

@@ -2,11 +2,13 @@
 
 import numpy as np
 import pytest
-from audio_signals import speechlike, to_16k
 from scipy.signal import butter, lfilter
 
 from edge_node.audio import PcmConverter, Reblocker, choose_channel
 from edge_node.audio.base import scale_pcm
+from tests.support.audio_signals import speechlike, to_16k
+
+pytestmark = pytest.mark.unit
 
 
 def _convert_all(conv: PcmConverter, chunks: list) -> np.ndarray:

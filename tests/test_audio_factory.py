@@ -4,9 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_signals import speechlike, write_pcm_wav
 
 from edge_node.audio import AudioSettings, StdinSource, WavSource, open_source
+from tests.support.audio_signals import speechlike, write_pcm_wav
+
+pytestmark = pytest.mark.unit
 
 
 def test_wav_spec(tmp_path: Path) -> None:

@@ -13,17 +13,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from audio_signals import REPO, best_correlation, espeak_word, need_tool, speechlike
 from scipy.io import wavfile
 
 from edge_node.audio import AudioSourceError, MicSource, WavSource, record, write_wav
+from tests.support.audio_signals import REPO, best_correlation, espeak_word, need_tool, speechlike
+from tests.support.vmic_capture import ALSA_CONF
+
+pytestmark = pytest.mark.integration
 
 pytest.importorskip("pyaudio", reason="the microphone path needs PyAudio")
 
-ALSA_CONF = """pcm.vmic { type file  slave.pcm { type null }  file "/dev/null"
-           infile { @func getenv vars [ VMIC_FILE ] default "/nonexistent.raw" }  format "raw" }
-pcm.!default "vmic"
-"""
 STARTUP_S, LEAD_S, TAIL_S = 1.0, 0.2, 0.5
 SPEECH_PEAK, DC, CLICK = 0.01, 0.02, 0.8
 
@@ -46,7 +45,8 @@ def sph0645_raw(tmp: Path, speech: np.ndarray, data_ch: int, rate: int, bits: in
 
 
 def run_child(tmp: Path, mode: str, vmic_file: Path | str, **params: Any) -> dict[str, Any]:
-    """Run tests/vmic_capture.py with the virtual microphone configured in its environment."""
+    """Run tests/support/vmic_capture.py with the virtual microphone configured in its
+    environment."""
     conf = tmp / "asound.conf"
     conf.write_text(ALSA_CONF)
     result = tmp / f"{mode}_result.json"
@@ -56,7 +56,8 @@ def run_child(tmp: Path, mode: str, vmic_file: Path | str, **params: Any) -> dic
         "VMIC_FILE": str(vmic_file),
         "PYTHONPATH": str(REPO),
     }
-    cmd = [sys.executable, str(REPO / "tests" / "vmic_capture.py"), mode, json.dumps(params)]
+    child = REPO / "tests" / "support" / "vmic_capture.py"
+    cmd = [sys.executable, str(child), mode, json.dumps(params)]
     proc = subprocess.run([*cmd, str(result)], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(result.read_text())

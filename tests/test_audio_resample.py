@@ -4,10 +4,12 @@ import math
 
 import numpy as np
 import pytest
-from audio_signals import speechlike, to_16k
 from scipy.signal import resample_poly
 
 from edge_node.audio import StreamingResampler
+from tests.support.audio_signals import speechlike, to_16k
+
+pytestmark = pytest.mark.unit
 
 
 def _blockwise(resampler: StreamingResampler, x: np.ndarray, sizes: list[int]) -> np.ndarray:

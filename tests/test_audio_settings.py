@@ -7,6 +7,8 @@ import pytest
 from edge_node.audio import AudioSettings
 from edge_node.audio.mic import candidate_rates
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults_match_the_sph0645() -> None:
     s = AudioSettings()

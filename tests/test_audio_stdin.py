@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_signals import REPO, correlation, espeak_word, need_tool, speechlike
 from scipy.io import wavfile
 
 from edge_node.audio import PcmConverter, StdinSource, read_wav_mono16k
+from tests.support.audio_signals import REPO, correlation, espeak_word, need_tool, speechlike
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()

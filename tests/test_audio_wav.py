@@ -7,10 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_signals import correlation, espeak_word, need_tool, speechlike, to_16k, write_pcm_wav
 from scipy.io import wavfile
 
 from edge_node.audio import AudioSourceError, WavSource, read_wav_mono16k, write_wav
+from tests.support.audio_signals import (
+    correlation,
+    espeak_word,
+    need_tool,
+    speechlike,
+    to_16k,
+    write_pcm_wav,
+)
 
 
 def _collect(source: WavSource) -> list[np.ndarray]:
@@ -18,6 +25,7 @@ def _collect(source: WavSource) -> list[np.ndarray]:
         return list(source)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("layout", ["mono", "left", "right"])
 @pytest.mark.parametrize("dtype", ["int16", "int32", "float32"])
 @pytest.mark.parametrize("rate", [16000, 44100, 48000])
@@ -39,6 +47,7 @@ def test_formats_and_layouts_match_reference(
     np.testing.assert_array_equal(read_wav_mono16k(path), y[: len(ref)])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "out_opts,effects,exact",
     [
@@ -67,6 +76,7 @@ def test_sox_made_speech(
         assert np.abs(y[:n] - speech[:n]).max() < exact
 
 
+@pytest.mark.unit
 def test_explicit_channel_and_equal_channels_mix(tmp_path: Path) -> None:
     x = speechlike(16000, 0.5)
     path = tmp_path / "both.wav"
@@ -77,6 +87,7 @@ def test_explicit_channel_and_equal_channels_mix(tmp_path: Path) -> None:
         WavSource(path, channel=2)
 
 
+@pytest.mark.unit
 def test_remove_dc_option(tmp_path: Path) -> None:
     x = speechlike(16000, 1.0) * 0.2 + 0.4
     path = tmp_path / "dc.wav"
@@ -85,6 +96,7 @@ def test_remove_dc_option(tmp_path: Path) -> None:
     assert abs(read_wav_mono16k(path, remove_dc=True)[3200:].mean()) < 2e-3
 
 
+@pytest.mark.unit
 def test_realtime_paces_blocks_like_a_microphone(tmp_path: Path) -> None:
     path = tmp_path / "half.wav"
     write_pcm_wav(path, speechlike(16000, 0.5), 16000, "int16")
@@ -95,6 +107,7 @@ def test_realtime_paces_blocks_like_a_microphone(tmp_path: Path) -> None:
     assert 0.4 <= elapsed < 2.0
 
 
+@pytest.mark.unit
 def test_close_ends_the_stream(tmp_path: Path) -> None:
     path = tmp_path / "long.wav"
     write_pcm_wav(path, speechlike(16000, 1.0), 16000, "int16")
@@ -104,6 +117,7 @@ def test_close_ends_the_stream(tmp_path: Path) -> None:
     assert source.read() is None
 
 
+@pytest.mark.unit
 def test_missing_and_corrupt_files_raise_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(AudioSourceError, match="not found"):
         WavSource(tmp_path / "nope.wav")
@@ -119,6 +133,7 @@ def test_missing_and_corrupt_files_raise_clear_errors(tmp_path: Path) -> None:
         read_wav_mono16k(truncated)
 
 
+@pytest.mark.unit
 def test_write_wav_round_trip(tmp_path: Path) -> None:
     x = speechlike(16000, 0.3)
     path = tmp_path / "out.wav"

@@ -1,4 +1,6 @@
-"""bench.streaming: the bundled model and a candidate compared at equal false activations."""
+"""bench.streaming: the bundled model and a candidate compared at equal false activations
+(its arithmetic in training.evaluation.metrics and training.evaluation.report, its command end
+to end)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.streaming import comparison_table, recall_at
 from edge_node.model import DEFAULT_MODEL
+from training.evaluation.metrics import recall_at
+from training.evaluation.report import candidate_comparison_table
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "edge_node" / "data" / "example.wav"
@@ -20,6 +23,7 @@ def scores(recall: float, per_hour: float) -> dict:
             "commands": 10, "recall_per_command": {}}
 
 
+@pytest.mark.unit
 def test_recall_is_interpolated_along_the_trade_off_curve_and_never_extrapolated():
     rows = [(0.4, scores(0.9, 40.0)), (0.5, scores(0.8, 20.0)), (0.6, scores(0.6, 10.0))]
     assert recall_at(rows, 20.0) == pytest.approx(0.8)
@@ -30,15 +34,17 @@ def test_recall_is_interpolated_along_the_trade_off_curve_and_never_extrapolated
     assert recall_at([(0.6, scores(0.5, 10.0)), (0.7, scores(0.4, 10.0))], 10.0) == 0.5
 
 
+@pytest.mark.unit
 def test_comparison_reads_the_candidate_at_the_bundled_models_rates():
     bundled = [(0.5, scores(0.9, 16.0)), (0.6, scores(0.87, 6.0))]
     candidate = [(0.3, scores(0.95, 34.0)), (0.4, scores(0.91, 20.0)), (0.5, scores(0.81, 10.0))]
-    table = comparison_table(bundled, candidate)
+    table = candidate_comparison_table(bundled, candidate)
     # at 16 per hour the candidate is 40% of the way from 10/h (81%) to 20/h (91%): 87%
     assert "| 0.50 | 16 | 90.0% | 87.0% | -3.0 |" in table
     assert "| 0.60 | 6 | 87.0% | n/a | n/a |" in table  # below the candidate's sweep
 
 
+@pytest.mark.integration
 def test_candidate_run_on_the_bundled_recording_writes_a_section(tmp_path):
     """End to end through the node's detector: the bundled model as its own candidate must come
     out equal at every operating point."""

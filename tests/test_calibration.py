@@ -10,6 +10,8 @@ from edge_node.detector import DEFAULT_THRESHOLD, Detector, DetectorSettings
 from edge_node.model import DEFAULT_MODEL, Model, ModelError, manifest_path, read_manifest
 from training.evaluation.calibrate import choose_threshold
 
+pytestmark = pytest.mark.unit
+
 
 def model_with(tmp_path, name, detector):
     """The bundled model under another name, its manifest's `detector` section replaced."""

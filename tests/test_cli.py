@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from edge_node.config import DEFAULT_EXAMPLE
-from tests.conftest import noise, write_wav
+from tests.support.audio_signals import noise, write_wav
 from training.data.vocab import COMMANDS
 from training.evaluation.metrics import streaming_scores
+
+pytestmark = pytest.mark.integration
 
 
 def edge_node(*args, **kwargs):

@@ -6,6 +6,8 @@ import pytest
 
 from edge_node.config import ConfigError, NodeConfig, load_config
 
+pytestmark = pytest.mark.unit
+
 
 def write(tmp_path, text):
     path = tmp_path / "node.yaml"

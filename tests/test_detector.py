@@ -7,7 +7,9 @@ from edge_node.audio.wav import WavSource, read_wav_mono16k
 from edge_node.config import DEFAULT_EXAMPLE
 from edge_node.detector import Detector, DetectorSettings
 from edge_node.model import DEFAULT_MODEL, Model
-from tests.conftest import RATE, noise
+from tests.support.audio_signals import RATE, noise
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,17 @@
-"""The OLED screen through the real adafruit_ssd1306 driver on a fake I2C bus, and PNG output."""
+"""The OLED screen through the real adafruit_ssd1306 driver on a fake I2C bus, and PNG output.
+
+The pictures in docs/display/ are what these tests send over the bus, 4x enlarged: each run
+decodes them and compares them pixel for pixel with the screen the test drew, so a change to
+the screen fails here until the pictures are redrawn on purpose, with
+`scripts/test.sh tests/test_display.py --update-docs-images` (an option of tests/conftest.py).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +19,6 @@ import pytest
 
 pytest.importorskip("adafruit_ssd1306", reason="the OLED tests need the pi extra")
 
-from fake_i2c import FakeI2C  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from edge_node.config import ConfigError, load_config  # noqa: E402
@@ -28,6 +34,7 @@ from edge_node.events import (  # noqa: E402
     SourceProblem,
     SourceRestored,
 )
+from tests.support.fake_i2c import FakeI2C  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "display"
 COMMAND_ROWS, BAR_ROW, METER_ROW = slice(13, 46), 51, 61
@@ -57,21 +64,46 @@ def heard(hub: EventHub, label: str, confidence: float) -> None:
     hub.publish(Detected(Detection(label, confidence, 3.0), "1.4.0", time.time()))
 
 
-def snapshot(bus: FakeI2C, name: str) -> None:
-    """What went over the bus, 4x enlarged, for docs/display.md."""
-    DOCS.mkdir(parents=True, exist_ok=True)
-    bus.image().resize((512, 256), Image.NEAREST).save(DOCS / f"{name}.png")
+def enlarged(bus: FakeI2C) -> np.ndarray:
+    """What went over the bus, 4x enlarged as in docs/display.md, as booleans (lit pixels)."""
+    return np.array(bus.image().resize((512, 256), Image.NEAREST).convert("1"), dtype=bool)
 
 
-def test_the_panel_receives_exactly_the_rendered_image():
+@pytest.fixture
+def docs_picture(request: pytest.FixtureRequest) -> Callable[[FakeI2C, str], None]:
+    """docs_picture(bus, name): the screen on `bus` must be docs/display/NAME.png, pixel for
+    pixel; with --update-docs-images it is written there instead."""
+    update = bool(request.config.getoption("--update-docs-images"))
+
+    def check(bus: FakeI2C, name: str) -> None:
+        path = DOCS / f"{name}.png"
+        if update:
+            DOCS.mkdir(parents=True, exist_ok=True)
+            bus.image().resize((512, 256), Image.NEAREST).save(path)
+            return
+        assert path.is_file(), f"{path} is missing: run with --update-docs-images"
+        with Image.open(path) as picture:
+            committed = np.array(picture.convert("1"), dtype=bool)
+        drawn = enlarged(bus)
+        assert committed.shape == drawn.shape, f"{path}: {committed.shape} != {drawn.shape}"
+        differing = int((committed != drawn).sum())
+        assert differing == 0, (f"{path}: {differing} pixels differ from the screen drawn now; "
+                                "if the change is meant, run with --update-docs-images")
+
+    return check
+
+
+@pytest.mark.unit
+def test_the_panel_receives_exactly_the_rendered_image(docs_picture):
     display, bus, _, hub = make(connected=True, level_dbfs=-30.0)
     heard(hub, "stop", 0.87)
     assert display.refresh()
     assert bus.image().tobytes() == render(display.state).tobytes()
     assert display.state.command == "stop"
-    snapshot(bus, "command")
+    docs_picture(bus, "command")
 
 
+@pytest.mark.unit
 def test_each_command_is_drawn_large_and_differently():
     shown = {}
     for label in ("stop", "go", "left", "yes"):
@@ -87,6 +119,7 @@ def test_each_command_is_drawn_large_and_differently():
             assert (shown[a] != shown[b]).sum() > 100, f"{a} and {b} look alike"
 
 
+@pytest.mark.unit
 def test_confidence_bar_length_is_proportional():
     lengths = {}
     for confidence in (0.2, 0.5, 1.0):
@@ -99,7 +132,8 @@ def test_confidence_bar_length_is_proportional():
         assert abs(lengths[confidence] - confidence * lengths[1.0]) <= 1
 
 
-def test_status_icons_show_broker_and_muted_states():
+@pytest.mark.unit
+def test_status_icons_show_broker_and_muted_states(docs_picture):
     icons = {}
     for connected in (True, False, None):
         display, bus, _, _ = make(connected=connected)
@@ -107,7 +141,7 @@ def test_status_icons_show_broker_and_muted_states():
         icons[connected] = pixels(bus)[BROKER_ICON]
         if connected is False:
             assert pixels(bus)[0:10, 24:70].sum() > 40, "'no broker' text missing"
-            snapshot(bus, "no-broker")
+            docs_picture(bus, "no-broker")
     assert icons[None].sum() == 0
     assert icons[True].sum() > 1.5 * icons[False].sum() > 0
     mics = {}
@@ -118,10 +152,11 @@ def test_status_icons_show_broker_and_muted_states():
         meter = pixels(bus)[METER_ROW].sum()
         assert (meter > 60) if listening else (meter == 0), "meter only while listening"
         if not listening:
-            snapshot(bus, "muted")
+            docs_picture(bus, "muted")
     assert (mics[True] != mics[False]).sum() > 5
 
 
+@pytest.mark.unit
 def test_level_meter_follows_the_audio_level():
     levels = {}
     for dbfs in (-60.0, -35.0, -10.0):
@@ -131,7 +166,8 @@ def test_level_meter_follows_the_audio_level():
     assert 0 < levels[-60.0] < levels[-35.0] < levels[-10.0] < 128
 
 
-def test_source_problem_shows_an_error_screen_until_restored():
+@pytest.mark.unit
+def test_source_problem_shows_an_error_screen_until_restored(docs_picture):
     display, bus, _, hub = make(connected=True)
     heard(hub, "left", 0.8)
     display.refresh()
@@ -143,12 +179,13 @@ def test_source_problem_shows_an_error_screen_until_restored():
     error_screen = pixels(bus)
     assert bus.image().tobytes() == render(display.state).tobytes()
     assert (error_screen[12:] != main_screen[12:]).sum() > 300
-    snapshot(bus, "no-microphone")
+    docs_picture(bus, "no-microphone")
     hub.publish(SourceRestored("microphone is back"))
     display.refresh()
     assert (pixels(bus) == main_screen).all()
 
 
+@pytest.mark.unit
 def test_a_node_problem_is_shown_until_it_is_over():
     """The detection queue's disk full (or a duplicate node_id) reaches the screen."""
     display, bus, _, hub = make(connected=True)
@@ -164,7 +201,8 @@ def test_a_node_problem_is_shown_until_it_is_over():
     assert (pixels(bus) == main_screen).all()
 
 
-def test_ota_progress_is_shown_over_everything():
+@pytest.mark.unit
+def test_ota_progress_is_shown_over_everything(docs_picture):
     display, bus, _, _ = make(connected=True)
     display.show_progress("Updating model 1.5.0", 40)
     display.refresh()
@@ -172,18 +210,19 @@ def test_ota_progress_is_shown_over_everything():
     display.show_progress("Updating model 1.5.0", 80)
     display.refresh()
     assert abs(pixels(bus)[46, 2:126].sum() - 2 * bar) <= 1
-    snapshot(bus, "ota-progress")
+    docs_picture(bus, "ota-progress")
     display.clear_progress()
     display.refresh()
     assert pixels(bus)[46, 2:126].sum() == 0
 
 
-def test_screen_dims_then_blanks_when_idle_and_wakes_on_a_command():
+@pytest.mark.unit
+def test_screen_dims_then_blanks_when_idle_and_wakes_on_a_command(docs_picture):
     settings = DisplaySettings(dim_after_s=30, blank_after_s=120)
     display, bus, clock, hub = make(settings, level_dbfs=-30.0)
     display.refresh()
     assert bus.powered() and pixels(bus).any()
-    snapshot(bus, "listening")
+    docs_picture(bus, "listening")
     for seconds, level in ((29, -31.0), (31, -32.0)):
         clock.now += seconds - (clock.now - 1000.0)
         display.update(level_dbfs=level)
@@ -201,6 +240,7 @@ def test_screen_dims_then_blanks_when_idle_and_wakes_on_a_command():
     assert bus.powered() and bus.contrast() == 0xCF and pixels(bus)[COMMAND_ROWS].any()
 
 
+@pytest.mark.unit
 def test_rendering_is_rate_limited_and_off_the_publishing_thread():
     settings = DisplaySettings(max_fps=5)
     bus, hub = FakeI2C(), EventHub()
@@ -229,6 +269,7 @@ def test_rendering_is_rate_limited_and_off_the_publishing_thread():
     assert not bus.powered(), "stop() switches the panel off"
 
 
+@pytest.mark.unit
 def test_no_oled_at_the_address_is_reported_and_the_node_runs_on(caplog):
     with pytest.raises(DisplayUnavailable, match="0x3d"):
         OledBackend(FakeI2C(address=0x3C), address=0x3D)
@@ -238,6 +279,7 @@ def test_no_oled_at_the_address_is_reported_and_the_node_runs_on(caplog):
     assert len(said) == 1
 
 
+@pytest.mark.unit
 def test_a_display_failing_mid_run_is_dropped_once(caplog):
     display, bus, _, hub = make()
     display.refresh()
@@ -249,6 +291,7 @@ def test_a_display_failing_mid_run_is_dropped_once(caplog):
     assert len([r for r in caplog.records if "display stopped working" in r.getMessage()]) == 1
 
 
+@pytest.mark.unit
 def test_png_backend_writes_the_same_screen(tmp_path):
     hub = EventHub()
     settings = DisplaySettings(backend=f"png:{tmp_path / 'screen'}", max_fps=10)
@@ -273,6 +316,7 @@ def _png_matches(tmp_path: Path, display: Display) -> bool:
     return shown.tobytes() == render(display.state).tobytes()
 
 
+@pytest.mark.unit
 def test_display_section_of_node_yaml(tmp_path):
     path = tmp_path / "node.yaml"
     path.write_text("display:\n  backend: png:/tmp/x\n  i2c_address: 0x3d\n  dim_after_s: 10\n")
@@ -286,6 +330,7 @@ def test_display_section_of_node_yaml(tmp_path):
             load_config(path)
 
 
+@pytest.mark.unit
 def test_an_unusable_png_directory_means_no_display(tmp_path, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -299,14 +344,14 @@ def status_line(image: Image.Image) -> bytes:
     return image.convert("1").crop((0, 0, image.width, 11)).tobytes()
 
 
+@pytest.mark.integration
 def test_a_running_node_shows_no_broker_when_its_broker_goes_away(tmp_path):
     import subprocess
 
-    from node_process import NodeProcess
-
     from edge_node.display.render import ScreenState
     from edge_node.model import DEFAULT_MODEL, read_manifest
-    from tests.mqtt_broker import Broker
+    from tests.support.mqtt_broker import Broker
+    from tests.support.node_process import NodeProcess
 
     version = read_manifest(DEFAULT_MODEL).version
     expected = {up: status_line(render(ScreenState(connected=up, model_version=version)))

@@ -7,10 +7,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from edge_node.audio.wav import read_wav_mono16k
 from edge_node.enroll import OTHER_PHRASES, centred_second, speaker_id, speech_start
-from tests.conftest import RATE, noise, write_wav
+from tests.support.audio_signals import RATE, noise, write_wav
+
+pytestmark = pytest.mark.integration
 
 COMMANDS = ["go", "down", "up", "stop", "yes", "left", "right", "no"]
 WINDOW_S = 2.5

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from node_process import NodeProcess, sph0645_raw
 from scipy.io import wavfile
-from test_audio_mic import ALSA_CONF
 
 from edge_node.agent import Agent
 from edge_node.audio import AudioSource, AudioSourceError, WavSource
@@ -17,6 +15,10 @@ from edge_node.audio.resilient import resilient_blocks
 from edge_node.config import load_config
 from edge_node.events import Detected, SourceProblem, SourceRestored
 from edge_node.model import DEFAULT_MODEL, Model
+from tests.support.node_process import NodeProcess, sph0645_raw
+from tests.support.vmic_capture import ALSA_CONF
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,14 @@ import sys
 
 import numpy as np
 import pytest
-from audio_signals import REPO
-from node_process import NodeProcess
 from scipy.io import wavfile
 
 from edge_node.audio.base import PcmConverter
 from edge_node.model import DEFAULT_MODEL
+from tests.support.audio_signals import REPO
+from tests.support.node_process import NodeProcess
+
+pytestmark = pytest.mark.integration
 
 
 def float32_stream(path, poison: dict[float, float]) -> bytes:

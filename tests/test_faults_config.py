@@ -13,12 +13,12 @@ import types
 import typing
 
 import pytest
-from audio_signals import REPO
-from node_process import NodeProcess
 
 from edge_node.config import DEFAULT_EXAMPLE, ConfigError, NodeConfig, load_config
 from edge_node.model import DEFAULT_MODEL
-from tests.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.audio_signals import REPO
+from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.node_process import NodeProcess
 
 
 def float_settings(cls: type = NodeConfig, prefix: str = "") -> list[str]:
@@ -35,6 +35,7 @@ def float_settings(cls: type = NodeConfig, prefix: str = "") -> list[str]:
     return keys
 
 
+@pytest.mark.unit
 def test_threshold_zero_is_impossible_from_node_yaml(tmp_path):
     for text in ("detector: {threshold: 0}", "detector: {threshold: 0.0}",
                  "detector: {thresholds: {stop: 0}}"):
@@ -44,6 +45,7 @@ def test_threshold_zero_is_impossible_from_node_yaml(tmp_path):
             load_config(path)
 
 
+@pytest.mark.unit
 def test_non_finite_numbers_are_refused_in_every_float_setting(tmp_path):
     keys = float_settings()
     assert {"detector.threshold", "detector.refractory_s", "detector.gate_dbfs",
@@ -62,6 +64,7 @@ def test_non_finite_numbers_are_refused_in_every_float_setting(tmp_path):
         load_config(path)
 
 
+@pytest.mark.unit
 def test_every_config_error_is_reported_at_once(tmp_path):
     path = tmp_path / "node.yaml"
     path.write_text("detector: {threshold: 7, refractory_s: .nan, colour: red}\n"
@@ -74,6 +77,7 @@ def test_every_config_error_is_reported_at_once(tmp_path):
         assert any(text in line for line in lines), (text, lines)
 
 
+@pytest.mark.unit
 def test_empty_mqtt_section_with_mqtt_host_on_the_command_line(tmp_path):
     path = tmp_path / "node.yaml"
     path.write_text("mqtt:\n")
@@ -90,6 +94,7 @@ BAD_START = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", BAD_START, ids=list(BAD_START))
 def test_bad_config_at_start_is_one_clear_error_not_a_traceback(case, tmp_path):
     content, args, expected = BAD_START[case]
@@ -111,6 +116,7 @@ BAD_RELOAD = {
 }
 
 
+@pytest.mark.integration
 def test_sighup_with_hostile_files_keeps_the_running_node_and_config(command_recording,
                                                                      tmp_path):
     path = tmp_path / "node.yaml"
@@ -136,6 +142,7 @@ def test_sighup_with_hostile_files_keeps_the_running_node_and_config(command_rec
         node.close()
 
 
+@pytest.mark.integration
 def test_sighup_changing_only_log_level_keeps_the_threshold_set_from_home_assistant(
         broker, command_recording, tmp_path):  # noqa: F811
     path = tmp_path / "node.yaml"
@@ -174,6 +181,7 @@ CLI_NUMBERS = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", CLI_NUMBERS, ids=list(CLI_NUMBERS))
 def test_non_finite_or_out_of_range_numbers_on_the_command_line_are_one_clear_error(case):
     args, expected = CLI_NUMBERS[case]

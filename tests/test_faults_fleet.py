@@ -13,8 +13,10 @@ import re
 import pytest
 
 from provisioning.inventory import InventoryError
-from tests.fleet_helpers import INVENTORY, kws_fleet, render_fleet
-from tests.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.fleet_helpers import INVENTORY, kws_fleet, render_fleet
+from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
+
+pytestmark = pytest.mark.integration
 
 NUMBERS = ["Infinity", "-Infinity", "NaN", "1e999", "-1e999", str(10 ** 400), "1e308",
            "true", "null", '"12"', "[]", "{}", "-0"]

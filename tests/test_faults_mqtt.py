@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import time
 
-from tests.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.mqtt_node import NodeProcess
+import pytest
+
+from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.mqtt_node import NodeProcess
+
+pytestmark = pytest.mark.integration
 
 BASE = "kws/kitchen"
 CONFIGS = "homeassistant/+/kitchen/+/config"

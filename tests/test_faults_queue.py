@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from edge_node.doctor import check_queue
-from tests.mqtt_broker import Broker, Subscriber, broker  # noqa: F401
-from tests.mqtt_node import NodeProcess
-from tests.small_fs import ext4_fs, fail_to_read_only, fill, small_fs
+from tests.support.mqtt_broker import Broker, Subscriber, broker  # noqa: F401
+from tests.support.mqtt_node import NodeProcess
+from tests.support.small_fs import ext4_fs, fail_to_read_only, fill, small_fs
+
+pytestmark = pytest.mark.integration
 
 BASE = "kws/kitchen"
 

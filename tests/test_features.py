@@ -15,6 +15,8 @@ from edge_node.features import (
     make_extractor,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)

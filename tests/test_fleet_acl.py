@@ -14,8 +14,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from provisioning.acl import node_patterns
-from tests.fleet_helpers import fleet_broker, passwords, render_fleet
-from tests.mqtt_node import REPO
+from tests.support.fleet_helpers import fleet_broker, passwords, render_fleet
+from tests.support.mqtt_node import REPO
+
+pytestmark = pytest.mark.integration
 
 ALLOWED = {"Success", "No matching subscribers"}
 DENIED = "Not authorized"

@@ -16,7 +16,9 @@ import yaml
 from edge_node.config import load_config
 from provisioning.inventory import InventoryError, load_inventory
 from provisioning.render import render
-from tests.fleet_helpers import INVENTORY, kws_fleet, passwords, render_fleet
+from tests.support.fleet_helpers import INVENTORY, kws_fleet, passwords, render_fleet
+
+pytestmark = pytest.mark.integration
 
 
 def mode(path) -> int:

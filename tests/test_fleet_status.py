@@ -13,9 +13,11 @@ import pytest
 
 from edge_node.mqtt.client import MqttConnection
 from edge_node.mqtt.settings import MqttSettings
-from tests.fleet_helpers import fleet_broker, kws_fleet, passwords, render_fleet
-from tests.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.mqtt_node import NodeProcess
+from tests.support.fleet_helpers import fleet_broker, kws_fleet, passwords, render_fleet
+from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.mqtt_node import NodeProcess
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

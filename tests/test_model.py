@@ -27,6 +27,7 @@ def edit_manifest(model_path, **changes):
     path.write_text(json.dumps(data))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_bundled_model_loads_and_recognises_a_command(runtime, speech):
     model = Model(DEFAULT_MODEL, runtime=runtime)
@@ -37,6 +38,7 @@ def test_bundled_model_loads_and_recognises_a_command(runtime, speech):
     assert model.labels[int(probs.argmax())] == "stop"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_interpreter_is_reused_and_deterministic(runtime):
     model = Model(DEFAULT_MODEL, runtime=runtime)
@@ -48,17 +50,20 @@ def test_interpreter_is_reused_and_deterministic(runtime):
     np.testing.assert_array_equal(first, second)
 
 
+@pytest.mark.unit
 def test_missing_manifest_is_refused(model_copy):
     manifest_path(model_copy).unlink()
     with pytest.raises(ModelError, match="manifest .* is missing"):
         Model(model_copy)
 
 
+@pytest.mark.unit
 def test_missing_model_file_is_refused(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         Model(tmp_path / "nothing.tflite")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_manifest_feature_shape_disagreeing_with_model_input_is_refused(model_copy, runtime):
     data = json.loads(manifest_path(model_copy).read_text())
@@ -70,6 +75,7 @@ def test_manifest_feature_shape_disagreeing_with_model_input_is_refused(model_co
         Model(model_copy, runtime=runtime)
 
 
+@pytest.mark.unit
 def test_manifest_labels_disagreeing_with_model_output_are_refused(model_copy):
     labels = json.loads(manifest_path(model_copy).read_text())["labels"]
     edit_manifest(model_copy, labels=labels[:-1])
@@ -77,6 +83,7 @@ def test_manifest_labels_disagreeing_with_model_output_are_refused(model_copy):
         Model(model_copy)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_corrupt_model_file_is_refused(model_copy, runtime):
     model_copy.write_bytes(b"this is not a flatbuffer" * 100)
@@ -85,6 +92,7 @@ def test_corrupt_model_file_is_refused(model_copy, runtime):
         Model(model_copy, runtime=runtime)
 
 
+@pytest.mark.unit
 def test_truncated_model_fails_its_checksum(model_copy):
     data = model_copy.read_bytes()
     model_copy.write_bytes(data[: len(data) // 2])
@@ -92,6 +100,7 @@ def test_truncated_model_fails_its_checksum(model_copy):
         Model(model_copy)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("change, message", [
     ({"labels": []}, "non-empty list"),
     ({"labels": ["a", "a"]}, "duplicates"),
@@ -104,17 +113,20 @@ def test_invalid_manifests_are_refused(model_copy, change, message):
         Model(model_copy)
 
 
+@pytest.mark.unit
 def test_manifest_that_is_not_json_is_refused(model_copy):
     manifest_path(model_copy).write_text("{not json")
     with pytest.raises(ModelError, match="not valid JSON"):
         Model(model_copy)
 
 
+@pytest.mark.unit
 def test_unknown_runtime_is_refused():
     with pytest.raises(ModelError, match="unknown TFLite runtime"):
         Model(DEFAULT_MODEL, runtime="tensorflow")
 
 
+@pytest.mark.unit
 def test_installing_a_model_leaves_a_running_node_on_the_file_it_mapped(model_copy, tmp_path):
     """`kws-train --install` over a model a node has open: the node's mapping keeps the old
     bytes (a new file is renamed into place) and the next load gets the new model."""

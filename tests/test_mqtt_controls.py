@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from tests.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.mqtt_node import NodeProcess
+from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.mqtt_node import NodeProcess
+
+pytestmark = pytest.mark.integration
 
 BASE = "kws/kitchen"
 

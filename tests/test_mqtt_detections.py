@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from edge_node.config import DEFAULT_EXAMPLE
-from tests.mqtt_broker import Broker, Subscriber, broker  # noqa: F401
-from tests.mqtt_node import NodeProcess
+from tests.support.mqtt_broker import Broker, Subscriber, broker  # noqa: F401
+from tests.support.mqtt_node import NodeProcess
+
+pytestmark = pytest.mark.integration
 
 BASE = "kws/kitchen"
 COMMANDS = ["stop", "go", "left", "yes"]

@@ -7,10 +7,14 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from edge_node import __version__
 from edge_node.mqtt.extension import THERMAL
-from tests.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.mqtt_node import REPO, NodeProcess
+from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.mqtt_node import REPO, NodeProcess
+
+pytestmark = pytest.mark.integration
 
 PREFIX = "homeassistant"
 BASE = "kws/kitchen"

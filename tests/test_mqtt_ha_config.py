@@ -14,7 +14,9 @@ from paho.mqtt.client import topic_matches_sub
 
 from edge_node.mqtt import discovery
 from edge_node.mqtt.discovery import NodeInfo
-from tests.mqtt_node import REPO
+from tests.support.mqtt_node import REPO
+
+pytestmark = pytest.mark.unit
 
 HA = REPO / "ha_config"
 INFO = NodeInfo(node_id="kitchen", name="Kitchen", base="kws/kitchen", prefix="homeassistant",

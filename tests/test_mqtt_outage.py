@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.mqtt_outage import run_outages
 from edge_node.model import DEFAULT_MODEL
+from tests.support.broker_outages import run_outages
 
-pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason=f"no {DEFAULT_MODEL}")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason=f"no {DEFAULT_MODEL}"),
+]
 
 
 def test_spoken_commands_arrive_once_in_order_across_three_broker_restarts(tmp_path: Path) -> None:

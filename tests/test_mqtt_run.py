@@ -14,14 +14,17 @@ import pytest
 import yaml
 
 from edge_node.model import DEFAULT_MODEL, Manifest
-from tests.conftest import noise, write_wav
-from tests.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.mqtt_node import REPO
+from tests.support.audio_signals import noise, write_wav
+from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
+from tests.support.mqtt_node import REPO
 
 MODEL = Path(os.environ.get("KWS_TEST_MODEL", DEFAULT_MODEL))
 BASE = "kws/kitchen"
 
-pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason=f"no model at {MODEL}")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not MODEL.is_file(), reason=f"no model at {MODEL}"),
+]
 
 
 def test_run_on_a_wav_publishes_each_spoken_command(broker, tmp_path,  # noqa: F811

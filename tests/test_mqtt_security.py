@@ -14,8 +14,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.mqtt_broker import Broker, Subscriber
-from tests.mqtt_node import REPO, NodeProcess
+from tests.support.mqtt_broker import Broker, Subscriber
+from tests.support.mqtt_node import REPO, NodeProcess
+
+pytestmark = pytest.mark.integration
 
 HA_MOSQUITTO = REPO / "ha_config" / "mosquitto"
 USERS = {"homeassistant": "ha-secret", "kitchen": "kitchen-secret", "garage": "garage-secret"}

@@ -10,7 +10,7 @@ import pytest
 
 from edge_node.config import ConfigError, load_config
 from edge_node.mqtt.extension import finite
-from tests.mqtt_node import REPO
+from tests.support.mqtt_node import REPO
 
 
 def config_with(tmp_path, text: str, **overrides):
@@ -19,6 +19,7 @@ def config_with(tmp_path, text: str, **overrides):
     return load_config(path, overrides)
 
 
+@pytest.mark.unit
 def test_defaults_derive_topics_and_client_id_from_the_node_id(tmp_path):
     mqtt = config_with(tmp_path, "node_id: hall\nmqtt: {host: broker.lan}\n").mqtt
     assert mqtt.enabled and mqtt.port == 1883 and not mqtt.tls.enabled
@@ -27,6 +28,7 @@ def test_defaults_derive_topics_and_client_id_from_the_node_id(tmp_path):
     assert mqtt.queue_path("hall") == mqtt.state_dir / "hall-queue.sqlite3"
 
 
+@pytest.mark.unit
 def test_command_line_overrides_win_over_node_yaml(tmp_path):
     config = config_with(tmp_path, "mqtt: {host: a, port: 1000, username: u}\n",
                          **{"mqtt.host": "b", "mqtt.port": 2000, "mqtt.password": "p",
@@ -36,6 +38,7 @@ def test_command_line_overrides_win_over_node_yaml(tmp_path):
     assert not load_config(None).mqtt.enabled
 
 
+@pytest.mark.unit
 def test_tls_and_custom_topics(tmp_path):
     mqtt = config_with(tmp_path, "mqtt:\n  host: h\n  base_topic: home/voice/hall\n"
                        "  tls: {ca_file: /etc/ca.crt, certfile: c.crt, keyfile: c.key}\n").mqtt
@@ -43,6 +46,7 @@ def test_tls_and_custom_topics(tmp_path):
     assert mqtt.topic_base("hall") == "home/voice/hall"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("text", "message"), [
     ("mqtt: {hots: x}", "unknown setting mqtt.hots"),
     ("mqtt: {port: 70000}", "not a TCP port"),
@@ -60,6 +64,7 @@ def test_invalid_mqtt_settings_are_reported_with_their_key(tmp_path, text, messa
         config_with(tmp_path, text + "\n")
 
 
+@pytest.mark.unit
 def test_status_numbers_are_always_valid_json_numbers():
     assert finite(-math.inf) == -120.0
     assert finite(math.nan, 0.0) == 0.0
@@ -67,6 +72,7 @@ def test_status_numbers_are_always_valid_json_numbers():
     assert finite(-500.0) == -120.0
 
 
+@pytest.mark.integration
 def test_forget_without_a_broker_is_a_clear_error(tmp_path):
     done = subprocess.run([sys.executable, "-m", "edge_node", "forget", "--node-id", "hall"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)

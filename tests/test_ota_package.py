@@ -12,7 +12,9 @@ from edge_node.model import DEFAULT_MODEL
 from edge_node.ota.package import Package, PackageError, load_public_key, verify_manifest
 from edge_node.ota.transfer import parse_offer
 from provisioning.cli import main
-from tests.ota_packages import MANIFEST, bad_packages, make_keys
+from tests.support.ota_packages import MANIFEST, bad_packages, make_keys
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")

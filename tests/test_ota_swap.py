@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from edge_node.audio.wav import read_wav_mono16k
 from edge_node.detector import Detector, DetectorSettings
 from edge_node.model import DEFAULT_MODEL, Model
 from edge_node.ota.install import REFERENCE_WAV
+
+pytestmark = pytest.mark.unit
 
 
 def detections(swap_at_s: list[float]) -> list[tuple[str, float]]:

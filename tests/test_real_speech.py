@@ -7,7 +7,7 @@ import pytest
 
 from edge_node.audio.base import AudioSourceError
 from edge_node.audio.wav import read_wav_mono16k, write_wav
-from tests.shared_data import mini_real_speech, mini_speech_commands
+from tests.support.shared_data import mini_real_speech, mini_speech_commands
 from training.data.audio_files import read_audio
 from training.data.augment import speech_span
 from training.data.dataset import (
@@ -21,6 +21,8 @@ from training.data.real_speech import load_corpus, split_corpus, talk_windows
 from training.data.stream_people import make_people_recording, make_talk_recording
 from training.data.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
 from training.experiments.folds import clip_folds
+
+pytestmark = pytest.mark.unit
 
 
 def test_flac_reads_exactly_as_the_same_clip_stored_as_wav(tmp_path):

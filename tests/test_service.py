@@ -11,13 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_signals import REPO
-from node_process import NodeProcess
 
 from edge_node.cli import build_parser
 from edge_node.config import load_config
 from edge_node.model import DEFAULT_MODEL
 from edge_node.service import Notifier, config_changes
+from tests.support.audio_signals import REPO
+from tests.support.node_process import NodeProcess
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

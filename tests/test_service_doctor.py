@@ -11,10 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from audio_signals import REPO
-from fake_i2c import FakeI2C
-from node_process import sph0645_raw
-from test_audio_mic import ALSA_CONF
 
 from edge_node.display import DisplaySettings
 from edge_node.doctor import (
@@ -25,6 +21,10 @@ from edge_node.doctor import (
     check_oled,
 )
 from edge_node.model import DEFAULT_MODEL, read_manifest
+from tests.support.audio_signals import REPO
+from tests.support.fake_i2c import FakeI2C
+from tests.support.node_process import sph0645_raw
+from tests.support.vmic_capture import ALSA_CONF
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def model_path() -> Path:
     return DEFAULT_MODEL
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text,ok", [
     ("dtparam=i2c_arm=on\ndtparam=i2s=on\n", True),
     ("dtparam=audio=on,i2s=on\n", True),
@@ -48,16 +49,19 @@ def test_i2s_overlay(tmp_path, text, ok):
         assert "dtparam=i2s=on" in check.fix
 
 
+@pytest.mark.unit
 def test_i2s_overlay_is_skipped_off_a_pi(tmp_path):
     assert check_i2s_overlay([tmp_path / "absent.txt"]).ok is None
 
 
+@pytest.mark.unit
 def test_clock():
     assert check_clock(dt.datetime(1970, 1, 1, 0, 1, tzinfo=dt.UTC)).ok is False
     assert "set-ntp" in check_clock(dt.datetime(2026, 5, 1, tzinfo=dt.UTC), synced=False).fix
     assert check_clock(dt.datetime(2026, 5, 1, tzinfo=dt.UTC), synced=True).ok is True
 
 
+@pytest.mark.unit
 def test_model(model_path, tmp_path):
     good = check_model(model_path)
     manifest = read_manifest(model_path)
@@ -66,6 +70,7 @@ def test_model(model_path, tmp_path):
     assert bad.ok is False and "does not exist" in bad.detail and bad.fix
 
 
+@pytest.mark.unit
 def test_broker():
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
@@ -75,6 +80,7 @@ def test_broker():
     assert check_broker(None).ok is None
 
 
+@pytest.mark.unit
 def test_oled():
     pytest.importorskip("adafruit_ssd1306")
     assert check_oled(DisplaySettings(backend="oled"), FakeI2C(0x3C)).ok is True
@@ -98,6 +104,7 @@ def doctor(tmp_path: Path, model: Path, vmic: Path) -> tuple[int, dict[str, dict
     return done.returncode, checks
 
 
+@pytest.mark.integration
 def test_doctor_measures_the_microphone_and_reports_a_missing_one(
         tmp_path, model_path, command_recording):
     pytest.importorskip("pyaudio")

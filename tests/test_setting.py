@@ -13,6 +13,8 @@ from edge_node.mqtt import discovery
 from edge_node.mqtt.controls import NUMBER_CONTROLS
 from edge_node.setting import Meta, is_live, meta
 
+pytestmark = pytest.mark.unit
+
 
 def limited_fields() -> list[tuple[str, str, Meta]]:
     out = []

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from edge_node.audio.wav import read_wav_mono16k, write_wav
 from training.data.dataset import load_synthetic
 from training.data.stream_mining import MiningPlan, hard_negatives, label_windows, mine
+
+pytestmark = pytest.mark.unit
 
 SENTENCE = {"label": "_unknown_", "text": "Dinner is ready", "engine": "festival",
             "voice": "festival-s1-0002", "start_s": 2.0, "end_s": 3.5}

@@ -26,6 +26,8 @@ from training.data.vocab import (
 from training.tts.engines import ENGINES, make_voices, scratch_dir
 from training.tts.synthesis import MAX_WORD_S, SAMPLE_RATE, ClipSpec, render_clips, trim_silence
 
+pytestmark = pytest.mark.integration
+
 ENGINE_NAMES = tuple(ENGINES)
 
 

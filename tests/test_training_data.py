@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import noise, write_wav
+from tests.support.audio_signals import noise, write_wav
 from training.data.dataset import (
     Clip,
     download_archive,
@@ -41,6 +41,7 @@ def speech_commands_tree(tmp_path, speech):
     return root
 
 
+@pytest.mark.integration
 def test_speech_commands_layout_maps_other_words_to_unknown(speech_commands_tree):
     clips = load_label_folders(speech_commands_tree, ("go", "stop"), "human")
     assert sorted((c.text, c.label) for c in clips) == [
@@ -49,6 +50,7 @@ def test_speech_commands_layout_maps_other_words_to_unknown(speech_commands_tree
     assert [n.size for n in speech_commands_noise(speech_commands_tree)] == [48000]
 
 
+@pytest.mark.integration
 def test_download_verifies_the_checksum_before_extracting(speech_commands_tree, tmp_path):
     archive = tmp_path / "sc.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
@@ -61,6 +63,7 @@ def test_download_verifies_the_checksum_before_extracting(speech_commands_tree, 
     assert len(load_label_folders(dest, ("go", "stop"), "human")) == 4
 
 
+@pytest.mark.unit
 def test_split_by_voice_keeps_each_voice_on_one_side():
     clips = [Clip(f"{e}{v}{w}.wav", w, e, f"{e}:{v}") for e in ("a", "b") for v in range(10)
              for w in ("go", "stop")]
@@ -70,6 +73,7 @@ def test_split_by_voice_keeps_each_voice_on_one_side():
     assert split_by_voice(clips, 0.2, seed=1) == (rest, held)
 
 
+@pytest.mark.unit
 def test_scores_count_commands_and_unknown_false_accepts():
     labels = ["go", "stop", "_unknown_", "_silence_"]
     y = np.array([0, 1, 2, 2, 3])
@@ -83,6 +87,7 @@ def test_scores_count_commands_and_unknown_false_accepts():
     assert result["per_class"]["_silence_"] == 1.0
 
 
+@pytest.mark.unit
 def test_accuracy_at_false_accepts_lowers_the_unknown_prior_only_as_far_as_the_limit():
     labels = ["go", "stop", "_unknown_", "_silence_"]
     # two commands the model puts just under `_unknown_`, one it gets right; of 20 unknown
@@ -109,6 +114,7 @@ def test_accuracy_at_false_accepts_lowers_the_unknown_prior_only_as_far_as_the_l
     assert only_commands == (pytest.approx(1 / 3), 1.0)
 
 
+@pytest.mark.unit
 def test_detection_at_false_accepts_sweeps_the_threshold_and_ignores_how_peaked_scores_are():
     labels = ["go", "stop", "_unknown_", "_silence_"]
     commands = [[.9, .05, .05, 0], [.1, .7, .2, 0], [.5, .1, .4, 0], [.2, .2, .6, 0]]
@@ -126,6 +132,7 @@ def test_detection_at_false_accepts_sweeps_the_threshold_and_ignores_how_peaked_
         assert detection_at_false_accepts(tempered, y, labels, limit=0.05)[0] == detected
 
 
+@pytest.mark.unit
 def test_streaming_scores_match_detections_to_events():
     events = [{"label": "stop", "start_s": 1.0, "end_s": 1.5},
               {"label": "go", "start_s": 5.0, "end_s": 5.4},
@@ -142,6 +149,7 @@ def test_streaming_scores_match_detections_to_events():
         "near-miss word": 0, "other word": 1, "sentence": 0, "command": 1, "no speech": 0}
 
 
+@pytest.mark.unit
 def test_false_activations_are_counted_by_what_was_being_said():
     events = [{"label": "_unknown_", "text": "Lift!", "kind": "word", "start_s": 1.0,
                "end_s": 1.5},
@@ -162,6 +170,7 @@ def test_false_activations_are_counted_by_what_was_being_said():
                       "no speech": 2}
 
 
+@pytest.mark.integration
 def test_zip_archives_are_verified_and_unpacked(speech_commands_tree, tmp_path):
     import zipfile
 
@@ -174,6 +183,7 @@ def test_zip_archives_are_verified_and_unpacked(speech_commands_tree, tmp_path):
     assert len(load_label_folders(dest / "mini", ("go", "stop"), "human")) == 4
 
 
+@pytest.mark.unit
 def test_leave_one_engine_out_report_shows_each_word_on_each_held_out_engine():
     from training.evaluation.report import loeo_word_table
 
@@ -188,6 +198,7 @@ def test_leave_one_engine_out_report_shows_each_word_on_each_held_out_engine():
     assert table[2:] == ["| espeak | 50.0% | 100.0% |", "| flite | 25.0% | 87.5% |"]
 
 
+@pytest.mark.integration
 def test_breakdown_scores_recordings_in_label_folders_per_speaker(speech_commands_tree):
     """Real people's clips (Speech Commands layout) through the node's runtime: a row per
     speaker, or one for all of them, and the other words' folders as `_unknown_`."""
@@ -210,6 +221,7 @@ def test_breakdown_scores_recordings_in_label_folders_per_speaker(speech_command
         run_breakdown(DEFAULT_MODEL, speech_commands_tree, "espeak", "base")
 
 
+@pytest.mark.unit
 def test_breakdown_counts_each_word_per_voice_group_and_the_confusions():
     from training.evaluation.breakdown import breakdown, format_breakdown
 
@@ -228,6 +240,7 @@ def test_breakdown_counts_each_word_per_voice_group_and_the_confusions():
     assert "| all (n=6) | 67% | 67% | 67% |" in text
 
 
+@pytest.mark.integration
 def test_a_model_to_personalise_needs_the_weights_of_exactly_that_file(tmp_path):
     """An installed model whose Keras weights are missing, or are another model's (it was
     replaced without them), is refused with what to do."""
@@ -255,6 +268,7 @@ def test_a_model_to_personalise_needs_the_weights_of_exactly_that_file(tmp_path)
     assert "no Keras weights beside" in done.stderr and not (tmp_path / "out").exists()
 
 
+@pytest.mark.unit
 def test_fine_tune_weights_give_each_label_its_share_of_the_replayed_data():
     from training.models.finetune import label_balance
 

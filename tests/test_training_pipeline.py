@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from edge_node.model import Manifest, read_manifest
-from tests.shared_data import mini_real_speech, mini_speech_commands
+from tests.support.shared_data import mini_real_speech, mini_speech_commands
 from training.data.dataset import load_synthetic
 from training.evaluation.metrics import (
     accuracy_at_false_accepts,
@@ -27,6 +27,8 @@ from training.experiments.seeds import STREAM_THRESHOLDS
 from training.recipe import Recipe, with_overrides
 from training.recipe import load as load_recipe
 from training.tts.engines import ENGINES
+
+pytestmark = pytest.mark.training
 
 WORDS = "lights,music"
 TRAIN_ARGS = ("--words", WORDS, "--epochs", "15", "--copies", "6", "--batch-size", "32",
@@ -162,8 +164,8 @@ def test_personalisation_bench_tunes_a_model_per_voice_and_scores_it_on_all(trai
 def test_an_installed_model_is_personalised_from_recordings_alone(trained, tmp_path):
     """`--install` puts the Keras weights beside the model; `finetune --base MODEL.tflite` with
     no training data synthesises a small replay set of the base's engines and tunes."""
-    from training.models.finetune import BaseModel
-    from training.models.install import install_model
+    from training.models.architectures.finetune import BaseModel
+    from training.models.architectures.install import install_model
 
     data, out = trained
     installed = tmp_path / "models" / "toy.tflite"
@@ -356,13 +358,13 @@ def test_reference_recogniser_scores_each_engine_beside_a_seeds_run(trained, see
 
 
 def test_reference_comparison_refuses_probabilities_saved_without_clip_paths(tmp_path):
-    from bench.reference_asr import compare_with_run
+    from training.experiments.seeds import compare_with_reference
 
     (tmp_path / "probs").mkdir()
     np.savez(tmp_path / "probs" / "espeak-seed1.npz", probs=np.eye(2), y=np.arange(2),
              labels=np.array(["lights", "_unknown_"]), voices=np.array(["espeak:a", "espeak:b"]))
     with pytest.raises(ValueError, match="saved without clip paths"):
-        compare_with_run(tmp_path, {})
+        compare_with_reference(tmp_path, {})
 
 
 def test_seed_comparison_is_seed_by_seed_and_refuses_other_files(tmp_path):
@@ -423,8 +425,8 @@ xv, yv = toy(200)
 
 WEIGHT_AVERAGE_SCRIPT = TOY_DATA + """
 import json
-from training.models.settings import TrainSettings
-from training.models.train import fit
+from training.models.architectures.settings import TrainSettings
+from training.models.architectures.train import fit
 
 out = {}
 for momentum in (0.0, 0.9):
@@ -458,8 +460,8 @@ def test_weight_averaging_trains_and_returns_the_best_averaged_weights():
 
 DISTILL_SCRIPT = TOY_DATA + """
 import json
-from training.models.settings import TrainSettings
-from training.models.train import fit, teacher_targets
+from training.models.architectures.settings import TrainSettings
+from training.models.architectures.train import fit, teacher_targets
 
 settings = TrainSettings(epochs=3, batch_size=32, seed=3, distill_teachers=2, distill_weight=0.6)
 targets = teacher_targets(x, y, np.ones(len(y)), xv, yv, 3, settings, 0, None)
@@ -495,7 +497,7 @@ MASK_SCRIPT = """
 import json
 import numpy as np
 import tensorflow as tf
-from training.models.train import mask_features
+from training.models.architectures.train import mask_features
 
 x = tf.ones([64, 49, 40, 1])
 draws = [mask_features(x, 10, 8, seed=4).numpy()[..., 0] for _ in range(2)]
@@ -522,7 +524,7 @@ JOIN_SCRIPT = """
 import json
 import numpy as np
 from tensorflow import keras
-from training.models.architectures import embedding_dnn, ensemble, tc_resnet
+from training.models.architectures.architectures import embedding_dnn, ensemble, tc_resnet
 
 shapes = [(49, 40), (2, 96)]
 members = [tc_resnet(shapes[0], 4), embedding_dnn(shapes[1], 4)]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import signal
 
 from edge_node.features import SAMPLE_RATE
 from training.data.augment import Augmenter, AugmentSettings
 from training.tts.vocoder import ResynthParams, resynthesise
+
+pytestmark = pytest.mark.unit
 
 FORMANTS_HZ = (700.0, 1200.0, 2600.0)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge_node.model import Manifest
+from training.metrics import recall_at
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
@@ -59,6 +61,23 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Pat
 
 def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def candidate_comparison_table(bundled: Sequence[tuple[float, dict[str, Any]]],
+                               candidate: Sequence[tuple[float, dict[str, Any]]]) -> list[str]:
+    """Markdown rows: at each of the bundled model's operating points ((threshold,
+    `streaming_scores`) rows of a sweep), both recalls at its false-activation rate (the
+    candidate's interpolated along its own sweep by `recall_at`), and the difference. Two
+    models differ in how peaked their scores are, so they are compared at equal false
+    activations, not at one threshold (bench.streaming)."""
+    lines = ["| bundled threshold | false activations per hour | bundled recall | "
+             "candidate recall at that rate | difference (points) |", "|---|---|---|---|---|"]
+    for threshold, s in bundled:
+        fa, mine = s["false_activations_per_hour"], s["recall"]
+        theirs = recall_at(candidate, fa)
+        diff = "n/a" if theirs is None else f"{100 * (theirs - mine):+.1f}"
+        lines.append(f"| {threshold:.2f} | {fa:.0f} | {pct(mine)} | {pct(theirs)} | {diff} |")
+    return lines
 
 
 def shipped(models: dict[str, Any]) -> dict[str, Any]:

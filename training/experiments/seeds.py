@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_node.model import Manifest
 from training.data.dataset import Clip
 from training.evaluation.metrics import (
     accuracy_at_false_accepts,
@@ -226,6 +227,41 @@ def load(path: Path) -> tuple[list[int], dict[str, Any]]:
                 per_seed["command_detection_at_5pct"].append(detection_at_false_accepts(
                     z["probs"], z["y"], [str(label) for label in z["labels"]])[0])
     return seeds, loeo
+
+
+def compare_with_reference(run: Path, reference: dict[str, bool]) -> dict[str, dict[str, Any]]:
+    """Our held-out scores on the clips a reference recogniser heard (`reference`: clip path ->
+    whether it was right; bench.reference_asr), from a `--seeds` run's saved probabilities:
+    {engine: {closed_set, all_labels (per seed), right_when_reference_right,
+    right_when_reference_wrong (over all seeds), clips}}."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((run / "probs").glob("*-seed*.npz")):
+        engine = path.stem.rsplit("-seed", 1)[0]
+        saved = np.load(path)
+        if "paths" not in saved:
+            raise ValueError(f"{path}: saved without clip paths (before 2026-11-25); run the "
+                             "`--seeds` run again")
+        labels = [str(label) for label in saved["labels"]]
+        commands = np.array([Manifest.is_command(label) for label in labels])
+        keep = np.array([commands[y] and str(p) in reference
+                         for y, p in zip(saved["y"], saved["paths"], strict=True)], dtype=bool)
+        if not keep.any():
+            continue
+        probs, y = saved["probs"][keep], saved["y"][keep]
+        ours_all = probs.argmax(axis=1) == y
+        ours_closed = np.where(commands, probs, -1.0).argmax(axis=1) == y
+        theirs = np.array([reference[str(p)] for p in saved["paths"][keep]])
+        entry = found.setdefault(engine, {"closed_set": [], "all_labels": [], "when_right": [],
+                                          "when_wrong": [], "clips": int(keep.sum())})
+        entry["closed_set"].append(float(ours_closed.mean()))
+        entry["all_labels"].append(float(ours_all.mean()))
+        entry["when_right"].extend(ours_all[theirs].tolist())
+        entry["when_wrong"].extend(ours_all[~theirs].tolist())
+    for entry in found.values():
+        right, wrong = entry.pop("when_right"), entry.pop("when_wrong")
+        entry["right_when_reference_right"] = float(np.mean(right)) if right else None
+        entry["right_when_reference_wrong"] = float(np.mean(wrong)) if wrong else None
+    return found
 
 
 def format_comparison(result: dict[str, Any], seeds: Sequence[int],

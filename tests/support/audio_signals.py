@@ -1,4 +1,5 @@
-"""Test audio made at test time: synthetic speech-like signals and real espeak-ng speech."""
+"""Test audio made at test time: synthetic speech-like signals, noise, and real speech from the
+Debian TTS engines (espeak-ng, flite), as the tests and the MQTT benches need it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import pytest
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
-REPO = Path(__file__).resolve().parents[1]
+from edge_node.audio.base import SAMPLE_RATE as RATE
+from edge_node.audio.wav import write_wav as save_wav
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def need_tool(name: str) -> str:
@@ -84,3 +88,36 @@ def best_correlation(x: np.ndarray, ref: np.ndarray, max_lag: int = 80) -> tuple
         if len(seg) == len(ref):
             best = max(best, (correlation(seg, ref), lag))
     return best
+
+
+def synthesise(text: str, engine: str, voice: str, out: Path) -> np.ndarray:
+    """Speech from a Debian TTS engine as 16 kHz mono float32, trimmed to its loud part."""
+    raw = out.with_suffix(".raw.wav")
+    if engine == "flite":
+        cmd = ["flite", "-voice", voice, "-t", text, "-o", str(raw)]
+    elif engine == "espeak":
+        cmd = ["espeak-ng", "-v", voice, "-w", str(raw), text]
+    else:
+        raise ValueError(engine)
+    if shutil.which(cmd[0]) is None:
+        pytest.skip(f"{cmd[0]} is not installed (scripts/bootstrap.sh dev installs it)")
+    subprocess.run(cmd, check=True, capture_output=True)
+    rate, data = wavfile.read(raw)
+    x = data.astype(np.float32) / 32768.0
+    if rate != RATE:
+        x = resample_poly(x, RATE, rate).astype(np.float32)
+    loud = np.flatnonzero(np.abs(x) > 0.02)
+    return x[loud[0] : loud[-1] + 1] if loud.size else x
+
+
+def write_wav(path: Path, x: np.ndarray, rate: int = RATE) -> Path:
+    """The node's own WAV writer, returning the path for convenience in fixtures."""
+    save_wav(path, x, rate)
+    return path
+
+
+def noise(seconds: float, dbfs: float, seed: int = 0) -> np.ndarray:
+    """Reproducible white noise at `dbfs` RMS, the background under spoken test commands."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(int(seconds * RATE)).astype(np.float32)
+    return x * np.float32(10 ** (dbfs / 20))

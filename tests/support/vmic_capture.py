@@ -2,6 +2,8 @@
 
 Usage: python vmic_capture.py MODE PARAMS_JSON RESULT_JSON, with ALSA_CONFIG_PATH and
 VMIC_FILE set by the parent so that ALSA's "file" plugin plays a raw file as the microphone.
+Parents (this module's caller, and the node processes the fault and doctor tests start) write
+`ALSA_CONF` to the file ALSA_CONFIG_PATH names.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from edge_node.audio import (
     open_source,
     record,
 )
+
+ALSA_CONF = """pcm.vmic { type file  slave.pcm { type null }  file "/dev/null"
+           infile { @func getenv vars [ VMIC_FILE ] default "/nonexistent.raw" }  format "raw" }
+pcm.!default "vmic"
+"""
+"""An ALSA default device that plays the raw file VMIC_FILE names as a microphone."""
 
 
 def run(mode: str, params: dict[str, Any], out: Path) -> dict[str, Any]:

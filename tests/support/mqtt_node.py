@@ -3,7 +3,7 @@ builds it (MQTT, OTA) around a scripted stand-in for the Agent, driven line by l
 
 stdin: `detect LABEL CONFIDENCE`, `status`, `settings` (prints the agent's live settings as a
 JSON line on stdout), `reload THRESHOLD` (what a SIGHUP with a new node.yaml does), `quit`.
-Run as `python -m tests.mqtt_node CONFIG LABELS VERSION`.
+Run as `python -m tests.support.mqtt_node CONFIG LABELS VERSION`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from edge_node.detector import Detection, DetectorSettings
 from edge_node.events import Detected, EventHub, Status
 from edge_node.logs import setup_logging
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class ScriptedAgent:
@@ -103,7 +103,7 @@ def main() -> None:
 
 
 class NodeProcess:
-    """Test side: starts `python -m tests.mqtt_node`, sends lines, reads stdout lines."""
+    """Test side: starts `python -m tests.support.mqtt_node`, sends lines, reads stdout lines."""
 
     def __init__(self, folder: Path, mqtt: dict[str, Any], node_id: str = "kitchen",
                  labels: str = "stop,go,left,yes,_unknown_,_silence_",
@@ -116,7 +116,8 @@ class NodeProcess:
         self.config.write_text(yaml.safe_dump({"node_id": node_id, "name": "Kitchen",
                                                "source": source, "mqtt": settings,
                                                **(identity or {})}))
-        self.args = [sys.executable, "-m", "tests.mqtt_node", str(self.config), labels, version]
+        self.args = [sys.executable, "-m", "tests.support.mqtt_node", str(self.config), labels,
+                     version]
         self.stderr = (folder / "node.log").open("ab")
         self.out: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.proc = subprocess.Popen(self.args, cwd=REPO, stdin=subprocess.PIPE,

@@ -11,8 +11,8 @@ import yaml
 
 from provisioning.inventory import load_inventory
 from provisioning.render import render
-from tests.mqtt_broker import Broker
-from tests.mqtt_node import REPO
+from tests.support.mqtt_broker import Broker
+from tests.support.mqtt_node import REPO
 
 INVENTORY = {
     "broker": {"host": "mqtt.example", "port": 8883},

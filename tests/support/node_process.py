@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from audio_signals import REPO, need_tool
 from scipy.io import wavfile
+
+from tests.support.audio_signals import REPO, need_tool
 
 
 class NodeProcess:

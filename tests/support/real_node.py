@@ -1,5 +1,6 @@
-"""Shared by the MQTT benches and tests: a recording of spoken commands at known times, a
-subscriber that stamps arrival times, and the real node (`python -m edge_node run`)."""
+"""The real node (`python -m edge_node run`) streaming a recording of spoken commands at known
+times to a broker, and a subscriber that stamps arrival times: the MQTT benches' setup, and
+the outage test's."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ import paho.mqtt.client as mqtt
 import yaml
 
 from edge_node.model import DEFAULT_MODEL
-from tests.conftest import RATE, noise, synthesise, write_wav
-from tests.mqtt_broker import Broker, Subscriber
+from tests.support.audio_signals import RATE, noise, synthesise, write_wav
+from tests.support.mqtt_broker import Broker, Subscriber
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SPOKEN = (("stop", "slt"), ("left", "rms"), ("yes", "awb"), ("down", "slt"), ("right", "rms"),
           ("go", "rms"), ("no", "rms"), ("up", "awb"), ("right", "awb"), ("stop", "rms"),
           ("yes", "rms"), ("left", "awb"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,8 @@ import yaml
 
 from edge_node.audio.wav import read_wav_mono16k
 from edge_node.ota.install import REFERENCE_WAV
-from tests.mqtt_broker import Broker
-from tests.node_process import NodeProcess
+from tests.support.mqtt_broker import Broker, Subscriber
+from tests.support.node_process import NodeProcess
 
 AUDIO = (read_wav_mono16k(REFERENCE_WAV) * 32767).astype("<i2").tobytes()
 """The bundled recording as the stdin source reads it (16 kHz mono int16)."""
@@ -76,3 +77,13 @@ class OtaNode:
 
     def close(self) -> None:
         self.proc.close()
+
+
+def model_status(sub: Subscriber, node_id: str, predicate: Callable[[dict[str, Any]], Any],
+                 what: str = "", timeout: float = 30.0) -> dict[str, Any]:
+    """The node's latest retained model status once `predicate` holds for it: an install goes
+    through several states, and only the newest one says where the node is now."""
+    topic = f"kws/{node_id}/model/status"
+    return sub.wait_for(lambda ms: (s := [m.json() for m in ms if m.topic == topic and
+                                          m.payload][-1:]) and predicate(s[0]) and s[0],
+                        timeout, what or topic)
