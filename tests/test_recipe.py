@@ -1,5 +1,5 @@
 """The recipe as data: YAML round trips, validation, overrides, and the bundled model's saved
-recipe."""
+recipe. Unit tests, but for the two that run `kws-train` as a process (integration)."""
 
 import subprocess
 import sys
@@ -17,6 +17,7 @@ from training.recipe import Recipe, from_data, load, parse_override, to_yaml, wi
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.unit
 def test_the_shipped_recipe_reads_back_equal_from_its_yaml(tmp_path):
     path = tmp_path / "recipe.yaml"
     path.write_text(to_yaml(Recipe()))
@@ -28,6 +29,7 @@ def test_the_shipped_recipe_reads_back_equal_from_its_yaml(tmp_path):
     assert changed.train.seed == 4 and changed.people.speech_commands is None
 
 
+@pytest.mark.unit
 def test_a_partial_recipe_takes_the_shipped_settings_for_the_rest():
     recipe = from_data({"train": {"epochs": 5}, "synthesis": {"silence": 10}})
     assert recipe.train.epochs == 5 and recipe.synthesis.silence == 10
@@ -36,6 +38,7 @@ def test_a_partial_recipe_takes_the_shipped_settings_for_the_rest():
     assert from_data({"synthesis": {"voices": {"espeak": 3}}}).synthesis.voices == {"espeak": 3}
 
 
+@pytest.mark.unit
 def test_every_problem_is_reported_at_once_by_its_dotted_name():
     with pytest.raises(ConfigError) as caught:
         from_data({"copies": 0, "colour": "red",
@@ -49,6 +52,7 @@ def test_every_problem_is_reported_at_once_by_its_dotted_name():
         assert part in text, part
 
 
+@pytest.mark.unit
 def test_non_finite_and_wrongly_typed_values_are_refused():
     with pytest.raises(ConfigError, match="train.architecture must be one of"):
         from_data({"train": {"architecture": "transformer"}})
@@ -62,6 +66,7 @@ def test_non_finite_and_wrongly_typed_values_are_refused():
         with_overrides(Recipe(), {"nowhere.epochs": 3})
 
 
+@pytest.mark.unit
 def test_bad_recipe_files_say_what_is_wrong(tmp_path):
     missing = tmp_path / "missing.yaml"
     with pytest.raises(ConfigError, match="cannot read recipe"):
@@ -76,6 +81,7 @@ def test_bad_recipe_files_say_what_is_wrong(tmp_path):
         load(listed)
 
 
+@pytest.mark.unit
 def test_overrides_are_read_as_yaml():
     assert parse_override("train.epochs=30") == ("train.epochs", 30)
     assert parse_override("people.real_speech=null") == ("people.real_speech", None)
@@ -84,6 +90,7 @@ def test_overrides_are_read_as_yaml():
         parse_override("epochs")
 
 
+@pytest.mark.unit
 def test_the_bundled_model_carries_the_recipe_that_made_it():
     """The bundled model's recipe is the shipped one (but for its skipped estimates), and
     names the model's own name and version."""
@@ -94,6 +101,7 @@ def test_the_bundled_model_carries_the_recipe_that_made_it():
     assert list(saved.words) == list(manifest.commands)
 
 
+@pytest.mark.integration
 def test_kws_train_recipe_prints_a_recipe_that_loads_and_refuses_bad_overrides(tmp_path):
     done = subprocess.run([sys.executable, "-m", "training.cli", "recipe", "--set",
                            "train.epochs=7"], capture_output=True, text=True, cwd=REPO)
@@ -107,6 +115,7 @@ def test_kws_train_recipe_prints_a_recipe_that_loads_and_refuses_bad_overrides(t
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.integration
 def test_missing_recorded_data_stops_the_recipe_before_any_work(tmp_path):
     done = subprocess.run([sys.executable, "-m", "training.cli", "default", "--set",
                            f"people.speech_commands={tmp_path / 'nowhere'}", "--work",

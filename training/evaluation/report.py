@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from edge_node.model import Manifest
-from training.metrics import recall_at
+from training.evaluation.metrics import recall_at
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
