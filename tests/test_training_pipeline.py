@@ -164,8 +164,8 @@ def test_personalisation_bench_tunes_a_model_per_voice_and_scores_it_on_all(trai
 def test_an_installed_model_is_personalised_from_recordings_alone(trained, tmp_path):
     """`--install` puts the Keras weights beside the model; `finetune --base MODEL.tflite` with
     no training data synthesises a small replay set of the base's engines and tunes."""
-    from training.models.architectures.finetune import BaseModel
-    from training.models.architectures.install import install_model
+    from training.models.finetune import BaseModel
+    from training.models.install import install_model
 
     data, out = trained
     installed = tmp_path / "models" / "toy.tflite"
@@ -425,8 +425,8 @@ xv, yv = toy(200)
 
 WEIGHT_AVERAGE_SCRIPT = TOY_DATA + """
 import json
-from training.models.architectures.settings import TrainSettings
-from training.models.architectures.train import fit
+from training.models.settings import TrainSettings
+from training.models.train import fit
 
 out = {}
 for momentum in (0.0, 0.9):
@@ -460,8 +460,8 @@ def test_weight_averaging_trains_and_returns_the_best_averaged_weights():
 
 DISTILL_SCRIPT = TOY_DATA + """
 import json
-from training.models.architectures.settings import TrainSettings
-from training.models.architectures.train import fit, teacher_targets
+from training.models.settings import TrainSettings
+from training.models.train import fit, teacher_targets
 
 settings = TrainSettings(epochs=3, batch_size=32, seed=3, distill_teachers=2, distill_weight=0.6)
 targets = teacher_targets(x, y, np.ones(len(y)), xv, yv, 3, settings, 0, None)
@@ -497,7 +497,7 @@ MASK_SCRIPT = """
 import json
 import numpy as np
 import tensorflow as tf
-from training.models.architectures.train import mask_features
+from training.models.train import mask_features
 
 x = tf.ones([64, 49, 40, 1])
 draws = [mask_features(x, 10, 8, seed=4).numpy()[..., 0] for _ in range(2)]
@@ -524,7 +524,7 @@ JOIN_SCRIPT = """
 import json
 import numpy as np
 from tensorflow import keras
-from training.models.architectures.architectures import embedding_dnn, ensemble, tc_resnet
+from training.models.architectures import embedding_dnn, ensemble, tc_resnet
 
 shapes = [(49, 40), (2, 96)]
 members = [tc_resnet(shapes[0], 4), embedding_dnn(shapes[1], 4)]
