@@ -76,6 +76,12 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--plot", type=Path, default=Path("docs/people-tradeoff.png"))
     parser.add_argument("--benchmarks", type=Path, default=BENCHMARKS)
+    parser.add_argument("--section", default="people-streaming",
+                        help="BENCHMARKS.md section to write (another one keeps the main "
+                             "comparison, e.g. for a rebuild of the bundled model)")
+    parser.add_argument("--title", default="Recognising people: streaming on held-out people "
+                                           "and talk")
+    parser.add_argument("--note", default="", help="a paragraph that opens the section")
     args = parser.parse_args()
     recordings = [args.work / "people.wav", args.work / "talk.wav"]
     metas = [json.loads(r.with_suffix(".json").read_text()) for r in recordings]
@@ -87,6 +93,8 @@ def main() -> None:
     for model in models:
         manifest = read_manifest(model)
         name = f"{manifest.name} {manifest.version}"
+        if name in curves:  # a rebuild of the same model: tell them apart by file
+            name = f"{name} ({model})"
         rows = sweep_recordings(model, recordings, COMMANDS, THRESHOLDS)
         for row in rows:
             print(json.dumps({"model": name, **row}))
@@ -100,7 +108,9 @@ def main() -> None:
     commands = sum(e["label"] in COMMANDS for e in metas[0]["events"])
     speakers = len({e["voice"] for m in metas for e in m["events"]})
     body = "\n".join([
+        *([args.note, ""] if args.note else []),
         f"Machine: {machine()}. `python -m bench.people --work {args.work} "
+        + (f"--baseline {args.baseline} " if args.baseline != DEFAULT_MODEL else "")
         + " ".join(f"--candidate {c}" for c in args.candidate) + "`. Recordings "
         f"(`kws-train people-stream`): `people.wav` ({metas[0]['duration_s'] / 60:.0f} min, "
         f"{commands} commands and "
@@ -115,8 +125,7 @@ def main() -> None:
         "(n/a: outside it).", "", *lines, "",
         f"![trade-off]({args.plot.as_posix()})"])
     print(body)
-    write_section("people-streaming", "Recognising people: streaming on held-out people and "
-                  "talk", body, args.benchmarks)
+    write_section(args.section, args.title, body, args.benchmarks)
 
 
 if __name__ == "__main__":
