@@ -1,18 +1,8 @@
 """OTA over MQTT: offers, chunks, re-requests, the install worker and the status topic.
 
-Topics (see docs/ota.md), for node base `kws/<id>`:
-
-- `<scope>/offer` (retained JSON) for scope `kws/<id>/model`, `kws/_group/<group>/model` and
-  `kws/_fleet/model`; the newest offer (by `pushed_at`) wins - against an offer whose
-  signature verified only, and with its `pushed_at` taken as no later than when it arrived:
-  `pushed_at` is not signed, so neither a forged offer nor a replayed one dated far ahead
-  can block later pushes;
-- `<scope>/chunk/<transfer>/<index>` (binary, normally retained), subscribed only while that
-  transfer downloads;
-- `kws/<id>/model/request` (node -> pusher): missing chunk indices after a silence;
-- `kws/<id>/model/status` (retained JSON): the state machine and Home Assistant's `update`
-  entity fields;
-- `kws/<id>/model/install` (HA's update.install, payload `install`).
+The topics, the offer rules (newest `pushed_at` wins, but only against a verified offer and
+never dated later than its arrival) and the state machine are in docs/ota.md; topic names
+come from `edge_node.topics`.
 
 MQTT handlers run in paho's thread and only store chunks; verifying, loading and the self-test
 run in a worker thread, so the connection and the audio loop never wait for them.
@@ -209,16 +199,9 @@ class OtaExtension:
             self.offer_verified = True  # it was, when it was installed
             self._set("installed", "", 100.0)
             return
-        failure = self.store.failure(offer.transfer)
-        if failure and not requested:
-            last = self.store.state.get("last", {})
-            rolled = last.get("transfer") == offer.transfer and last.get("state") == "rolled-back"
-            self._set("rolled-back" if rolled else "failed", failure)
-            return
-        if self.store.attempts(offer.transfer) >= 2 and not requested:
-            reason = "the install was interrupted twice (the node died while testing the model)"
-            self.store.mark_failed(offer.transfer, reason)
-            self._set("failed", reason)
+        refusal = None if requested else self.store.refusal(offer.transfer)
+        if refusal:
+            self._set(*refusal)
             return
         try:
             verify_manifest(offer.manifest, offer.signature, self.key)
@@ -349,15 +332,13 @@ class OtaExtension:
         offer = transfer.offer
         try:
             self._verify_and_swap(transfer)
-        except (PackageError, ModelError, OSError, ValueError) as exc:
-            self.store.discard_slot(offer.transfer)
-            transfer.discard()
-            self._fail(offer, str(exc))
         except Exception as exc:
-            log.exception("OTA: install failed")
+            expected = isinstance(exc, PackageError | ModelError | OSError | ValueError)
+            if not expected:
+                log.exception("OTA: install failed")
             self.store.discard_slot(offer.transfer)
             transfer.discard()
-            self._fail(offer, f"unexpected error: {exc!r}")
+            self._fail(offer, str(exc) if expected else f"unexpected error: {exc!r}")
         with self._lock:
             self.transfer = None if self.transfer is transfer else self.transfer
             queued, self.queued = self.queued, None

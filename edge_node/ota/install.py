@@ -162,6 +162,20 @@ class ModelStore:
     def attempts(self, transfer: str) -> int:
         return int(self.state.get("attempts", {}).get(transfer, 0))
 
+    def refusal(self, transfer: str) -> tuple[str, str] | None:
+        """Why an offer must not be installed again unasked (its state and reason): it failed
+        or was rolled back before, or two installs of it died while testing it."""
+        failure = self.failure(transfer)
+        if failure:
+            last = self.state.get("last", {})
+            rolled = last.get("transfer") == transfer and last.get("state") == "rolled-back"
+            return ("rolled-back" if rolled else "failed"), failure
+        if self.attempts(transfer) >= 2:
+            reason = "the install was interrupted twice (the node died while testing the model)"
+            self.mark_failed(transfer, reason)
+            return "failed", reason
+        return None
+
     def set_last(self, **result: Any) -> None:
         """The outcome shown on the status topic after a restart."""
         self.state["last"] = result

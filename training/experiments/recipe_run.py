@@ -7,6 +7,7 @@ an interrupted run resumes and a second recipe on the same data only trains agai
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from training.data import make
@@ -139,9 +140,7 @@ def run_recipe(recipe: Recipe, work: Path, workers: int, install: Path | None = 
                                             loeo=False), (), recipe.words)
             make.hard_negative_windows(work / "mined" / "recording.wav", model, hard,
                                        recipe.mining.hard_threshold, recipe.words)
-        sources = Sources(data=(*sources.data, hard), speech_commands=sources.speech_commands,
-                          speech_commands_weight=sources.speech_commands_weight,
-                          real_speech=sources.real_speech)
+        sources = replace(sources, data=(*sources.data, hard))
     out = work / "run"
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(to_yaml(recipe))
