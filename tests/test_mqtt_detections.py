@@ -57,6 +57,16 @@ def wait_acked(folder: Path, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def wait_logged(node: NodeProcess, text: str, timeout: float = 15.0) -> None:
+    """Until the node's log says `text`: e.g. that it noticed the broker going away, so what
+    it is told next cannot leave in a send it believed live."""
+    deadline = time.monotonic() + timeout
+    while text not in node.log_path.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the node never logged {text!r}")
+        time.sleep(0.05)
+
+
 def wait_seqs(sub: Subscriber, count: int, timeout: float = 30.0) -> list[dict]:
     return sub.wait_for(lambda ms: len(first_arrivals(sub)) >= count and first_arrivals(sub),
                         timeout, f"{count} detections")
@@ -133,6 +143,7 @@ def test_queued_detections_survive_a_node_restart_during_an_outage(persistent_br
     wait_seqs(sub, 1)
     wait_acked(folder)
     mosq.stop(signal.SIGTERM)
+    wait_logged(node, "MQTT: disconnected")
     node.send("detect go 0.8")
     node.send("detect left 0.7")
     wait_stored(folder, 3, 2)
@@ -203,7 +214,9 @@ def test_a_full_queue_drops_the_oldest_detections(persistent_broker, tmp_path):
     sub = Subscriber(mosq, f"{BASE}/detection", client_id="ha", persistent=True)
     node = NodeProcess(folder, {"host": "127.0.0.1", "port": mosq.port, "max_queued": 3})
     try:
+        wait_logged(node, "MQTT: connected")
         mosq.stop(signal.SIGTERM)
+        wait_logged(node, "MQTT: disconnected")
         for command in ["no", *COMMANDS]:
             node.send(f"detect {command} 0.9")
         wait_stored(folder, 5, 3)
