@@ -55,7 +55,7 @@ def test_candidate_run_on_the_bundled_recording_writes_a_section(tmp_path):
          "--benchmarks", str(benchmarks)], cwd=REPO, capture_output=True, text=True,
         check=True)
     text = benchmarks.read_text()
-    assert "<!-- streaming-candidate -->" in text and "`example.wav`: 0.4 minutes" in text
+    assert "<!-- streaming-candidate -->" in text and "`example.wav`: 0.5 minutes" in text
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| bundled threshold"))
     end = lines.index("", start)

@@ -68,18 +68,16 @@ def test_run_reads_raw_pcm_from_stdin(command_recording):
 
 
 def test_bundled_example_is_recognised():
-    """The example's speakers are synthetic voices, which the bundled model (calibrated on
-    people: threshold 0.7) scores lower than people: at its own threshold it finds 4-5 of
-    the 7 commands, at 0.6 six, with at most one false activation."""
+    """The example is people no model trained on (held-out Speech Commands speakers over
+    held-out real noise): at its own threshold the bundled model finds at least 6 of the
+    8 commands (7 when this was written), with at most one false activation."""
     events = json.loads(DEFAULT_EXAMPLE.with_suffix(".json").read_text())
-    for threshold, least in ((None, 4), (0.6, 6)):
-        extra = [] if threshold is None else ["--threshold", str(threshold)]
-        done = edge_node("detect", str(DEFAULT_EXAMPLE), "--json", *extra)
-        assert done.returncode == 0, done.stderr
-        detections = [json.loads(line) for line in done.stdout.splitlines()]
-        result = streaming_scores(detections, events["events"], events["duration_s"], COMMANDS)
-        assert result["commands"] == 7
-        assert result["detected"] >= least and result["false_activations"] <= 1, result
+    done = edge_node("detect", str(DEFAULT_EXAMPLE), "--json")
+    assert done.returncode == 0, done.stderr
+    detections = [json.loads(line) for line in done.stdout.splitlines()]
+    result = streaming_scores(detections, events["events"], events["duration_s"], COMMANDS)
+    assert result["commands"] == 8
+    assert result["detected"] >= 6 and result["false_activations"] <= 1, result
 
 
 @pytest.mark.parametrize("args, message", [

@@ -11,8 +11,12 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from training.data.vocab import COMMANDS, SILENCE_LABEL
+
+if TYPE_CHECKING:
+    from training.data.real_speech import Recording
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +129,29 @@ def people_recording(out: Path, *, kind: str, real_speech: Path,
     corpus = split_corpus(load_corpus(real_speech))
     noises = read_all(corpus.eval_noise)
     if kind == "talk":
-        make_talk_recording(out, corpus.eval_talk, noises, words, seed=seed)
-        return out
-    if speech_commands is None:
-        raise ValueError("a people recording needs recorded people (--speech-commands)")
-    people = load_label_folders(speech_commands, words, PEOPLE_ENGINE)
-    held = [c for c in split_people(people)[1] if c.label != SILENCE_LABEL]
-    make_people_recording(out, held, corpus.eval_talk, noises, words,
-                          duration_s=minutes * 60, seed=seed, talk_share=talk_share, gap_s=gap_s)
+        meta = make_talk_recording(out, corpus.eval_talk, noises, words, seed=seed)
+    else:
+        if speech_commands is None:
+            raise ValueError("a people recording needs recorded people (--speech-commands)")
+        people = load_label_folders(speech_commands, words, PEOPLE_ENGINE)
+        held = [c for c in split_people(people)[1] if c.label != SILENCE_LABEL]
+        meta = make_people_recording(out, held, corpus.eval_talk, noises, words,
+                                     duration_s=minutes * 60, seed=seed, talk_share=talk_share,
+                                     gap_s=gap_s)
+    meta["attribution"] = recording_attribution(meta, corpus.eval_talk, corpus.eval_noise)
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return out
+
+
+def recording_attribution(meta: dict[str, Any], talk: Sequence[Recording],
+                          noise: Sequence[Recording]) -> list[str]:
+    """What a recording made of these files must say of its sources (CC BY asks for it):
+    the recorded people's data set, and the licence of each talk and noise file it used."""
+    from training.data.dataset import PEOPLE_ENGINE, SPEECH_COMMANDS_ATTRIBUTION
+    from training.data.real_speech import licences
+
+    files = {e.get("file") for e in meta["events"]}
+    used = [r for r in talk if r.path.name in files]
+    used += [noise[s["noise"]] for s in meta["background"]]
+    people = any(e["engine"] == PEOPLE_ENGINE for e in meta["events"])
+    return [SPEECH_COMMANDS_ATTRIBUTION] * people + licences(used)

@@ -101,7 +101,7 @@ def make_people_recording(out_wav: Path, clips: Sequence[Clip], talk: Sequence[R
             start = int(rng.integers(0, audio.size - length + 1))
             audio = audio[start:start + length]
             event = {"label": UNKNOWN_LABEL, "kind": "sentence", "text": rec.corpus,
-                     "engine": TALK_ENGINE, "voice": rec.speaker}
+                     "engine": TALK_ENGINE, "voice": rec.speaker, "file": rec.path.name}
             span = (0, audio.size)
         else:
             clip = order.pop()
@@ -139,7 +139,7 @@ def make_talk_recording(out_wav: Path, talk: Sequence[Recording], noises: Sequen
             break
         _place(mix, bg, audio, at, rng)
         events.append({"label": UNKNOWN_LABEL, "kind": "sentence", "text": talk[i].corpus,
-                       "engine": TALK_ENGINE, "voice": talk[i].speaker,
+                       "engine": TALK_ENGINE, "voice": talk[i].speaker, "file": talk[i].path.name,
                        "start_s": round(at / SAMPLE_RATE, 4),
                        "end_s": round((at + audio.size) / SAMPLE_RATE, 4)})
         at += audio.size + int(rng.uniform(*gap_s) * SAMPLE_RATE)
