@@ -108,6 +108,31 @@ def test_people_recording_places_held_out_clips_on_their_speech(tmp_path):
     assert all(e["label"] == UNKNOWN_LABEL for e in talk["events"])
 
 
+def test_a_people_recording_names_the_licences_of_what_it_is_made_of(tmp_path):
+    """CC BY asks that attribution travel with derived audio: the Speech Commands citation
+    when people speak in it, and the licence of every talk and noise file it used."""
+    from training.data.make import people_recording
+    from training.data.real_speech import licences
+
+    real_speech = mini_real_speech(tmp_path / "rs")
+    split = split_corpus(load_corpus(real_speech))
+    people_recording(tmp_path / "people.wav", kind="people", real_speech=real_speech,
+                     speech_commands=mini_speech_commands(tmp_path / "sc", per_word=12),
+                     minutes=1.5, seed=2, talk_share=0.5)
+    meta = json.loads((tmp_path / "people.json").read_text())
+    used = {e["file"] for e in meta["events"] if e["engine"] == "talk"}
+    assert used, "a recording with half its items talk uses some talk file"
+    talk = [r for r in split.eval_talk if r.path.name in used]
+    noise = [split.eval_noise[s["noise"]] for s in meta["background"]]
+    assert meta["attribution"][0].startswith("Speech Commands: P. Warden")
+    assert meta["attribution"][1:] == licences(talk + noise)
+    people_recording(tmp_path / "talk.wav", kind="talk", real_speech=real_speech,
+                     speech_commands=None, minutes=1.0, seed=2)
+    only_talk = json.loads((tmp_path / "talk.json").read_text())
+    assert not any(line.startswith("Speech Commands") for line in only_talk["attribution"])
+    assert set(licences(split.eval_talk)) <= set(only_talk["attribution"])
+
+
 def test_speech_span_finds_a_word_in_a_padded_second():
     clip = np.zeros(16000, np.float32)
     clip[6000:9000] = np.sin(np.arange(3000) / 5.0)
