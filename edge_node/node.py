@@ -179,11 +179,12 @@ def mqtt_extensions(context: NodeContext) -> list[Extension]:
     it brings one); the connection comes last, so it starts once every handler is registered
     and stops first."""
     from edge_node.mqtt.wiring import broker_connection, home_assistant
-    from edge_node.ota.extension import OtaExtension
 
     link = broker_connection(context)
     if link is None:
         return []
+    from edge_node.ota.extension import OtaExtension  # signature checks: only with a broker
+
     conn, demo = link
     config = context.config
     ha = home_assistant(context, conn)

@@ -1,7 +1,10 @@
 """WavSource: every rate, width and channel layout ends up as the same 16 kHz mono audio."""
 
+import json
 import math
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +14,7 @@ from scipy.io import wavfile
 
 from edge_node.audio import AudioSourceError, WavSource, read_wav_mono16k, write_wav
 from tests.support.audio_signals import (
+    REPO,
     correlation,
     espeak_word,
     need_tool,
@@ -142,3 +146,22 @@ def test_write_wav_round_trip(tmp_path: Path) -> None:
     assert rate == 16000 and data.dtype == np.int16 and data.ndim == 1
     assert data[0] == 32767 and data[1] == -32768
     np.testing.assert_allclose(read_wav_mono16k(path)[2:], x, atol=1 / 32768)
+
+
+@pytest.mark.integration
+def test_a_node_replaying_a_16k_wav_never_imports_scipy(tmp_path: Path) -> None:
+    """scipy.io alone costs a Pi ~8 MB of RAM (issue 22): a plain PCM file at 16 kHz, what
+    `edge-node record` and the benchmarks write, is replayed without it."""
+    path = tmp_path / "replay.wav"
+    write_wav(path, speechlike(16000, 1.0))
+    probe = (
+        "import json, sys\n"
+        "from edge_node.cli import main\n"
+        "code = main(['run', '--source', 'wav:' + sys.argv[1], '--display', 'none'])\n"
+        "print(json.dumps({'exit': code,\n"
+        "                  'scipy': sorted(m for m in sys.modules if m.startswith('scipy'))}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.decode().splitlines()[-1]) == {"exit": 0, "scipy": []}

@@ -17,18 +17,24 @@ from edge_node.audio.base import (
     choose_channel,
     scale_pcm,
 )
+from edge_node.audio.pcm_wav import read_plain_pcm, write_pcm16
 
 WAV_RATES = (4000, 384000)
 """Sample rates a real recording has; a header outside them lies (a 1 Hz header would turn a
 small file into hours of audio)."""
 
 
+def _read_with_scipy(path: str | Path) -> tuple[int, np.ndarray]:
+    """Any WAV scipy reads (float, 24-bit, WAVE_FORMAT_EXTENSIBLE, ...), or its reason not to."""
+    from scipy.io import wavfile  # ~8 MB of RAM: only the files plain PCM reading leaves
+
+    return wavfile.read(str(path))
+
+
 def _load(path: str | Path) -> tuple[int, np.ndarray]:
     """The file's rate and samples, or AudioSourceError for a file that is not a sane WAV."""
-    from scipy.io import wavfile  # ~9 MB of RAM: only the nodes that read files pay for it
-
     try:
-        rate, data = wavfile.read(str(path))
+        rate, data = read_plain_pcm(path) or _read_with_scipy(path)
     except FileNotFoundError as e:
         raise AudioSourceError(f"WAV file not found: {path}") from e
     except (OSError, ValueError, EOFError, IndexError, struct.error) as e:
@@ -48,8 +54,9 @@ def converter_for(rate: int, data: np.ndarray, channel: int | str,
                   remove_dc: bool) -> PcmConverter:
     """The converter that conditions a whole decoded file (WAV here, FLAC in training)."""
     channels = 1 if data.ndim == 1 else data.shape[1]
-    if channel == "auto":
-        # A file is known in full, so judge the channels over all of it, not just 1 s.
+    if channel == "auto" and channels > 1:
+        # A file is known in full, so judge the channels over all of it, not just 1 s (a mono
+        # file has nothing to judge: not scaling all of it spares a float64 copy of the file).
         choice = choose_channel(scale_pcm(data))
         channel = "mix" if choice is None else choice
     try:
@@ -123,11 +130,9 @@ def read_wav_mono16k(
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     """Write float samples in [-1, 1] as 16-bit PCM (mono, or (n, channels) for several)."""
-    from scipy.io import wavfile  # ~9 MB of RAM, kept off the live microphone path
-
     x = np.asarray(samples, dtype=np.float64)
     pcm = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
     try:
-        wavfile.write(str(path), int(rate), pcm)
+        write_pcm16(path, int(rate), pcm)
     except OSError as e:
         raise AudioSourceError(f"cannot write WAV file {path}: {e}") from e

@@ -32,8 +32,8 @@ from edge_node.audio.wav import read_wav_mono16k
 from edge_node.detector import Detector, DetectorSettings
 from edge_node.events import EventHub, ModelRunning
 from edge_node.model import Model, ModelError
+from edge_node.ota.durable import fsync_dir, fsync_file, write_json_atomic
 from edge_node.ota.faults import maybe_die
-from edge_node.ota.transfer import fsync_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,6 @@ POINTER_LOCK = threading.RLock()
 
 class SelfTestError(ModelError):
     """The model loads but does not recognise the reference recording sensibly."""
-
-
-def fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 def self_test(model: Model, settings: DetectorSettings, min_recall: float,

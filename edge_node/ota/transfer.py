@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge_node import topics
 from edge_node.model import file_sha256
+from edge_node.ota.durable import write_json_atomic
 from edge_node.ota.faults import maybe_die
 from edge_node.ota.package import PackageError, check_manifest, verify_manifest
 
@@ -120,26 +121,6 @@ def parse_offer(payload: bytes, scope: str, max_bytes: int, max_chunk: int) -> O
                  size=size, chunk_size=chunk_size, chunks=chunks, auto_install=auto,
                  pushed_at=float(pushed_at), scope=scope,
                  release_summary=str(summary)[:255])
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in `path` survive a power cut."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Old or new contents after a power cut, never a mix or an empty file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(json.dumps(data, indent=1, sort_keys=True))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class Transfer:
