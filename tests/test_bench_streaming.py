@@ -46,8 +46,10 @@ def test_comparison_reads_the_candidate_at_the_bundled_models_rates():
 
 @pytest.mark.integration
 def test_candidate_run_on_the_bundled_recording_writes_a_section(tmp_path):
-    """End to end through the node's detector: the bundled model as its own candidate must come
-    out equal at every operating point."""
+    """End to end through the node's detector: the bundled model as its own candidate is never
+    worse at the bundled model's false-activation rates, and equal where the bundled threshold
+    is its best at that rate (on 30 clean seconds both thresholds may fire on nothing, and the
+    candidate is then read at its better one)."""
     benchmarks = tmp_path / "BENCHMARKS.md"
     done = subprocess.run(
         [sys.executable, "-m", "bench.streaming", "--recording", str(EXAMPLE), "--candidate",
@@ -60,6 +62,8 @@ def test_candidate_run_on_the_bundled_recording_writes_a_section(tmp_path):
     start = next(i for i, line in enumerate(lines) if line.startswith("| bundled threshold"))
     end = lines.index("", start)
     compared = [line for line in lines[start + 2:end] if line.startswith("| 0.")]
-    assert len(compared) == 2 and all(row.endswith("| +0.0 |") for row in compared), done.stdout
+    assert len(compared) == 2, done.stdout
+    assert all("| -" not in row for row in compared), compared
+    assert any(row.endswith("| +0.0 |") for row in compared), compared
     # the candidate's own sweep says what its false activations fired on, and recall at 2/h
     assert "of them during near-miss words" in text and "at 2," in text

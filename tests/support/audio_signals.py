@@ -3,6 +3,7 @@ Debian TTS engines (espeak-ng, flite), as the tests and the MQTT benches need it
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
@@ -121,3 +122,17 @@ def noise(seconds: float, dbfs: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(int(seconds * RATE)).astype(np.float32)
     return x * np.float32(10 ** (dbfs / 20))
+
+
+def person_saying(label: str, nth: int = 0) -> np.ndarray:
+    """A real person (held out from every bundled model's training) saying `label` on its own:
+    the `nth` such word of the bundled example recording, cut at its event's bounds with
+    50 ms of the room around it."""
+    from edge_node.audio.wav import read_wav_mono16k
+    from edge_node.config import DEFAULT_EXAMPLE
+
+    events = json.loads(DEFAULT_EXAMPLE.with_suffix(".json").read_text())["events"]
+    event = [e for e in events if e["label"] == label and e["kind"] == "word"][nth]
+    audio = read_wav_mono16k(DEFAULT_EXAMPLE)
+    start = max(0, int((event["start_s"] - 0.05) * RATE))
+    return audio[start:int((event["end_s"] + 0.05) * RATE)]
