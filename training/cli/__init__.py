@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--copies", type=int, default=3, help="augmented copies per clip")
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--workers", type=int, default=2)
+    train.add_argument("--feature-cache", type=Path,
+                       help="folder keeping feature rows between runs: a run that changes only "
+                            "training settings (or adds copies) reuses them")
     train.add_argument("--no-loeo", action="store_true", help="skip leave-one-engine-out runs")
     train.add_argument("--loeo-epochs", type=int, default=12)
     train.add_argument("--seeds", help="only the leave-one-engine-out runs, once per training "

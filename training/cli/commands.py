@@ -79,7 +79,8 @@ def train_settings(args: argparse.Namespace) -> PipelineSettings:
                             ensemble_temperature=args.ensemble_temperature),
         copies=args.copies, augment=AugmentSettings(p_resynth=args.resynth, p_trim=args.trim),
         leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
-        name=args.name, version=args.version, workers=args.workers)
+        name=args.name, version=args.version, workers=args.workers,
+        feature_cache=args.feature_cache)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

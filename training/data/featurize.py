@@ -7,9 +7,11 @@ TensorFlow is imported (forking a process that has started TensorFlow's threads 
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -18,7 +20,10 @@ from edge_node.features import FeatureExtractor, FeatureSpec, make_extractor
 from training.data.audio_files import read_audio
 from training.data.augment import Augmenter, place
 from training.data.dataset import Clip
+from training.data.feature_cache import FeatureCache, clip_identity, context_digest
 from training.data.vocab import SILENCE_LABEL
+
+log = logging.getLogger(__name__)
 
 _WORKER: dict[str, object] = {}
 
@@ -68,16 +73,32 @@ def _features(task: tuple[int, int]) -> np.ndarray:
 
 def featurize(audio: list[np.ndarray], clips: Sequence[Clip], indices: Sequence[int],
               spec: FeatureSpec, augmenter: Augmenter | None, copies: int | Sequence[int],
-              seed: int, workers: int = 2, desc: str = "features") -> FeatureSet:
+              seed: int, workers: int = 2, desc: str = "features",
+              cache: Path | None = None) -> FeatureSet:
     """Features for `clips[i]` for i in `indices`: `copies` augmented versions each (or, with no
-    augmenter, one clean version with the clip centred in the window)."""
+    augmenter, one clean version with the clip centred in the window). With `cache` (a
+    folder), rows computed before in the same context are read back, not computed again."""
     per_clip = [copies] * len(indices) if isinstance(copies, int) else list(copies)
     tasks = [(i, c) for i, n in zip(indices, per_clip, strict=True) for c in range(n)]
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers, initializer=_init,
-                  initargs=(audio, clips, spec, augmenter, seed)) as pool:
-        rows = list(tqdm(pool.imap(_features, tasks, chunksize=32), total=len(tasks),
-                         desc=desc, unit="ex"))
     shape = make_extractor(spec).shape
-    x = np.stack(rows) if rows else np.zeros((0, *shape), dtype=np.float16)
+    x = np.zeros((len(tasks), *shape), dtype=np.float16)
+    todo = list(range(len(tasks)))
+    if cache is not None:
+        store = FeatureCache(cache, context_digest(spec, augmenter, seed))
+        keys = [(i, clip_identity(clips[i]), c) for i, c in tasks]
+        todo = store.lookup(keys)
+        done = sorted(set(range(len(tasks))) - set(todo))
+        if done:
+            x[done] = store.rows([keys[k] for k in done])
+        log.info("%s: %d of %d rows from the feature cache %s", desc, len(done), len(tasks),
+                 store.folder)
+    if todo:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(workers, initializer=_init,
+                      initargs=(audio, clips, spec, augmenter, seed)) as pool:
+            rows = list(tqdm(pool.imap(_features, [tasks[k] for k in todo], chunksize=32),
+                             total=len(todo), desc=desc, unit="ex"))
+        x[todo] = np.stack(rows)
+        if cache is not None:
+            store.add([keys[k] for k in todo], x[todo])
     return FeatureSet(x, np.array([t[0] for t in tasks], dtype=np.int64))

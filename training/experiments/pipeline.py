@@ -60,6 +60,9 @@ class PipelineSettings:
     attribution: tuple[str, ...] = ()
     """The recorded data the model is derived from, with authors and licences: it travels in
     the manifest (`attribution`), as CC BY asks."""
+    feature_cache: Path | None = None
+    """A folder where feature rows are kept between runs (`training.data.feature_cache`):
+    a run that changes only training settings reuses them all (None = no cache)."""
 
     @property
     def labels(self) -> list[str]:
@@ -89,12 +92,13 @@ def prepare(clips: list[Clip], noises: list[np.ndarray], settings: PipelineSetti
     audio = load_audio(clips, settings.workers)
     indices = list(range(len(clips)))
     seed = settings.train.seed
+    cache = settings.feature_cache
     clean = featurize(audio, clips, indices, settings.features, None, 1, seed,
-                      settings.workers, desc="clean features")
+                      settings.workers, desc="clean features", cache=cache)
     copies = [max(1, int(round(settings.copies * c.weight))) for c in clips]
     augmented = featurize(audio, clips, indices, settings.features,
                           Augmenter(noises, settings.augment), copies,
-                          seed, settings.workers, desc="augmented features")
+                          seed, settings.workers, desc="augmented features", cache=cache)
     y = np.array([labels.index(c.label) for c in clips], dtype=np.int64)
     return Prepared(clips, y, np.array([c.engine for c in clips]), clean, augmented)
 

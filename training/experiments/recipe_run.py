@@ -99,8 +99,8 @@ def training_data(recipe: Recipe, work: Path, workers: int) -> list[Path]:
 
 
 def pipeline_settings(recipe: Recipe, out: Path, workers: int,
-                      attribution: tuple[str, ...] = (), loeo: bool | None = None
-                      ) -> PipelineSettings:
+                      attribution: tuple[str, ...] = (), loeo: bool | None = None,
+                      feature_cache: Path | None = None) -> PipelineSettings:
     """The training run a recipe asks for."""
     evaluation = recipe.evaluation
     return PipelineSettings(
@@ -110,7 +110,7 @@ def pipeline_settings(recipe: Recipe, out: Path, workers: int,
         val_voice_fraction=evaluation.validation_voices,
         leave_one_engine_out=evaluation.leave_one_engine_out if loeo is None else loeo,
         loeo_epochs=evaluation.loeo_epochs, name=recipe.name, version=recipe.version,
-        workers=workers, attribution=attribution)
+        workers=workers, attribution=attribution, feature_cache=feature_cache)
 
 
 def run_recipe(recipe: Recipe, work: Path, workers: int, install: Path | None = None,
@@ -123,6 +123,7 @@ def run_recipe(recipe: Recipe, work: Path, workers: int, install: Path | None = 
                 f"{source} is not there: the recipe's recorded data (people.speech_commands, "
                 "people.real_speech) must exist, or be set to null for synthetic voices only")
     work.mkdir(parents=True, exist_ok=True)
+    cache = work / "feature-cache"  # the first model's rows serve the final one, and reruns
     recordings = test_recordings(recipe, work, workers)
     datasets = training_data(recipe, work, workers)
     sources = Sources(data=tuple(datasets), speech_commands=recipe.people.speech_commands,
@@ -137,7 +138,8 @@ def run_recipe(recipe: Recipe, work: Path, workers: int, install: Path | None = 
             material = gather(sources, recipe.words, recipe.seed)
             _, model = train_and_evaluate(
                 material, pipeline_settings(recipe, first, workers, material.attribution,
-                                            loeo=False), (), recipe.words)
+                                            loeo=False, feature_cache=cache), (),
+                recipe.words)
             make.hard_negative_windows(work / "mined" / "recording.wav", model, hard,
                                        recipe.mining.hard_threshold, recipe.words)
         sources = replace(sources, data=(*sources.data, hard))
@@ -145,7 +147,8 @@ def run_recipe(recipe: Recipe, work: Path, workers: int, install: Path | None = 
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(to_yaml(recipe))
     material = gather(sources, recipe.words, recipe.seed)
-    settings = pipeline_settings(recipe, out, workers, material.attribution)
+    settings = pipeline_settings(recipe, out, workers, material.attribution,
+                                 feature_cache=cache)
     report, model = train_and_evaluate(material, settings, recordings, recipe.words)
     if install:
         from training.models.install import install_model
