@@ -76,7 +76,9 @@ def train_settings(args: argparse.Namespace) -> PipelineSettings:
                             distill_teachers=args.distill,
                             distill_weight=args.distill_weight,
                             ensemble_join=args.ensemble_join,
-                            ensemble_temperature=args.ensemble_temperature),
+                            ensemble_temperature=args.ensemble_temperature,
+                            tcresnet_width=args.tcresnet_width,
+                            embedding_width=args.embedding_width),
         copies=args.copies, augment=AugmentSettings(p_resynth=args.resynth, p_trim=args.trim),
         leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
         name=args.name, version=args.version, workers=args.workers)
