@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="online time-axis stretch about the centre, 1 +/- this (0 = off)")
     add_measured_off_options(train)
     add_ensemble_join_option(train)
+    train.add_argument("--tcresnet-width", type=float, default=1.0,
+                       help="multiplier of the TC-ResNet's channel widths (its capacity)")
+    train.add_argument("--embedding-width", type=int, default=64,
+                       help="units of each dense layer of the speech-embedding head")
     train.add_argument("--distill-weight", type=float, default=0.7,
                        help="share of the teachers' probabilities in the targets")
     train.add_argument("--weight-average", type=float, default=0.0,

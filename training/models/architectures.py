@@ -41,8 +41,12 @@ def ds_cnn(input_shape: tuple[int, int], n_labels: int, width: int = 64, blocks:
     return keras.Model(inputs, outputs, name="dscnn")
 
 
+TC_RESNET_WIDTHS = (16, 24, 32, 48)
+"""TC-ResNet8's channel widths at `TrainSettings.tcresnet_width` 1."""
+
+
 def tc_resnet(input_shape: tuple[int, int], n_labels: int,
-              widths: tuple[int, ...] = (16, 24, 32, 48), kernel: int = 9,
+              widths: tuple[int, ...] = TC_RESNET_WIDTHS, kernel: int = 9,
               dropout: float = 0.2) -> keras.Model:
     """Temporal-convolution ResNet after Choi et al., "TC-ResNet" (Interspeech 2019).
 
@@ -161,14 +165,16 @@ def article_cnn(input_shape: tuple[int, int], n_labels: int,
 
 
 def build(architecture: str, input_shape: tuple[int, int], n_labels: int,
-          normaliser_data: Any | None = None) -> tuple[keras.Model, str]:
+          normaliser_data: Any | None = None, tcresnet_width: float = 1.0,
+          embedding_width: int = 64) -> tuple[keras.Model, str]:
     """The model and the kind of output it produces (`probabilities` or `logits`)."""
     if architecture == "tcresnet":
-        return tc_resnet(input_shape, n_labels), "probabilities"
+        widths = tuple(max(1, round(w * tcresnet_width)) for w in TC_RESNET_WIDTHS)
+        return tc_resnet(input_shape, n_labels, widths=widths), "probabilities"
     if architecture == "dscnn":
         return ds_cnn(input_shape, n_labels), "probabilities"
     if architecture == "embedding_dnn":
-        return embedding_dnn(input_shape, n_labels), "probabilities"
+        return embedding_dnn(input_shape, n_labels, width=embedding_width), "probabilities"
     if architecture == "article_cnn":
         return article_cnn(input_shape, n_labels, normaliser_data), "logits"
     raise ValueError(f"unknown architecture {architecture!r}; use one of {ARCHITECTURES}")

@@ -66,6 +66,11 @@ class TrainSettings:
     curve, only where on it each threshold lies: at 1.2 the node's threshold 0.6 gives about
     the false activations it gave with the mean join (a little fewer), so thresholds users
     set keep their meaning across the update (BENCHMARKS.md)."""
+    tcresnet_width: float = setting(1.0, above=0.0, high=4.0)
+    """Multiplier of the TC-ResNet's channel widths (16, 24, 32, 48): its capacity. The int8
+    classifier grows about with its square (the node's budget is 150 KB)."""
+    embedding_width: int = setting(64, low=8, high=1024)
+    """Units of each of the speech-embedding head's two dense layers."""
     seed: int = setting(1, low=0)
 
 
