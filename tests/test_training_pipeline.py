@@ -524,7 +524,7 @@ JOIN_SCRIPT = """
 import json
 import numpy as np
 from tensorflow import keras
-from training.models.architectures import embedding_dnn, ensemble, tc_resnet
+from training.models.architectures import build, embedding_dnn, ensemble, tc_resnet
 
 shapes = [(49, 40), (2, 96)]
 members = [tc_resnet(shapes[0], 4), embedding_dnn(shapes[1], 4)]
@@ -554,12 +554,19 @@ print(json.dumps({"geometric_error": float(np.abs(geometric - expected).max()),
                   "members_differ": float(np.abs(a - b).max()),
                   "params": [ensemble(members, shapes, j).count_params()
                              for j in ("geometric", "mean")],
-                  "refused": refused}))
+                  "refused": refused,
+                  "wider": sorted({layer.filters for layer in build(
+                      "tcresnet", shapes[0], 4, tcresnet_width=1.5)[0].layers
+                      if isinstance(layer, keras.layers.Conv2D)}),
+                  "head_units": [layer.units for layer in build(
+                      "embedding_dnn", shapes[1], 4, embedding_width=128)[0].layers
+                      if isinstance(layer, keras.layers.Dense)]}))
 """
 
 
 def test_ensemble_joins_members_by_geometric_or_arithmetic_mean_with_the_same_weights():
-    """The geometric join works on logits recovered from members trained with a softmax."""
+    """The geometric join works on logits recovered from members trained with a softmax; the
+    members' capacity follows the recipe's widths."""
     result = tensorflow_script_result(JOIN_SCRIPT)
     assert result["members_differ"] > 0.1
     assert result["geometric_error"] < 1e-5 and result["mean_error"] < 1e-5
@@ -569,6 +576,9 @@ def test_ensemble_joins_members_by_geometric_or_arithmetic_mean_with_the_same_we
     # the geometric join reuses each member's output layer: no new parameters to ship
     assert result["params"][0] == result["params"][1]
     assert result["refused"]
+    # the recipe's capacity settings: TC-ResNet widths (16, 24, 32, 48) x 1.5, head units
+    assert result["wider"] == [24, 36, 48, 72]
+    assert result["head_units"] == [128, 128, 4]
 
 
 def test_console_script_records_benchmarks_from_any_directory(trained, tmp_path):
