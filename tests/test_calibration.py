@@ -10,8 +10,6 @@ from edge_node.detector import DEFAULT_THRESHOLD, Detector, DetectorSettings
 from edge_node.model import DEFAULT_MODEL, Model, ModelError, manifest_path, read_manifest
 from training.evaluation.calibrate import choose_threshold
 
-pytestmark = pytest.mark.unit
-
 
 def model_with(tmp_path, name, detector):
     """The bundled model under another name, its manifest's `detector` section replaced."""
@@ -26,6 +24,7 @@ def model_with(tmp_path, name, detector):
     return path
 
 
+@pytest.mark.unit
 def test_the_calibrated_threshold_is_used_unless_one_is_set(tmp_path):
     calibrated = Model(model_with(tmp_path, "a", {"threshold": 0.45}))
     assert calibrated.manifest.threshold == 0.45
@@ -41,6 +40,7 @@ def test_the_calibrated_threshold_is_used_unless_one_is_set(tmp_path):
     assert "built-in default" in plain.threshold_source
 
 
+@pytest.mark.unit
 def test_a_new_model_brings_its_threshold_and_a_set_one_stays(tmp_path):
     first = Model(model_with(tmp_path, "a", {"threshold": 0.45}))
     second = Model(model_with(tmp_path, "b", {"threshold": 0.8}))
@@ -57,11 +57,13 @@ def test_a_new_model_brings_its_threshold_and_a_set_one_stays(tmp_path):
 @pytest.mark.parametrize("detector", [{"threshold": 0}, {"threshold": 1.5},
                                       {"threshold": "high"}, {"threshold": float("nan")},
                                       {"threshold": True}, [0.5]])
+@pytest.mark.unit
 def test_a_bad_calibrated_threshold_refuses_the_model(tmp_path, detector):
     with pytest.raises(ModelError, match="detector"):
         read_manifest(model_with(tmp_path, "bad", detector))
 
 
+@pytest.mark.unit
 def test_the_shipped_threshold_finds_most_commands_within_the_false_activation_rate():
     rows = [{"threshold": 0.3, "recall": 0.95, "false_activations_per_hour": 9.0},
             {"threshold": 0.4, "recall": 0.93, "false_activations_per_hour": 2.0},
@@ -70,3 +72,25 @@ def test_the_shipped_threshold_finds_most_commands_within_the_false_activation_r
     assert choose_threshold(rows, 2.0)["threshold"] == 0.4
     assert choose_threshold(rows, 1.5)["threshold"] == 0.5
     assert choose_threshold(rows, -1.0)["threshold"] == 0.6  # none within: the strictest
+
+
+@pytest.mark.integration
+def test_a_sweep_pools_its_recordings_and_keeps_each_ones_false_activations(tmp_path):
+    """Calibration pools people and talk; the talk recording's own rate stays readable (the
+    node must also stay within the rate on talk alone)."""
+    from edge_node.config import DEFAULT_EXAMPLE
+    from training.data.vocab import COMMANDS
+    from training.evaluation.calibrate import sweep_recordings
+
+    twice = []
+    for name in ("a", "b"):
+        shutil.copyfile(DEFAULT_EXAMPLE, tmp_path / f"{name}.wav")
+        shutil.copyfile(DEFAULT_EXAMPLE.with_suffix(".json"), tmp_path / f"{name}.json")
+        twice.append(tmp_path / f"{name}.wav")
+    rows = sweep_recordings(DEFAULT_MODEL, twice, COMMANDS, (0.3, 0.7))
+    for row in rows:
+        parts = row["per_recording"]
+        assert parts[0] == parts[1] and len(parts) == 2
+        assert row["false_activations"] == sum(p["false_activations"] for p in parts)
+        assert row["hours"] == pytest.approx(sum(p["hours"] for p in parts))
+    assert rows[0]["false_activations"] >= rows[1]["false_activations"]

@@ -52,7 +52,9 @@ def sweep_recordings(model: Path, recordings: Sequence[Path], commands: Sequence
                      "false_activations": sum(s["false_activations"] for s in scored),
                      "false_activations_per_hour":
                          sum(s["false_activations"] for s in scored) / hours,
-                     "hours": hours})
+                     "hours": hours,
+                     "per_recording": [{"false_activations": s["false_activations"],
+                                        "hours": s["duration_s"] / 3600.0} for s in scored]})
     return rows
 
 
