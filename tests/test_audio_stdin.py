@@ -1,6 +1,5 @@
 """StdinSource fed through real pipes, as ``arecord ... | edge-node run --source stdin`` would."""
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from scipy.io import wavfile
 
 from edge_node.audio import PcmConverter, StdinSource, read_wav_mono16k
 from tests.support.audio_signals import REPO, correlation, espeak_word, need_tool, speechlike
+from tests.support.node_imports import modules_after_run
 
 pytestmark = pytest.mark.integration
 
@@ -108,15 +108,6 @@ def test_real_stdin_of_a_process_via_the_factory(speech_wav: Path, tmp_path: Pat
 def test_a_node_on_stdin_never_imports_scipy() -> None:
     """scipy.io alone costs a Pi ~9 MB of RAM (issue 22): only reading or writing a file may
     import it, never the live path of `arecord | edge-node run --source stdin`."""
-    probe = (
-        "import json, sys\n"
-        "from edge_node.cli import main\n"
-        "code = main(['run', '--source', 'stdin', '--display', 'none'])\n"
-        "print(json.dumps({'exit': code,\n"
-        "                  'scipy': sorted(m for m in sys.modules if m.startswith('scipy'))}))\n"
-    )
     silence = np.zeros(16000, dtype=np.int16).tobytes()
-    done = subprocess.run([sys.executable, "-c", probe], input=silence, capture_output=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.decode().splitlines()[-1]) == {"exit": 0, "scipy": []}
+    assert modules_after_run(["run", "--source", "stdin", "--display", "none"], ["scipy"],
+                             stdin=silence) == (0, [])

@@ -1,10 +1,7 @@
 """WavSource: every rate, width and channel layout ends up as the same 16 kHz mono audio."""
 
-import json
 import math
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +11,6 @@ from scipy.io import wavfile
 
 from edge_node.audio import AudioSourceError, WavSource, read_wav_mono16k, write_wav
 from tests.support.audio_signals import (
-    REPO,
     correlation,
     espeak_word,
     need_tool,
@@ -22,6 +18,7 @@ from tests.support.audio_signals import (
     to_16k,
     write_pcm_wav,
 )
+from tests.support.node_imports import modules_after_run
 
 
 def _collect(source: WavSource) -> list[np.ndarray]:
@@ -154,14 +151,5 @@ def test_a_node_replaying_a_16k_wav_never_imports_scipy(tmp_path: Path) -> None:
     `edge-node record` and the benchmarks write, is replayed without it."""
     path = tmp_path / "replay.wav"
     write_wav(path, speechlike(16000, 1.0))
-    probe = (
-        "import json, sys\n"
-        "from edge_node.cli import main\n"
-        "code = main(['run', '--source', 'wav:' + sys.argv[1], '--display', 'none'])\n"
-        "print(json.dumps({'exit': code,\n"
-        "                  'scipy': sorted(m for m in sys.modules if m.startswith('scipy'))}))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.decode().splitlines()[-1]) == {"exit": 0, "scipy": []}
+    assert modules_after_run(["run", "--source", f"wav:{path}", "--display", "none"],
+                             ["scipy"]) == (0, [])

@@ -6,10 +6,7 @@ detected, with the model version that detected it."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,8 +14,8 @@ import pytest
 from edge_node.model import DEFAULT_MODEL, file_sha256
 from edge_node.ota.install import ModelStore
 from provisioning.cli import main as fleet
-from tests.support.audio_signals import REPO
 from tests.support.mqtt_broker import Subscriber
+from tests.support.node_imports import modules_after_run
 from tests.support.ota_node import OtaNode, model_status, node_config
 from tests.support.ota_packages import bad_packages, good
 
@@ -267,16 +264,8 @@ def test_push_to_all_reports_each_node_and_fails_for_an_offline_one(
 def test_a_node_without_a_broker_never_imports_the_signature_checks():
     """cryptography costs a Pi ~8 MB of RAM (issue 22): a node that can hear of no update (no
     broker) opens its model store at start, but imports the signature checks only with one."""
-    probe = (
-        "import json, sys\n"
-        "from edge_node.cli import main\n"
-        "code = main(['run', '--source', 'stdin', '--display', 'none'])\n"
-        "print(json.dumps({'exit': code, 'loaded': sorted(m for m in sys.modules if m in (\n"
-        "    'cryptography', 'edge_node.ota.install', 'edge_node.ota.package'))}))\n"
-    )
     silence = np.zeros(16000, dtype=np.int16).tobytes()
-    done = subprocess.run([sys.executable, "-c", probe], input=silence, capture_output=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.decode().splitlines()[-1]) == {
-        "exit": 0, "loaded": ["edge_node.ota.install"]}
+    loaded = modules_after_run(["run", "--source", "stdin", "--display", "none"],
+                               ["cryptography", "edge_node.ota.install", "edge_node.ota.package"],
+                               stdin=silence)
+    assert loaded == (0, ["edge_node.ota.install"])
