@@ -45,6 +45,30 @@ def cmd_fold_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fold_compare(args: argparse.Namespace) -> int:
+    """Recipes' `--folds` runs side by side, paired fold by fold with the first."""
+    from training.experiments.folds import compare_fold_runs
+
+    runs = []
+    for item in args.runs:
+        name, _, path = item.rpartition("=")
+        runs.append((name or path, Path(path)))
+    try:
+        table = compare_fold_runs(runs)
+    except (FileNotFoundError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    print(table)
+    if args.benchmarks:
+        from training.evaluation.benchmarks import write_section
+
+        command = "kws-train " + " ".join(sys.argv[1:])
+        write_section(args.section, args.title, "\n\n".join(
+            part for part in (args.note, f"Reproduce the table: `{command}`", table) if part),
+            args.benchmarks)
+    return 0
+
+
 def cmd_talk(args: argparse.Namespace) -> int:
     """1 s windows of the training part of real talk, as `_unknown_` training data."""
     make.talk_dataset(args.real_speech, args.out, args.windows, args.seed)
@@ -103,4 +127,15 @@ def add_people_parsers(sub: argparse._SubParsersAction) -> None:
     folds.add_argument("--name", default="kws-default")
     folds.add_argument("--benchmarks", type=Path)
     folds.set_defaults(func=cmd_fold_report)
+
+    compare = sub.add_parser("fold-compare", help="recipes' --folds runs side by side, paired "
+                                                  "fold by fold with the first")
+    compare.add_argument("runs", nargs="+", help="NAME=RUN (a --folds run's --out), the "
+                                                 "reference first")
+    compare.add_argument("--benchmarks", type=Path, help="also write a BENCHMARKS.md section")
+    compare.add_argument("--section", default="people-folds-compared")
+    compare.add_argument("--title", default="Recognising people: recipes on the same speaker "
+                                            "folds")
+    compare.add_argument("--note", default="", help="a paragraph that opens the section")
+    compare.set_defaults(func=cmd_fold_compare)
 

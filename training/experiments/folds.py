@@ -168,3 +168,51 @@ def fold_report(run: Path, people: Path, folds: int, baseline: Path,
     result["baseline_summary"] = summarise(result["baseline_per_fold"], labels)
     (Path(run) / "folds.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def fold_scores(run: Path) -> dict[int, dict[str, float]]:
+    """Per fold a `--folds` run finished: its int8 model's measures on the fold's people."""
+    found = {}
+    for path in sorted(Path(run).glob("fold-*/result.json")):
+        scored = json.loads(path.read_text())["models"]["int8/ai-edge-litert"]
+        found[int(path.parent.name.split("-")[1])] = {m: scored[m] for m in FOLD_MEASURES}
+    if not found:
+        raise FileNotFoundError(f"no fold-K/result.json under {run}")
+    return found
+
+
+def compare_fold_runs(runs: Sequence[tuple[str, Path]]) -> str:
+    """Recipes side by side on the speaker folds all of them finished, each paired fold by
+    fold with the first: the differences, not the means, say whether a change helps (the
+    folds differ by more than most changes do)."""
+    scored = {name: fold_scores(run) for name, run in runs}
+    common = sorted(set.intersection(*(set(s) for s in scored.values())))
+    if not common:
+        raise ValueError("the runs have no finished fold in common")
+    reference = scored[runs[0][0]]
+
+    def pct(value: float) -> str:
+        return f"{100 * value:.1f}%"
+
+    def points(values: list[float]) -> str:
+        return ", ".join(f"{100 * v:+.1f}" for v in values)
+
+    lines = ["Each cell: commands right / other words and silence taken for a command "
+             "(argmax, int8 in the node runtime, on the fold's people).", "",
+             "| recipe | " + " | ".join(f"fold {k}" for k in common)
+             + " | mean | paired with the first, points (commands; other words) |",
+             "|---" * (len(common) + 3) + "|"]
+    for name, _ in runs:
+        folds = scored[name]
+        mean = {m: float(np.mean([folds[k][m] for k in common])) for m in FOLD_MEASURES}
+        cells = [f"{pct(folds[k]['command_accuracy'])} / "
+                 f"{pct(folds[k]['non_command_false_accept'])}" for k in common]
+        paired = "" if name == runs[0][0] else (
+            points([folds[k]["command_accuracy"] - reference[k]["command_accuracy"]
+                    for k in common]) + "; " +
+            points([folds[k]["non_command_false_accept"]
+                    - reference[k]["non_command_false_accept"] for k in common]))
+        lines.append(f"| {name} | " + " | ".join(cells)
+                     + f" | {pct(mean['command_accuracy'])} / "
+                       f"{pct(mean['non_command_false_accept'])} | {paired} |")
+    return "\n".join(lines)

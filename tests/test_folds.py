@@ -1,0 +1,40 @@
+"""Recipes compared on the same speaker folds (no TensorFlow)."""
+
+import json
+
+import pytest
+
+from training.experiments.folds import compare_fold_runs
+
+pytestmark = pytest.mark.unit
+
+
+def fold_run(root, name, per_fold):
+    """A `--folds` run's results as `kws-train train --folds` leaves them."""
+    for k, (commands, others) in per_fold.items():
+        folder = root / name / f"fold-{k}"
+        folder.mkdir(parents=True)
+        measures = {"command_accuracy": commands, "non_command_false_accept": others,
+                    "unknown_false_accept": others}
+        (folder / "result.json").write_text(json.dumps(
+            {"models": {"int8/ai-edge-litert": measures}}))
+    return root / name
+
+
+def test_recipes_are_paired_fold_by_fold_on_the_folds_all_finished(tmp_path):
+    base = fold_run(tmp_path, "base", {0: (0.90, 0.04), 1: (0.96, 0.02), 2: (0.93, 0.03)})
+    wider = fold_run(tmp_path, "wider", {0: (0.92, 0.03), 1: (0.95, 0.02)})
+    table = compare_fold_runs([("base", base), ("wider", wider)])
+    assert "| recipe | fold 0 | fold 1 | mean |" in table  # fold 2: only one run has it
+    assert "| base | 90.0% / 4.0% | 96.0% / 2.0% | 93.0% / 3.0% |  |" in table
+    assert "| wider | 92.0% / 3.0% | 95.0% / 2.0% | 93.5% / 2.5% | +2.0, -1.0; -1.0, +0.0 |" \
+        in table
+
+
+def test_runs_without_a_common_fold_are_refused(tmp_path):
+    one = fold_run(tmp_path, "one", {0: (0.9, 0.1)})
+    other = fold_run(tmp_path, "other", {1: (0.9, 0.1)})
+    with pytest.raises(ValueError, match="no finished fold in common"):
+        compare_fold_runs([("one", one), ("other", other)])
+    with pytest.raises(FileNotFoundError):
+        compare_fold_runs([("one", one), ("none", tmp_path / "none")])
