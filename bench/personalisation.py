@@ -10,11 +10,14 @@ for a command at the node's threshold. Each tuned model is also scored on the ot
 held-back clips, which it never heard: does a model tuned to one person lose the others?
 With `--stream-minutes N` each voice also speaks an N-minute recording alone (commands, other
 words and sentences over changing noise, `kws-train stream`'s generator), which both models
-stream through the node's detector: recall and false activations per hour at 0.6.
+stream through the node's detector: recall and false activations per hour at 0.6. With
+`--people DIR` (Speech Commands layout) every model is also scored on recorded people no
+shipped model trained on (the held-out speakers): does a model tuned to one voice lose them?
 
 Run: `.venv/bin/python -m bench.personalisation --base runs/x/final --data runs/x/data
 --voices espeak=8,piper=2 [--benchmarks]` (the base model must not have trained on those
-engines: `kws-train train --data <synth without them> --no-loeo`).
+engines: `kws-train train --data <synth without them> --no-loeo`). `--base` also takes an
+installed model (`edge_node/models/default.tflite`, with its Keras weights beside it).
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from edge_node.model import Manifest, read_manifest
-from training.data.dataset import Clip, load_synthetic
+from training.data.dataset import (
+    PEOPLE_ENGINE,
+    SILENCE_LABEL,
+    Clip,
+    load_label_folders,
+    load_synthetic,
+    split_people,
+)
 from training.data.dataset_synth import synthesize_dataset
 from training.data.featurize import featurize, load_audio
 from training.data.make import STREAM_SEED_OFFSET, parse_voices
@@ -63,18 +73,37 @@ def voice_clips(root: Path, labels: list[str]) -> dict[str, list[Clip]]:
     return dict(sorted(by_voice.items()))
 
 
+def clean_features(clips: list[Clip], settings: FinetuneSettings, base: BaseModel,
+                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features (no augmentation), label indices and voice of `clips`."""
+    manifest = read_manifest(base.tflite)
+    labels = list(manifest.labels)
+    audio = load_audio(clips, settings.workers)
+    feats = featurize(audio, clips, list(range(len(clips))), manifest.features, None, 1,
+                      settings.seed, settings.workers, desc="held-back features")
+    chosen = [clips[i] for i in feats.clip_index]
+    return feats.x, np.array([labels.index(c.label) for c in chosen]), [c.voice for c in chosen]
+
+
 def held_back(clips: dict[str, list[Clip]], settings: FinetuneSettings, base: BaseModel,
               ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Features, label indices and voice of every clip `finetune` holds back (same split)."""
-    manifest = read_manifest(base.tflite)
-    labels = list(manifest.labels)
     held = [c for voice in clips.values() for c in split_shots(voice, settings.shots,
                                                                settings.seed)[1]]
-    audio = load_audio(held, settings.workers)
-    feats = featurize(audio, held, list(range(len(held))), manifest.features, None, 1,
-                      settings.seed, settings.workers, desc="held-back features")
-    chosen = [held[i] for i in feats.clip_index]
-    return feats.x, np.array([labels.index(c.label) for c in chosen]), [c.voice for c in chosen]
+    return clean_features(held, settings, base)
+
+
+def people_clips(root: Path, labels: list[str], per_label: int, seed: int) -> list[Clip]:
+    """Up to `per_label` clips of each command and of `_unknown_` by the recorded people no
+    shipped model trains on (`split_people`'s held-out speakers)."""
+    commands = [lab for lab in labels if Manifest.is_command(lab)]
+    held = split_people(load_label_folders(root, commands, PEOPLE_ENGINE))[1]
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in sorted({c.label for c in held} - {SILENCE_LABEL}):
+        group = sorted((c for c in held if c.label == label), key=lambda c: str(c.path))
+        chosen += [group[i] for i in sorted(rng.permutation(len(group))[:per_label])]
+    return chosen
 
 
 def summary(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
@@ -130,7 +159,7 @@ def pooled_curve(rows: list[dict[str, Any]], model: str) -> list[tuple[float, di
 
 def run(base: BaseModel, data: list[Path], voices: dict[str, int], work: Path,
         settings: FinetuneSettings, takes: int, unknown: int,
-        stream_minutes: float = 0.0) -> list[dict[str, Any]]:
+        stream_minutes: float = 0.0, people: list[Clip] | None = None) -> list[dict[str, Any]]:
     labels = list(read_manifest(base.tflite).labels)
     root = work / "voices"
     if not (root / "clips.csv").is_file():
@@ -144,6 +173,10 @@ def run(base: BaseModel, data: list[Path], voices: dict[str, int], work: Path,
     x, y, owner = held_back(clips, settings, base)
     owner_arr = np.array(owner)
     base_probs = predict_in_runtime(base.tflite, x, RUNTIME)
+    if people:
+        x_people, y_people, _ = clean_features(people, settings, base)
+        base_people = summary(predict_in_runtime(base.tflite, x_people, RUNTIME), y_people,
+                              labels)
     replay = replay_clips(base, data)
     noises = noise_bank(settings.seed)
     rows = []
@@ -158,6 +191,10 @@ def run(base: BaseModel, data: list[Path], voices: dict[str, int], work: Path,
         for name, probs in (("base", base_probs), ("tuned", tuned_probs)):
             row[name] = summary(probs[own], y[own], labels)
             row[f"{name}_others"] = summary(probs[others], y[others], labels)
+        if people:
+            row["base_people"] = base_people
+            row["tuned_people"] = summary(predict_in_runtime(
+                tuned / "model_int8.tflite", x_people, RUNTIME), y_people, labels)
         if stream_minutes > 0:
             commands = [lab for lab in labels if Manifest.is_command(lab)]
             recording = voice_recording(voice, commands, stream_minutes, settings.seed, work)
@@ -173,9 +210,14 @@ def pct(value: float | None) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
+    groups = ["base", "tuned", "base_others", "tuned_others"]
+    people = all("tuned_people" in r for r in rows)
+    if people:
+        groups += ["base_people", "tuned_people"]
     lines = ["| voice | base: commands / `_unknown_` as command | personalised | the other "
-             "voices, base | the other voices, personalised | fine-tune time |",
-             "|---|---|---|---|---|---|"]
+             "voices, base | the other voices, personalised | "
+             + ("recorded people, base | recorded people, personalised | " if people else "")
+             + "fine-tune time |", "|---" * (len(groups) + 2) + "|"]
 
     def cell(s: dict[str, Any]) -> str:
         return f"{pct(s['command_accuracy'])} / {pct(s['unknown_as_command'])}"
@@ -185,13 +227,14 @@ def table(rows: list[dict[str, Any]]) -> str:
         return float(np.mean(values)) if values else None
 
     for r in rows:
-        lines.append(f"| {r['voice']} | {cell(r['base'])} | {cell(r['tuned'])} | "
-                     f"{cell(r['base_others'])} | {cell(r['tuned_others'])} | {r['seconds']} s |")
+        lines.append(f"| {r['voice']} | " + " | ".join(cell(r[g]) for g in groups)
+                     + f" | {r['seconds']} s |")
     means = {k: {f: mean(k, f) for f in ("command_accuracy", "unknown_as_command")}
-             for k in ("base", "tuned", "base_others", "tuned_others")}
-    lines.append(f"| **mean of {len(rows)}** | {cell(means['base'])} | **{cell(means['tuned'])}**"
-                 f" | {cell(means['base_others'])} | {cell(means['tuned_others'])} | "
-                 f"{np.mean([r['seconds'] for r in rows]):.0f} s |")
+             for k in groups}
+    cells = [cell(means[g]) for g in groups]
+    cells[1] = f"**{cells[1]}**"
+    lines.append(f"| **mean of {len(rows)}** | " + " | ".join(cells)
+                 + f" | {np.mean([r['seconds'] for r in rows]):.0f} s |")
     if all("stream" in r for r in rows):
         lines += ["", f"Streaming, each voice alone (node detector at {THRESHOLD}): recall, false "
                   "activations per hour", "", "| voice | base | personalised |", "|---|---|---|"]
@@ -219,10 +262,12 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=True,
-                        help="run directory of the base model (RUN/final)")
+                        help="the base model: a run directory (RUN/final) or an installed "
+                             "`.tflite` with its Keras weights beside it (e.g. "
+                             "edge_node/models/default.tflite)")
     parser.add_argument("--data", type=Path, action="append", required=True,
                         help="the base model's dataset(s), replayed against forgetting")
     parser.add_argument("--voices", default="espeak=8,piper=2",
@@ -239,26 +284,51 @@ def main() -> None:
                         help="fine-tune without the label-share weights (as before 2026-12)")
     parser.add_argument("--stream-minutes", type=float, default=0.0,
                         help="also stream a recording of this length by each voice alone")
+    parser.add_argument("--people", type=Path,
+                        help="recorded people (Speech Commands layout, e.g. "
+                             "../shared/speech_commands): also score every model on its "
+                             "held-out speakers")
+    parser.add_argument("--people-clips", type=int, default=40,
+                        help="held-out people's clips per command and of other words")
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("runs/personalisation"))
-    parser.add_argument("--benchmarks", action="store_true",
-                        help=f"write the table to {BENCHMARKS.name}")
-    args = parser.parse_args()
+    parser.add_argument("--benchmarks", type=Path, nargs="?", const=BENCHMARKS,
+                        help=f"write the table to this file ({BENCHMARKS.name} if none given)")
+    parser.add_argument("--section", default="personalisation-voices",
+                        help="BENCHMARKS.md section to write (another one keeps the earlier "
+                             "measurement, e.g. for a new base model)")
+    parser.add_argument("--title", default="Personalisation over many new voices "
+                                           "(5 recordings per command)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     settings = FinetuneSettings(shots=args.shots, epochs=args.epochs, seed=args.seed,
                                 workers=args.workers, balance=not args.no_balance,
                                 learning_rate=args.learning_rate, replay_clips=args.replay)
     voices = parse_voices(args.voices)
-    rows = run(BaseModel.of_run(args.base), args.data, voices, args.work, settings, args.takes,
-               args.unknown, args.stream_minutes)
+    base = BaseModel.of(args.base)
+    manifest = read_manifest(base.tflite)
+    people = people_clips(args.people, list(manifest.labels), args.people_clips,
+                          args.seed) if args.people else None
+    rows = run(base, args.data, voices, args.work, settings, args.takes, args.unknown,
+               args.stream_minutes, people)
     text = table(rows)
     print(text)
     if args.benchmarks:
-        manifest = read_manifest(args.base / "model_int8.tflite")
+        people_note = (f" \"Recorded people\": the same models on {len(people)} clips of "
+                       "the held-out speakers of `--people` (no shipped model trained on "
+                       f"them; up to {args.people_clips} of each command and of other "
+                       "words)." if people else "")
         body = (f"Machine: {machine()}. `python -m bench.personalisation --base {args.base} "
                 f"--voices {args.voices} --takes {args.takes} --unknown {args.unknown} "
                 f"--shots {args.shots} --seed {args.seed} --stream-minutes "
-                f"{args.stream_minutes:g}`. Base model: {manifest.name} "
+                f"{args.stream_minutes:g}"
+                + (f" --people {args.people} --people-clips {args.people_clips}"
+                   if people else "")
+                + f"`. Base model: {manifest.name} "
                 f"{manifest.version}, trained on {', '.join(manifest.extra.get('engines', []))}; "
                 f"each voice below is of an engine it never heard and stands in for one user, "
                 f"who records {args.shots} of each command and {args.shots} other words or "
@@ -266,9 +336,8 @@ def main() -> None:
                 f"{args.takes - args.shots} per command, {args.unknown - args.shots} other "
                 f"words), int8 in {RUNTIME}; `_unknown_` taken for a command at 0.6. \"The "
                 f"other voices\": the same model on the held-back clips of every other voice "
-                f"of this table.\n\n{text}\n")
-        write_section("personalisation-voices", "Personalisation over many new voices "
-                      "(5 recordings per command)", body)
+                f"of this table.{people_note}\n\n{text}\n")
+        write_section(args.section, args.title, body, args.benchmarks)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,33 @@ def test_people_and_folds_split_by_speaker_never_by_clip(tmp_path):
     assert is_held_out("human:abc", 0.15) == is_held_out("human:abc", 0.15)
 
 
+def test_custom_keywords_are_the_labels_of_recorded_people_too(tmp_path, monkeypatch):
+    """`kws-train train --words bed,cat --speech-commands DIR`: the people's bed and cat folders
+    become those keywords (trained on and held out alike), their commands `_unknown_`; a loader
+    that kept the eight commands would train the keywords on synthetic voices alone."""
+    from training.cli import main
+    from training.experiments import training_run
+
+    seen = {}
+
+    def train_and_evaluate(material, settings, streams, words):
+        seen.update(material=material, settings=settings, words=words)
+        return {}, tmp_path / "model.tflite"
+
+    monkeypatch.setattr(training_run, "train_and_evaluate", train_and_evaluate)
+    people = mini_speech_commands(tmp_path / "sc", per_word=40,
+                                  words=("bed", "cat", "go", "stop", "happy", "_silence_"))
+    assert main(["train", "--words", "bed,cat", "--speech-commands", str(people), "--out",
+                 str(tmp_path / "run"), "--no-loeo"]) == 0
+    assert seen["words"] == ("bed", "cat") and seen["settings"].commands == ("bed", "cat")
+    material = seen["material"]
+    for clips in (material.clips, material.held_people):
+        assert {(c.text, c.label) for c in clips} == {
+            ("bed", "bed"), ("cat", "cat"), ("go", UNKNOWN_LABEL), ("stop", UNKNOWN_LABEL),
+            ("happy", UNKNOWN_LABEL), (SILENCE_LABEL, SILENCE_LABEL)}
+        assert all(c.engine == PEOPLE_ENGINE for c in clips)
+
+
 def test_real_talk_splits_by_speaker_and_gives_unknown_windows(tmp_path):
     corpus = load_corpus(mini_real_speech(tmp_path / "rs"))
     split = split_corpus(corpus)

@@ -240,6 +240,20 @@ def test_breakdown_counts_each_word_per_voice_group_and_the_confusions():
     assert "| all (n=6) | 67% | 67% | 67% |" in text
 
 
+@pytest.mark.unit
+def test_a_tuned_model_keeps_its_bases_engines_and_licences():
+    """The bundled model trained on recorded people (CC BY): a model tuned from it names them
+    too, and a later fine-tune of it replays the same engines' data."""
+    from edge_node.model import DEFAULT_MODEL, read_manifest
+    from training.models.finetune import inherited
+
+    extra = read_manifest(DEFAULT_MODEL).extra
+    kept = inherited(extra)
+    assert kept == {"engines": extra["engines"], "attribution": extra["attribution"]}
+    assert any(line.startswith("Speech Commands") for line in kept["attribution"])
+    assert inherited({"parameters": 1, "calibration": {}}) == {}
+
+
 @pytest.mark.integration
 def test_a_model_to_personalise_needs_the_weights_of_exactly_that_file(tmp_path):
     """An installed model whose Keras weights are missing, or are another model's (it was

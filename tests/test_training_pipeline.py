@@ -185,6 +185,7 @@ def test_an_installed_model_is_personalised_from_recordings_alone(trained, tmp_p
     assert {c.label for c in replay} == {"lights", "music", "_unknown_", "_silence_"}
     mine = BaseModel.installed(tmp_path / "models" / "mine.tflite")
     assert read_manifest(mine.tflite).version.endswith("+personal")
+    assert read_manifest(mine.tflite).extra["engines"] == read_manifest(installed).extra["engines"]
 
 
 def test_same_command_and_seed_reproduce_the_result(trained, tmp_path):

@@ -250,8 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = sub.add_parser("finetune", help="personalise a model with your own recordings")
     tune.add_argument("--base", type=Path,
-                      help="run directory of the base model (RUN/final: model.keras + tflite; "
-                           "default: the node's bundled model)")
+                      help="the base model: a run directory (RUN/final: model.keras + tflite) "
+                           "or an installed .tflite with its weights beside it (default: the "
+                           "node's bundled model)")
     tune.add_argument("--user", type=Path, required=True, help="DIR/<label>/*.wav recordings")
     tune.add_argument("--data", type=Path, action="append", default=[],
                       help="original dataset(s) to replay against forgetting (default: a small "

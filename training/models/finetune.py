@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 REPLAY_SEED_OFFSET = 3000
 """Voices of a synthesised replay set are drawn with seed + this: not the training voices."""
 REPLAY_VOICES_PER_ENGINE = 24
+INHERITED = ("engines", "attribution")
+"""Manifest facts a tuned model keeps from its base: the engines the base trained on (what a
+later fine-tune of it replays) and the licences of the recorded data in it (CC BY asks that
+they travel with every model made from that data, a tuned one too)."""
 
 
 def weights_path(model: Path) -> Path:
@@ -189,7 +193,8 @@ def finetune(base: BaseModel, user: list[Clip], replay: list[Clip], noises: list
     tuned = export(model, out / "model_int8.tflite", name=f"{manifest.name}-personal",
                    version=f"{manifest.version}+personal", labels=labels, features=spec,
                    output=manifest.output, representative=rep,
-                   extra={"base_model": str(base_int8), "user_shots": settings.shots})
+                   extra={"base_model": str(base_int8), "user_shots": settings.shots,
+                          **inherited(manifest.extra)})
     model.save(out / "model.keras")
     y_held = y[clean_held.clip_index]
     engines = ["user"] * len(y_held)
@@ -201,6 +206,11 @@ def finetune(base: BaseModel, user: list[Clip], replay: list[Clip], noises: list
     log.info("held-back accuracy: base %.3f -> personalised %.3f",
              result["base"]["accuracy"], result["personalised"]["accuracy"])
     return result
+
+
+def inherited(base_extra: dict[str, Any]) -> dict[str, Any]:
+    """The base manifest's `INHERITED` entries, for the tuned model's manifest."""
+    return {key: base_extra[key] for key in INHERITED if key in base_extra}
 
 
 def label_balance(y_train: np.ndarray, y_reference: np.ndarray, n_labels: int) -> np.ndarray:
