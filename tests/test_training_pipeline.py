@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from edge_node.model import Manifest, read_manifest
+from edge_node.model import Manifest, manifest_path, read_manifest
 from tests.support.shared_data import mini_real_speech, mini_speech_commands
 from training.data.dataset import load_synthetic
 from training.evaluation.metrics import (
@@ -172,6 +172,8 @@ def test_an_installed_model_is_personalised_from_recordings_alone(trained, tmp_p
     install_model(out / "final" / "model_int8.tflite", installed)
     assert BaseModel.installed(installed).keras.read_bytes() == (
         out / "final" / "model.keras").read_bytes()
+    manifest = json.loads(manifest_path(installed).read_text())  # as if calibrated
+    manifest_path(installed).write_text(json.dumps({**manifest, "detector": {"threshold": 0.65}}))
     run("-m", "training.cli", "synth", "--out", str(tmp_path / "user"), "--words", WORDS,
         "--voices", "espeak=1", "--takes", "6", "--unknown-per-voice", "6", "--silence", "0",
         "--seed", "99")
@@ -186,6 +188,10 @@ def test_an_installed_model_is_personalised_from_recordings_alone(trained, tmp_p
     mine = BaseModel.installed(tmp_path / "models" / "mine.tflite")
     assert read_manifest(mine.tflite).version.endswith("+personal")
     assert read_manifest(mine.tflite).extra["engines"] == read_manifest(installed).extra["engines"]
+    # a user has no held-out people to calibrate on: the base's threshold comes along
+    assert read_manifest(mine.tflite).threshold == 0.65
+    base_name = f"{manifest['name']} {manifest['version']}"
+    assert read_manifest(mine.tflite).extra["calibration"] == {"inherited_from": base_name}
 
 
 def test_same_command_and_seed_reproduce_the_result(trained, tmp_path):

@@ -63,8 +63,9 @@ def representative_sample(x: np.ndarray, seed: int, size: int = 400) -> np.ndarr
 
 def export(model: Any, out_path: Path, *, name: str, version: str, labels: list[str],
            features: FeatureSpec, output: str, representative: np.ndarray | None,
-           extra: dict[str, Any] | None = None) -> Path:
-    """Write `out_path` (.tflite) and its manifest; int8 when `representative` is given."""
+           extra: dict[str, Any] | None = None, threshold: float | None = None) -> Path:
+    """Write `out_path` (.tflite) and its manifest; int8 when `representative` is given.
+    `threshold`: the detector threshold the manifest recommends (None: none yet)."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(convert(model, representative))
@@ -76,7 +77,8 @@ def export(model: Any, out_path: Path, *, name: str, version: str, labels: list[
         **(extra or {}),
     }
     manifest = Manifest(name=name, version=version, labels=tuple(labels), features=features,
-                        sha256=file_sha256(out_path), output=output, extra=info)
+                        sha256=file_sha256(out_path), output=output, threshold=threshold,
+                        extra=info)
     write_manifest(out_path, manifest)
     log.info("exported %s (%s, %d bytes)", out_path, info["quantization"],
              out_path.stat().st_size)

@@ -39,7 +39,10 @@ REPLAY_VOICES_PER_ENGINE = 24
 INHERITED = ("engines", "attribution")
 """Manifest facts a tuned model keeps from its base: the engines the base trained on (what a
 later fine-tune of it replays) and the licences of the recorded data in it (CC BY asks that
-they travel with every model made from that data, a tuned one too)."""
+they travel with every model made from that data, a tuned one too). It also keeps the base's
+calibrated threshold: a user has no held-out people to calibrate on, and at the node's default
+0.6 four tuned 3.0.0 models fired 7.8 times an hour on held-out talk where at the base's 0.70
+they fired 3.3 times (BENCHMARKS.md, "Personalisation on kws-default 3.0.0")."""
 
 
 def weights_path(model: Path) -> Path:
@@ -194,7 +197,11 @@ def finetune(base: BaseModel, user: list[Clip], replay: list[Clip], noises: list
                    version=f"{manifest.version}+personal", labels=labels, features=spec,
                    output=manifest.output, representative=rep,
                    extra={"base_model": str(base_int8), "user_shots": settings.shots,
-                          **inherited(manifest.extra)})
+                          **inherited(manifest.extra),
+                          **({"calibration": {"inherited_from":
+                                              f"{manifest.name} {manifest.version}"}}
+                             if manifest.threshold is not None else {})},
+                   threshold=manifest.threshold)
     model.save(out / "model.keras")
     y_held = y[clean_held.clip_index]
     engines = ["user"] * len(y_held)
