@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 def detections(swap_at_s: list[float]) -> list[tuple[str, float]]:
     audio = read_wav_mono16k(REFERENCE_WAV)
-    # Below the bundled model's calibrated 0.70, so every word the swaps fall inside is heard.
+    # Below the bundled model's calibrated threshold, so every word the swaps fall inside is heard.
     detector = Detector(Model(DEFAULT_MODEL), DetectorSettings(threshold=0.5))
     hop = detector.hop_samples
     found = []

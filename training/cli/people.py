@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,7 +63,7 @@ def cmd_fold_compare(args: argparse.Namespace) -> int:
     if args.benchmarks:
         from training.evaluation.benchmarks import write_section
 
-        command = "kws-train " + " ".join(sys.argv[1:])
+        command = "kws-train fold-compare " + " ".join(shlex.quote(run) for run in args.runs)
         write_section(args.section, args.title, "\n\n".join(
             part for part in (args.note, f"Reproduce the table: `{command}`", table) if part),
             args.benchmarks)
