@@ -93,6 +93,18 @@ class NodeConfig:
         """Where OTA keeps installed models and its state."""
         return self.ota.models_dir or self.mqtt.state_dir / f"{self.node_id}-models"
 
+    @property
+    def runs_demo(self) -> bool:
+        """The bundled example without a broker configured: the demo brings its own broker, so
+        a newcomer sees Home Assistant's topics without any setup."""
+        return not self.mqtt.enabled and self.source == f"wav:{DEFAULT_EXAMPLE}"
+
+    @property
+    def wants_broker(self) -> bool:
+        """Whether the node talks MQTT at all (the MQTT and OTA code, with paho, sqlite and
+        cryptography, is imported only then: memory on a Pi)."""
+        return self.mqtt.enabled or self.runs_demo
+
 
 def _convert(value: Any, hint: Any, where: str) -> Any:
     """Check/convert one YAML value against a type hint."""

@@ -178,6 +178,8 @@ def mqtt_extensions(context: NodeContext) -> list[Extension]:
     """Home Assistant and OTA, siblings on one broker connection (plus the demo's broker when
     it brings one); the connection comes last, so it starts once every handler is registered
     and stops first."""
+    if not context.config.wants_broker:
+        return []
     from edge_node.mqtt.wiring import broker_connection, home_assistant
 
     link = broker_connection(context)

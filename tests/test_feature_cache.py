@@ -73,3 +73,14 @@ def test_other_augmentation_or_an_edited_clip_is_not_served_from_the_cache(clips
     edited = run(clips, tmp_path / "cache", 1)
     assert computed(caplog).startswith("features: 3 of 4 rows")
     np.testing.assert_array_equal(edited.x, run(clips, None, 1).x)
+
+
+def test_a_work_directory_linking_to_the_same_data_shares_its_rows(clips, tmp_path, caplog):
+    """`kws-train default --work B` with B/data a link to A/data reuses A's rows."""
+    caplog.set_level(logging.INFO, logger="training.data.featurize")
+    run(clips, tmp_path / "cache", 1)
+    linked = tmp_path / "linked"
+    linked.symlink_to(tmp_path, target_is_directory=True)
+    via_link = [Clip(linked / c.path.name, c.label, c.engine, c.voice) for c in clips]
+    run(via_link, tmp_path / "cache", 1)
+    assert computed(caplog).startswith("features: 4 of 4 rows")

@@ -261,11 +261,13 @@ def test_push_to_all_reports_each_node_and_fails_for_an_offline_one(
         sub.close()
 
 
-def test_a_node_without_a_broker_never_imports_the_signature_checks():
-    """cryptography costs a Pi ~8 MB of RAM (issue 22): a node that can hear of no update (no
-    broker) opens its model store at start, but imports the signature checks only with one."""
+def test_a_node_without_a_broker_never_imports_the_signature_checks_or_the_mqtt_client():
+    """cryptography (~8 MB), paho and sqlite cost a Pi RAM (issue 22): a node that can hear of
+    no update and publishes nowhere (no broker) opens its model store at start, but imports the
+    signature checks and the MQTT client only with a broker."""
     silence = np.zeros(16000, dtype=np.int16).tobytes()
     loaded = modules_after_run(["run", "--source", "stdin", "--display", "none"],
-                               ["cryptography", "edge_node.ota.install", "edge_node.ota.package"],
+                               ["cryptography", "paho", "sqlite3", "edge_node.mqtt.wiring",
+                                "edge_node.ota.install", "edge_node.ota.package"],
                                stdin=silence)
     assert loaded == (0, ["edge_node.ota.install"])

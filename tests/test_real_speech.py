@@ -72,7 +72,7 @@ def test_people_and_folds_split_by_speaker_never_by_clip(tmp_path):
     assert is_held_out("human:abc", 0.15) == is_held_out("human:abc", 0.15)
 
 
-def test_custom_keywords_are_the_labels_of_recorded_people_too(tmp_path, monkeypatch):
+def test_custom_keywords_are_the_labels_of_recorded_people_too(tmp_path, monkeypatch, capfd):
     """`kws-train train --words bed,cat --speech-commands DIR`: the people's bed and cat folders
     become those keywords (trained on and held out alike), their commands `_unknown_`; a loader
     that kept the eight commands would train the keywords on synthetic voices alone."""
@@ -97,6 +97,24 @@ def test_custom_keywords_are_the_labels_of_recorded_people_too(tmp_path, monkeyp
             ("bed", "bed"), ("cat", "cat"), ("go", UNKNOWN_LABEL), ("stop", UNKNOWN_LABEL),
             ("happy", UNKNOWN_LABEL), (SILENCE_LABEL, SILENCE_LABEL)}
         assert all(c.engine == PEOPLE_ENGINE for c in clips)
+    assert "synthetic voices only" not in capfd.readouterr().err
+
+
+def test_a_keyword_nobody_recorded_is_named_in_a_warning(tmp_path, monkeypatch, capfd):
+    """A custom keyword with no folder among the recorded people is learnt from synthetic
+    voices alone, which recognises real people far worse: the user is told which one."""
+    from training.cli import main
+    from training.experiments import training_run
+
+    monkeypatch.setattr(training_run, "train_and_evaluate",
+                        lambda material, settings, streams, words: ({}, tmp_path / "m.tflite"))
+    people = mini_speech_commands(tmp_path / "sc", per_word=40,
+                                  words=("bed", "go", "happy", "_silence_"))
+    assert main(["train", "--words", "bed,marvin", "--speech-commands", str(people), "--out",
+                 str(tmp_path / "run"), "--no-loeo"]) == 0
+    warnings = [line for line in capfd.readouterr().err.splitlines() if " WARNING " in line]
+    assert any(w.endswith("has no recordings of marvin: it is learnt from synthetic voices "
+                          "only") for w in warnings), warnings
 
 
 def test_real_talk_splits_by_speaker_and_gives_unknown_windows(tmp_path):

@@ -14,7 +14,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from edge_node import topics
-from edge_node.config import DEFAULT_EXAMPLE, ConfigError, NodeConfig
+from edge_node.config import ConfigError, NodeConfig
 from edge_node.model import ModelError, read_manifest
 from edge_node.mqtt import discovery
 from edge_node.mqtt.client import MqttConnection
@@ -38,9 +38,9 @@ def broker_connection(context: NodeContext) -> tuple[MqttConnection, list[Extens
     config = context.config
     settings = config.mqtt
     demo: list[Extension] = []
-    if not settings.enabled:
-        if config.source != f"wav:{DEFAULT_EXAMPLE}":
-            return None
+    if not config.wants_broker:
+        return None
+    if config.runs_demo:
         from edge_node.mqtt.demo import demo_broker
 
         found = demo_broker()

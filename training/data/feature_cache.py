@@ -30,9 +30,10 @@ Key = tuple[int, str, int]
 
 
 def clip_identity(clip: Clip) -> str:
-    """The file as it is now: a clip edited in place is a new clip."""
+    """The file as it is now (a clip edited in place is a new clip), by its real path: work
+    directories that link to the same data share their rows."""
     stat = os.stat(clip.path)
-    return f"{clip.path}|{stat.st_size}|{stat.st_mtime_ns}|{clip.label}"
+    return f"{os.path.realpath(clip.path)}|{stat.st_size}|{stat.st_mtime_ns}|{clip.label}"
 
 
 def context_digest(spec: Any, augmenter: Any, seed: int) -> str:

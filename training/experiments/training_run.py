@@ -72,6 +72,11 @@ def gather(sources: Sources, words: Sequence[str], seed: int,
     if sources.speech_commands:
         people = load_label_folders(sources.speech_commands, words, PEOPLE_ENGINE,
                                     weight=sources.speech_commands_weight)
+        unrecorded = sorted(set(words) - {c.label for c in people})
+        if unrecorded:
+            log.warning("%s has no recordings of %s: %s learnt from synthetic voices only",
+                        sources.speech_commands, ", ".join(unrecorded),
+                        "it is" if len(unrecorded) == 1 else "they are")
         if hold_out_people:
             people, held_people = split_people(people)
         clips += people
