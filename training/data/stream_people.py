@@ -6,11 +6,13 @@ Two kinds: `people` (commands, other words and talk between them: recall and fal
 per hour) and `talk` (only continuous talk, every held-out file whole: false activations per
 hour on the conversation, reading and TV-like speech a node hears all day, where a command
 word inside a sentence is talk, not a command).
+
+These functions write the WAV and return its event list; `training.data.make.people_recording`
+writes that list beside it as JSON, with the licences of what the recording is made of.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -156,7 +158,6 @@ def _write(out_wav: Path, mix: np.ndarray, segments: list[dict[str, Any]],
             "engines": sorted({e["engine"] for e in events}), "words": list(commands),
             "speakers": len({e["voice"] for e in events}), "events": events,
             "background": segments}
-    out_wav.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     log.info("wrote %s: %.1f min, %d events (%d commands) by %d speakers", out_wav,
              duration_s / 60, len(events), sum(e["label"] in commands for e in events),
              meta["speakers"])
