@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_node.config import DEFAULT_EXAMPLE
-from tests.support.audio_signals import noise, write_wav
+from tests.support.audio_signals import noise, person_saying, write_wav
 from training.data.vocab import COMMANDS
 from training.evaluation.metrics import streaming_scores
 
@@ -20,15 +20,15 @@ def edge_node(*args, **kwargs):
                           text=True, timeout=120, **kwargs)
 
 
-def test_classify_prints_one_json_line_per_wav_recursing_directories(tmp_path, speech):
+def test_classify_prints_one_json_line_per_wav_recursing_directories(tmp_path):
     (tmp_path / "sub").mkdir()
-    write_wav(tmp_path / "stop.wav", speech("stop", "flite", "rms"))
-    write_wav(tmp_path / "sub" / "left.wav", speech("left", "flite", "awb"))
+    write_wav(tmp_path / "right.wav", person_saying("right"))
+    write_wav(tmp_path / "sub" / "down.wav", person_saying("down"))
     done = edge_node("classify", str(tmp_path), "--json")
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [line["file"].split("/")[-1] for line in lines] == ["stop.wav", "left.wav"]
-    assert [line["label"] for line in lines] == ["stop", "left"]
+    assert [line["file"].split("/")[-1] for line in lines] == ["right.wav", "down.wav"]
+    assert [line["label"] for line in lines] == ["right", "down"]
     for line in lines:
         assert set(line) == {"file", "label", "confidence", "scores"}
         assert len(line["scores"]) == 10
@@ -94,12 +94,12 @@ def test_errors_are_one_clear_line_and_exit_2(args, message):
     assert "Traceback" not in done.stderr
 
 
-def test_classify_continues_past_a_corrupt_file(tmp_path, speech):
+def test_classify_continues_past_a_corrupt_file(tmp_path):
     (tmp_path / "a_bad.wav").write_bytes(b"RIFF....WAVEfmt garbage")
-    write_wav(tmp_path / "b_good.wav", speech("stop", "flite", "rms"))
+    write_wav(tmp_path / "b_good.wav", person_saying("right"))
     done = edge_node("classify", str(tmp_path), "--json")
     assert done.returncode == 1
-    assert [json.loads(x)["label"] for x in done.stdout.splitlines()] == ["stop"]
+    assert [json.loads(x)["label"] for x in done.stdout.splitlines()] == ["right"]
     assert "a_bad.wav" in done.stderr
 
 
