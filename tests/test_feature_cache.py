@@ -75,12 +75,18 @@ def test_other_augmentation_or_an_edited_clip_is_not_served_from_the_cache(clips
     np.testing.assert_array_equal(edited.x, run(clips, None, 1).x)
 
 
-def test_a_work_directory_linking_to_the_same_data_shares_its_rows(clips, tmp_path, caplog):
-    """`kws-train default --work B` with B/data a link to A/data reuses A's rows."""
+def test_data_copied_again_moved_or_linked_keeps_its_rows(clips, tmp_path, caplog):
+    """../shared is unpacked anew for each session (new file times), and `kws-train default
+    --work B` reaches A's data through a link: the rows stay valid, and are served."""
     caplog.set_level(logging.INFO, logger="training.data.featurize")
     run(clips, tmp_path / "cache", 1)
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for clip in clips:
+        (moved / clip.path.name).write_bytes(clip.path.read_bytes())
     linked = tmp_path / "linked"
-    linked.symlink_to(tmp_path, target_is_directory=True)
-    via_link = [Clip(linked / c.path.name, c.label, c.engine, c.voice) for c in clips]
-    run(via_link, tmp_path / "cache", 1)
+    linked.symlink_to(moved, target_is_directory=True)
+    again = [Clip(linked / c.path.name, c.label, c.engine, c.voice) for c in clips]
+    served = run(again, tmp_path / "cache", 1)
     assert computed(caplog).startswith("features: 4 of 4 rows")
+    np.testing.assert_array_equal(served.x, run(clips, None, 1).x)

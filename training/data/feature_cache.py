@@ -1,9 +1,11 @@
 """A disk cache of feature rows, so recipes that change only training settings, or only how many
 augmented copies a source gets, do not featurise the same examples again.
 
-A row is exactly what `training.data.featurize` computes for (clip index, clip file, copy) in a
-context (feature spec, augmentation settings and noise bank, seed): each example is seeded by
-(seed, clip index, copy), so a cached row is the row a fresh run would compute, bit for bit.
+A row is exactly what `training.data.featurize` computes for (clip index, clip audio and label,
+copy) in a context (feature spec, augmentation settings and noise bank, seed): each example is
+seeded by (seed, clip index, copy), so a cached row is the row a fresh run would compute, bit
+for bit. A clip is known by its decoded samples, not its file: data copied again (new times),
+moved or reached through a link keeps its rows.
 Rows live in chunks under `ROOT/<context digest>/`: one `.npy` of float16 rows and one `.json` of
 their keys per run that added any; a new run reuses every row it finds and writes the rest.
 """
@@ -29,11 +31,11 @@ Key = tuple[int, str, int]
 """(clip index, clip identity, copy)."""
 
 
-def clip_identity(clip: Clip) -> str:
-    """The file as it is now (a clip edited in place is a new clip), by its real path: work
-    directories that link to the same data share their rows."""
-    stat = os.stat(clip.path)
-    return f"{os.path.realpath(clip.path)}|{stat.st_size}|{stat.st_mtime_ns}|{clip.label}"
+def clip_identity(clip: Clip, audio: np.ndarray) -> str:
+    """What a clip's rows depend on besides its index: its label (silence is augmented apart)
+    and its samples as decoded (a clip edited in place is a new clip)."""
+    digest = hashlib.blake2b(np.ascontiguousarray(audio).tobytes(), digest_size=16)
+    return f"{clip.label}|{digest.hexdigest()}"
 
 
 def context_digest(spec: Any, augmenter: Any, seed: int) -> str:

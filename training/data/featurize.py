@@ -85,7 +85,8 @@ def featurize(audio: list[np.ndarray], clips: Sequence[Clip], indices: Sequence[
     todo = list(range(len(tasks)))
     if cache is not None:
         store = FeatureCache(cache, context_digest(spec, augmenter, seed))
-        keys = [(i, clip_identity(clips[i]), c) for i, c in tasks]
+        identity = {i: clip_identity(clips[i], audio[i]) for i in set(indices)}
+        keys = [(i, identity[i], c) for i, c in tasks]
         todo = store.lookup(keys)
         done = sorted(set(range(len(tasks))) - set(todo))
         if done:
