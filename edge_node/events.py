@@ -44,6 +44,13 @@ class Status:
 
 
 @dataclass(frozen=True)
+class Stopping:
+    """The node is about to stop its extensions (audio ended, SIGTERM, restart): the last
+    moment to finish outgoing work, such as the final status, while the broker connection,
+    which stops first, is still up."""
+
+
+@dataclass(frozen=True)
 class AudioLevel:
     """The level of the audio just processed (every block; for live meters)."""
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from edge_node.config import NodeConfig
 from edge_node.detector import DetectorSettings
-from edge_node.events import Detected, EventHub
+from edge_node.events import Detected, EventHub, Stopping
 from edge_node.ota.install import ModelStore, confirm_when_running
 
 if TYPE_CHECKING:
@@ -118,6 +118,7 @@ class Node:
             extension.start()
 
     def stop(self) -> None:
+        self.agent.hub.publish(Stopping())
         for extension in reversed(self.extensions):
             try:
                 extension.stop()

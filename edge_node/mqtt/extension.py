@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_node import topics
-from edge_node.events import BrokerState, Detected, ModelChanged, NodeProblem, Status
+from edge_node.events import (
+    BrokerState,
+    Detected,
+    ModelChanged,
+    NodeProblem,
+    Status,
+    Stopping,
+)
 from edge_node.mqtt import discovery
 from edge_node.mqtt.client import MqttConnection
 from edge_node.mqtt.controls import Controls, StateStore
@@ -35,6 +42,9 @@ THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
 REANNOUNCE_DELAY_S = 1.0
 """Home Assistant's `online` messages within this time after the first give one re-announce:
 a flood of them must not bury the node in discovery messages."""
+DRAIN_S = 5.0
+"""How long stopping waits for the queue's worker to finish what it was handed (systemd's stop
+timeout is 90 s; a node that cannot finish in time stops anyway, its detections on disk)."""
 
 
 def cpu_temperature(path: Path = THERMAL) -> float | None:
@@ -71,6 +81,7 @@ class MqttExtension:
         hub.subscribe(Detected, self.on_detected)
         hub.subscribe(Status, self.on_status)
         hub.subscribe(ModelChanged, self.on_model_changed)
+        hub.subscribe(Stopping, self.on_stopping)
         controls.subscribe()
         conn.handle(f"{info.prefix}/status", self.on_ha_status)
         conn.handle(f"{info.base}/{topics.STATUS}", self.on_own_status, retained=False)
@@ -86,6 +97,12 @@ class MqttExtension:
     def start(self) -> None:
         """Until the connection is up, there is no broker (the screen says so)."""
         self.hub.publish(BrokerState(self.conn.connected.is_set()))
+
+    def on_stopping(self, event: Stopping) -> None:
+        """The final status (and any detection still being stored) goes out before the
+        connection closes: a busy disk used to leave Home Assistant one detection behind."""
+        if not self.queue.drain(DRAIN_S):
+            log.warning("MQTT: outgoing work not finished %.0f s after stopping began", DRAIN_S)
 
     def stop(self) -> None:
         """Detections handed to the queue reach the disk before the node exits."""

@@ -270,6 +270,12 @@ class DetectionQueue:
         if rows:
             log.info("MQTT: sending %d queued detection(s)", len(rows))
 
+    def drain(self, timeout: float) -> bool:
+        """Wait until the work handed over so far is done; False if it took over `timeout`."""
+        done = threading.Event()
+        self._work.put(done.set)
+        return done.wait(timeout)
+
     def close(self, timeout: float = 10.0) -> None:
         """Finish the work handed over so far (detections reach the disk), then stop."""
         self._work.put(STOP)
