@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.support.mqtt_node import NodeProcess
+from tests.support.mqtt_node import ScriptedNode
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def mqtt(broker) -> dict:  # noqa: F811
 def test_retained_restart_press_is_ignored_not_a_restart_loop(broker, tmp_path):  # noqa: F811
     hostile = Subscriber(broker, "nothing/#")
     hostile.publish(f"{BASE}/restart/set", "PRESS", retain=True)
-    node = NodeProcess(tmp_path / "node", mqtt(broker))
+    node = ScriptedNode(tmp_path / "node", mqtt(broker))
     try:
         sub = Subscriber(broker, f"{BASE}/#")
         sub.last(f"{BASE}/listening")
@@ -42,7 +42,7 @@ def test_retained_restart_press_is_ignored_not_a_restart_loop(broker, tmp_path):
 
 def test_homeassistant_status_flood_gives_one_reannounce_and_the_node_keeps_up(
         broker, tmp_path):  # noqa: F811
-    node = NodeProcess(tmp_path / "node", mqtt(broker))
+    node = ScriptedNode(tmp_path / "node", mqtt(broker))
     try:
         sub = Subscriber(broker, CONFIGS, f"{BASE}/detection")
         sub.wait_for(lambda ms: len(ms) >= 15, 10, "discovery")
@@ -66,9 +66,9 @@ def test_homeassistant_status_flood_gives_one_reannounce_and_the_node_keeps_up(
 def test_two_nodes_with_one_node_id_report_it_stop_flapping_and_keep_seqs_unique(
         broker, tmp_path):  # noqa: F811
     sub = Subscriber(broker, f"{BASE}/#")
-    first = NodeProcess(tmp_path / "a", mqtt(broker))
+    first = ScriptedNode(tmp_path / "a", mqtt(broker))
     sub.last(f"{BASE}/listening")
-    second = NodeProcess(tmp_path / "b", mqtt(broker))
+    second = ScriptedNode(tmp_path / "b", mqtt(broker))
     try:
         def switched() -> bool:
             """One of them takes a client id of its own; then neither is dropped again."""

@@ -14,7 +14,7 @@ import pytest
 
 from edge_node.doctor import check_queue
 from tests.support.mqtt_broker import Broker, Subscriber, broker  # noqa: F401
-from tests.support.mqtt_node import NodeProcess
+from tests.support.mqtt_node import ScriptedNode
 from tests.support.small_fs import ext4_fs, fail_to_read_only, fill, small_fs
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def wait_detections(sub: Subscriber, count: int) -> list[dict]:
                         f"{count} detections")
 
 
-def problem(sub: Subscriber, node: NodeProcess, predicate) -> str:
+def problem(sub: Subscriber, node: ScriptedNode, predicate) -> str:
     """The `problem` field of the node's status once `predicate` holds for it."""
     def check(_: list) -> str | None:
         statuses = [m.json() for m in sub.on(f"{BASE}/status")]
@@ -46,9 +46,9 @@ def problem(sub: Subscriber, node: NodeProcess, predicate) -> str:
     return sub.wait_for(check, 10, "status problem")
 
 
-def start(folder: Path, broker: Broker, queue_dir: Path) -> tuple[NodeProcess, Subscriber]:  # noqa: F811
+def start(folder: Path, broker: Broker, queue_dir: Path) -> tuple[ScriptedNode, Subscriber]:  # noqa: F811
     sub = Subscriber(broker, f"{BASE}/#")
-    node = NodeProcess(folder, {"host": "127.0.0.1", "port": broker.port,
+    node = ScriptedNode(folder, {"host": "127.0.0.1", "port": broker.port,
                                 "queue_dir": str(queue_dir)})
     sub.last(f"{BASE}/listening")
     return node, sub
@@ -158,7 +158,7 @@ def test_corrupt_queue_database_is_moved_aside_and_the_node_starts(broker, tmp_p
     for extra in ("-wal", "-shm"):
         path.with_name(path.name + extra).unlink(missing_ok=True)
     corrupt(path, kind)
-    node = NodeProcess(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port,
+    node = ScriptedNode(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port,
                                            "queue_dir": str(queue_dir)})
     try:
         node.send("detect go 0.9")

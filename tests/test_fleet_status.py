@@ -15,7 +15,7 @@ from edge_node.mqtt.client import MqttConnection
 from edge_node.mqtt.settings import MqttSettings
 from tests.support.fleet_helpers import fleet_broker, kws_fleet, passwords, render_fleet
 from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.support.mqtt_node import NodeProcess
+from tests.support.mqtt_node import ScriptedNode
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def fleet(tmp_path):
     nodes = {}
     for node_id, identity in (("kitchen", {"group": "downstairs", "area": "Kitchen"}),
                               ("garage", {"group": "outside"})):
-        nodes[node_id] = NodeProcess(
+        nodes[node_id] = ScriptedNode(
             tmp_path / node_id, {"host": "127.0.0.1", "port": mosquitto.port,
                                  "username": node_id, "password": secrets[node_id]},
             node_id=node_id, identity=identity, version="2.1.0")

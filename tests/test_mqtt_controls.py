@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.support.mqtt_node import NodeProcess
+from tests.support.mqtt_node import ScriptedNode
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ MALFORMED = {
 
 @pytest.fixture
 def node_and_ha(broker, tmp_path):  # noqa: F811
-    node = NodeProcess(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
+    node = ScriptedNode(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
     sub = Subscriber(broker, f"{BASE}/#")
     sub.last(f"{BASE}/listening")
     yield node, sub
@@ -55,7 +55,7 @@ def states(sub: Subscriber, key: str) -> list[str]:
 
 def test_every_setting_round_trips_live_and_survives_a_restart(broker, tmp_path):  # noqa: F811
     folder = tmp_path / "node"
-    node = NodeProcess(folder, {"host": "127.0.0.1", "port": broker.port})
+    node = ScriptedNode(folder, {"host": "127.0.0.1", "port": broker.port})
     sub = Subscriber(broker, f"{BASE}/#")
     sub.last(f"{BASE}/threshold")
     for key, payload, state, (field, value) in ROUND_TRIPS:
@@ -72,7 +72,7 @@ def test_every_setting_round_trips_live_and_survives_a_restart(broker, tmp_path)
     saved = json.loads((folder / "state" / "kitchen-state.json").read_text())["controls"]
     assert saved == {"threshold": "0.42", "refractory": "3", "listening": "OFF"}
 
-    again = NodeProcess(folder, {"host": "127.0.0.1", "port": broker.port})
+    again = ScriptedNode(folder, {"host": "127.0.0.1", "port": broker.port})
     try:
         assert again.settings() == {"threshold": 0.42, "refractory_s": 3.0, "listening": False}
         fresh = Subscriber(broker, f"{BASE}/+")

@@ -13,7 +13,7 @@ import pytest
 
 from edge_node.config import DEFAULT_EXAMPLE
 from tests.support.mqtt_broker import Broker, Subscriber, broker  # noqa: F401
-from tests.support.mqtt_node import NodeProcess
+from tests.support.mqtt_node import ScriptedNode
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ def wait_acked(folder: Path, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def wait_logged(node: NodeProcess, text: str, timeout: float = 15.0) -> None:
+def wait_logged(node: ScriptedNode, text: str, timeout: float = 15.0) -> None:
     """Until the node's log says `text`: e.g. that it noticed the broker going away, so what
     it is told next cannot leave in a send it believed live."""
     deadline = time.monotonic() + timeout
@@ -73,7 +73,7 @@ def wait_seqs(sub: Subscriber, count: int, timeout: float = 30.0) -> list[dict]:
 
 
 def test_a_detection_reaches_every_topic_with_its_payload(broker, tmp_path):  # noqa: F811
-    node = NodeProcess(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
+    node = ScriptedNode(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
     try:
         sub = Subscriber(broker, f"{BASE}/#")
         sub.last(f"{BASE}/listening")
@@ -107,7 +107,7 @@ def test_a_detection_reaches_every_topic_with_its_payload(broker, tmp_path):  # 
 
 
 def test_kill_9_makes_the_last_will_say_offline(broker, tmp_path):  # noqa: F811
-    node = NodeProcess(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
+    node = ScriptedNode(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
     sub = Subscriber(broker, f"{BASE}/availability")
     assert sub.last(f"{BASE}/availability").text == "online"
     node.kill()
@@ -117,7 +117,7 @@ def test_kill_9_makes_the_last_will_say_offline(broker, tmp_path):  # noqa: F811
 
 
 def test_clean_shutdown_says_offline_retained(broker, tmp_path):  # noqa: F811
-    node = NodeProcess(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
+    node = ScriptedNode(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
     sub = Subscriber(broker, f"{BASE}/availability")
     assert sub.last(f"{BASE}/availability").text == "online"
     assert node.stop() == 0
@@ -138,7 +138,7 @@ def test_queued_detections_survive_a_node_restart_during_an_outage(persistent_br
     mosq = persistent_broker
     folder = tmp_path / "node"
     sub = Subscriber(mosq, f"{BASE}/detection", client_id="ha", persistent=True)
-    node = NodeProcess(folder, {"host": "127.0.0.1", "port": mosq.port})
+    node = ScriptedNode(folder, {"host": "127.0.0.1", "port": mosq.port})
     node.send("detect stop 0.9")
     wait_seqs(sub, 1)
     wait_acked(folder)
@@ -148,7 +148,7 @@ def test_queued_detections_survive_a_node_restart_during_an_outage(persistent_br
     node.send("detect left 0.7")
     wait_stored(folder, 3, 2)
     node.kill()
-    node = NodeProcess(folder, {"host": "127.0.0.1", "port": mosq.port})
+    node = ScriptedNode(folder, {"host": "127.0.0.1", "port": mosq.port})
     try:
         node.send("detect yes 0.95")
         wait_stored(folder, 4, 3)
@@ -165,7 +165,7 @@ def test_every_detection_arrives_once_in_order_across_broker_restarts(persistent
     mosq = persistent_broker
     sub = Subscriber(mosq, f"{BASE}/detection", client_id="ha", persistent=True)
     folder = tmp_path / "node"
-    node = NodeProcess(folder, {"host": "127.0.0.1", "port": mosq.port})
+    node = ScriptedNode(folder, {"host": "127.0.0.1", "port": mosq.port})
     sent = []
     try:
         for outage in range(4):
@@ -191,7 +191,7 @@ def test_demo_without_a_broker_brings_its_own_and_prints_what_ha_receives(tmp_pa
     """`edge-node run --source example` with no mqtt.host: embedded broker (or a local
     Mosquitto) and a monitor logging every message to stderr."""
     folder = tmp_path / "node"
-    node = NodeProcess(folder, {}, source=f"wav:{DEFAULT_EXAMPLE}")
+    node = ScriptedNode(folder, {}, source=f"wav:{DEFAULT_EXAMPLE}")
     try:
         deadline = time.monotonic() + 20
         while "HA <- homeassistant/event/kitchen/command/config" not in node.log_path.read_text():
@@ -212,7 +212,7 @@ def test_a_full_queue_drops_the_oldest_detections(persistent_broker, tmp_path):
     mosq = persistent_broker
     folder = tmp_path / "node"
     sub = Subscriber(mosq, f"{BASE}/detection", client_id="ha", persistent=True)
-    node = NodeProcess(folder, {"host": "127.0.0.1", "port": mosq.port, "max_queued": 3})
+    node = ScriptedNode(folder, {"host": "127.0.0.1", "port": mosq.port, "max_queued": 3})
     try:
         wait_logged(node, "MQTT: connected")
         mosq.stop(signal.SIGTERM)

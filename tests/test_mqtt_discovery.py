@@ -12,7 +12,7 @@ import pytest
 from edge_node import __version__
 from edge_node.mqtt.extension import THERMAL
 from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.support.mqtt_node import REPO, NodeProcess
+from tests.support.mqtt_node import REPO, ScriptedNode
 
 pytestmark = pytest.mark.integration
 
@@ -112,7 +112,7 @@ ALL = len(expected_topics(["stop", "go", "left", "yes"]))
 
 
 def test_every_entity_is_announced_retained_with_its_exact_payload(broker, tmp_path):  # noqa: F811
-    node = NodeProcess(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
+    node = ScriptedNode(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
     try:
         sub = Subscriber(broker, f"{PREFIX}/#", f"{BASE}/#")
         sub.wait_for(lambda ms: len(configs(sub)) >= ALL, what="all discovery configs")
@@ -135,7 +135,7 @@ def test_every_entity_is_announced_retained_with_its_exact_payload(broker, tmp_p
 
 
 def test_home_assistant_restart_makes_the_node_announce_again(broker, tmp_path):  # noqa: F811
-    node = NodeProcess(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
+    node = ScriptedNode(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
     try:
         sub = Subscriber(broker, f"{PREFIX}/#", f"{BASE}/#")
         sub.wait_for(lambda ms: len(configs(sub)) >= ALL)
@@ -155,11 +155,11 @@ def test_home_assistant_restart_makes_the_node_announce_again(broker, tmp_path):
 
 def test_commands_missing_from_a_new_model_lose_their_triggers(broker, tmp_path):  # noqa: F811
     mqtt = {"host": "127.0.0.1", "port": broker.port}
-    old = NodeProcess(tmp_path / "node", mqtt, labels="stop,go,left,yes,_unknown_")
+    old = ScriptedNode(tmp_path / "node", mqtt, labels="stop,go,left,yes,_unknown_")
     sub = Subscriber(broker, f"{PREFIX}/#")
     sub.wait_for(lambda ms: len(configs(sub)) >= ALL)
     old.stop()
-    node = NodeProcess(tmp_path / "node", mqtt, labels="stop,go,up,_unknown_", version="2.0.0")
+    node = ScriptedNode(tmp_path / "node", mqtt, labels="stop,go,up,_unknown_", version="2.0.0")
     try:
         sub.wait_for(lambda ms: len([m for m in ms if "heard_up" in m.topic]))
         found = configs(sub)
@@ -174,7 +174,7 @@ def test_commands_missing_from_a_new_model_lose_their_triggers(broker, tmp_path)
 
 
 def test_forget_removes_every_retained_topic_of_the_node(broker, tmp_path):  # noqa: F811
-    node = NodeProcess(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
+    node = ScriptedNode(tmp_path / "node", {"host": "127.0.0.1", "port": broker.port})
     sub = Subscriber(broker, f"{PREFIX}/#", f"{BASE}/#")
     sub.wait_for(lambda ms: len(configs(sub)) >= ALL)
     node.stop()

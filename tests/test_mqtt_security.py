@@ -15,7 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.mqtt_broker import Broker, Subscriber
-from tests.support.mqtt_node import REPO, NodeProcess
+from tests.support.mqtt_node import REPO, ScriptedNode
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def node_settings(broker: Broker, password: str = USERS["kitchen"]) -> dict:
 def test_a_node_cannot_publish_to_another_nodes_topics(secure_broker, tmp_path):
     ha = Subscriber(secure_broker, "#", username="homeassistant", password=USERS["homeassistant"],
                     ca=secure_broker.certs["ca"])
-    node = NodeProcess(tmp_path / "node", node_settings(secure_broker))
+    node = ScriptedNode(tmp_path / "node", node_settings(secure_broker))
     try:
         ha.wait_for(lambda ms: [m for m in ms if m.topic == "kws/kitchen/availability"
                                 and m.text == "online"], what="node online over TLS")
@@ -116,7 +116,7 @@ def test_bad_credentials_or_plain_tcp_are_refused(secure_broker, user, password,
 def test_a_node_with_a_wrong_password_never_says_online(secure_broker, tmp_path):
     ha = Subscriber(secure_broker, "kws/#", username="homeassistant",
                     password=USERS["homeassistant"], ca=secure_broker.certs["ca"])
-    node = NodeProcess(tmp_path / "node", node_settings(secure_broker, password="wrong"))
+    node = ScriptedNode(tmp_path / "node", node_settings(secure_broker, password="wrong"))
     try:
         deadline = time.monotonic() + 10
         while "refused the connection" not in node.log_path.read_text():

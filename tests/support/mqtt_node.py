@@ -102,8 +102,9 @@ def main() -> None:
     build_node(config, agent=agent, stdout=False, display=False).run()
 
 
-class NodeProcess:
-    """Test side: starts `python -m tests.support.mqtt_node`, sends lines, reads stdout lines."""
+class ScriptedNode:
+    """Test side: starts `python -m tests.support.mqtt_node`, sends lines, reads stdout lines.
+    (`tests.support.node_process.NodeProcess` is the real `edge-node run` under systemd.)"""
 
     def __init__(self, folder: Path, mqtt: dict[str, Any], node_id: str = "kitchen",
                  labels: str = "stop,go,left,yes,_unknown_,_silence_",
