@@ -149,11 +149,9 @@ def fold_report(run: Path, people: Path, folds: int, baseline: Path,
     fold = clip_folds(clips, folds)
     result: dict[str, Any] = {"folds": folds, "per_fold": [], "baseline_per_fold": [],
                               "baseline": str(baseline)}
-    for k in range(folds):
-        path = Path(run) / f"fold-{k}" / "result.json"
-        if not path.is_file():
+    for k, scored in sorted(fold_scores(run).items()):
+        if k >= folds:
             continue
-        scored = json.loads(path.read_text())["models"]["int8/ai-edge-litert"]
         result["per_fold"].append({key: scored[key] for key in (*FOLD_MEASURES, "per_class")})
         mine = [c for c, f in zip(clips, fold, strict=True) if f == k]
         predicted = predict_clips(model, mine)
@@ -162,20 +160,19 @@ def fold_report(run: Path, people: Path, folds: int, baseline: Path,
         base = scores(probs, y, model.labels, [c.engine for c in mine])
         result["baseline_per_fold"].append({key: base[key] for key in (*FOLD_MEASURES,
                                                                          "per_class")})
-    if not result["per_fold"]:
-        raise FileNotFoundError(f"no fold-K/result.json under {run}")
     result["summary"] = summarise(result["per_fold"], labels)
     result["baseline_summary"] = summarise(result["baseline_per_fold"], labels)
     (Path(run) / "folds.json").write_text(json.dumps(result, indent=1))
     return result
 
 
-def fold_scores(run: Path) -> dict[int, dict[str, float]]:
-    """Per fold a `--folds` run finished: its int8 model's measures on the fold's people."""
+def fold_scores(run: Path) -> dict[int, dict[str, Any]]:
+    """Per fold a `--folds` run finished (all, or those an interrupted run got to): its int8
+    model's scores on the fold's people (`FOLD_MEASURES`, per-class accuracy, ...)."""
     found = {}
-    for path in sorted(Path(run).glob("fold-*/result.json")):
-        scored = json.loads(path.read_text())["models"]["int8/ai-edge-litert"]
-        found[int(path.parent.name.split("-")[1])] = {m: scored[m] for m in FOLD_MEASURES}
+    for path in Path(run).glob("fold-*/result.json"):
+        found[int(path.parent.name.split("-")[1])] = json.loads(
+            path.read_text())["models"]["int8/ai-edge-litert"]
     if not found:
         raise FileNotFoundError(f"no fold-K/result.json under {run}")
     return found
