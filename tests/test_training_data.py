@@ -295,3 +295,19 @@ def test_fine_tune_weights_give_each_label_its_share_of_the_replayed_data():
     # in the reference and keeps weight 1 (before the weights are normalised)
     kept = label_balance(np.array([0, 0, 1, 3]), np.array([0, 1]), 4)
     assert list(kept / kept[0]) == pytest.approx([1.0, 1.0, 2.0, 1.0])
+
+
+@pytest.mark.unit
+def test_train_command_sets_the_share_of_specaugmented_copies_or_keeps_the_recipes():
+    from training.cli import build_parser
+    from training.cli.commands import train_settings
+    from training.data.augment import AugmentSettings
+
+    def augment(*extra):
+        args = build_parser().parse_args(["train", "--out", "run", *extra])
+        return train_settings(args).augment
+
+    assert augment().p_specaugment == AugmentSettings().p_specaugment
+    assert augment("--specaugment", "0").p_specaugment == 0.0
+    with pytest.raises(ValueError, match="p_specaugment"):
+        augment("--specaugment", "1.5")

@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "at a random offset (recorded clips are padded to one window)")
     train.add_argument("--resynth", type=float, default=0.0,
                        help="share of augmented speech re-spoken through an LPC vocoder")
+    train.add_argument("--specaugment", type=float, metavar="P",
+                       help="share of augmented copies given SpecAugment masks when they are "
+                            "featurised (default: the recipe's augment.p_specaugment)")
     train.add_argument("--normalisation", choices=NORMALISATIONS, default="mvn")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=128)

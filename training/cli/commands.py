@@ -79,7 +79,9 @@ def train_settings(args: argparse.Namespace) -> PipelineSettings:
                             ensemble_temperature=args.ensemble_temperature,
                             tcresnet_width=args.tcresnet_width,
                             embedding_width=args.embedding_width),
-        copies=args.copies, augment=AugmentSettings(p_resynth=args.resynth, p_trim=args.trim),
+        copies=args.copies, augment=AugmentSettings(
+            p_resynth=args.resynth, p_trim=args.trim,
+            **({} if args.specaugment is None else {"p_specaugment": args.specaugment})),
         leave_one_engine_out=not args.no_loeo, loeo_epochs=args.loeo_epochs,
         name=args.name, version=args.version, workers=args.workers,
         feature_cache=args.feature_cache)
