@@ -191,3 +191,35 @@ def test_ensemble_joins_members_by_geometric_or_arithmetic_mean_with_the_same_we
     # the recipe's capacity settings: TC-ResNet widths (16, 24, 32, 48) x 1.5, head units
     assert result["wider"] == [24, 36, 48, 72]
     assert result["head_units"] == [128, 128, 4]
+
+
+POOLING_SCRIPT = """
+import json
+import numpy as np
+from training.models.architectures import build
+
+rng = np.random.default_rng(4)
+steps = rng.normal(size=(8, 3, 96, 1)).astype(np.float32)
+reordered = steps[:, ::-1]
+out = {}
+for pooling in ("mean", "flatten"):
+    model, _ = build("embedding_dnn", (3, 96), 4, embedding_width=16, embedding_pooling=pooling)
+    out[pooling] = {"params": model.count_params(),
+                    "order_matters": float(np.abs(model.predict(steps, verbose=0)
+                                                  - model.predict(reordered, verbose=0)).max())}
+try:
+    build("embedding_dnn", (3, 96), 4, embedding_pooling="max")
+    out["refused"] = False
+except ValueError:
+    out["refused"] = True
+print(json.dumps(out))
+"""
+
+
+def test_the_embedding_head_averages_the_windows_embeddings_or_reads_them_in_order():
+    result = tensorflow_script_result(POOLING_SCRIPT)
+    assert result["mean"]["order_matters"] < 1e-6
+    assert result["flatten"]["order_matters"] > 1e-3
+    # flattening widens only the first dense layer: 3 steps x 96 inputs instead of 96
+    assert result["flatten"]["params"] - result["mean"]["params"] == 2 * 96 * 16
+    assert result["refused"]

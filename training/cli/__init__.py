@@ -28,7 +28,12 @@ from training.cli.commands import (
 )
 from training.cli.people import add_people_parsers
 from training.models.finetune import FinetuneSettings
-from training.models.settings import ARCHITECTURES, ENSEMBLE_JOINS, TrainSettings
+from training.models.settings import (
+    ARCHITECTURES,
+    EMBEDDING_POOLINGS,
+    ENSEMBLE_JOINS,
+    TrainSettings,
+)
 
 log = logging.getLogger("training")
 
@@ -167,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="multiplier of the TC-ResNet's channel widths (its capacity)")
     train.add_argument("--embedding-width", type=int, default=64,
                        help="units of each dense layer of the speech-embedding head")
+    train.add_argument("--embedding-pooling", choices=EMBEDDING_POOLINGS, default="mean",
+                       help="the speech-embedding head reads the window's embeddings averaged "
+                            "(mean) or in order (flatten)")
     train.add_argument("--distill-weight", type=float, default=0.7,
                        help="share of the teachers' probabilities in the targets")
     train.add_argument("--weight-average", type=float, default=0.0,

@@ -78,7 +78,8 @@ def train_settings(args: argparse.Namespace) -> PipelineSettings:
                             ensemble_join=args.ensemble_join,
                             ensemble_temperature=args.ensemble_temperature,
                             tcresnet_width=args.tcresnet_width,
-                            embedding_width=args.embedding_width),
+                            embedding_width=args.embedding_width,
+                            embedding_pooling=args.embedding_pooling),
         copies=args.copies, augment=AugmentSettings(
             p_resynth=args.resynth, p_trim=args.trim,
             **({} if args.specaugment is None else {"p_specaugment": args.specaugment})),

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from training.models.settings import ARCHITECTURES, ENSEMBLE_JOINS
+from training.models.settings import ARCHITECTURES, EMBEDDING_POOLINGS, ENSEMBLE_JOINS
 
 keras = tf.keras
 layers = keras.layers
@@ -77,17 +77,23 @@ def tc_resnet(input_shape: tuple[int, int], n_labels: int,
 
 
 def embedding_dnn(input_shape: tuple[int, int], n_labels: int, width: int = 64,
-                  dropout: float = 0.3) -> keras.Model:
+                  dropout: float = 0.3, pooling: str = "mean") -> keras.Model:
     """A small fully-connected head on speech-embedding features (openWakeWord's design).
 
     The pre-trained embedding already says what was spoken; the head averages the window's
     few embeddings (each covers 775 ms, 50 ms apart: nearly the same view) and maps them to
     labels: 11 k parameters, so that beside the TC-ResNet an ensemble stays under 100 KB.
     Batch norm (folded into the dense layers at export) keeps every op an int8 TFLite kernel.
+    `pooling="flatten"` keeps the embeddings in order instead of averaging them.
     """
+    if pooling not in EMBEDDING_POOLINGS:
+        raise ValueError(f"unknown embedding pooling {pooling!r}; one of {EMBEDDING_POOLINGS}")
     steps, size = input_shape
     inputs = keras.Input(shape=(*input_shape, 1), name="embeddings")
-    x = layers.GlobalAveragePooling2D()(layers.Reshape((steps, 1, size))(inputs))
+    if pooling == "flatten":
+        x = layers.Reshape((steps * size,))(inputs)
+    else:
+        x = layers.GlobalAveragePooling2D()(layers.Reshape((steps, 1, size))(inputs))
     for _ in range(2):
         x = layers.Dense(width, use_bias=False)(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
@@ -166,7 +172,7 @@ def article_cnn(input_shape: tuple[int, int], n_labels: int,
 
 def build(architecture: str, input_shape: tuple[int, int], n_labels: int,
           normaliser_data: Any | None = None, tcresnet_width: float = 1.0,
-          embedding_width: int = 64) -> tuple[keras.Model, str]:
+          embedding_width: int = 64, embedding_pooling: str = "mean") -> tuple[keras.Model, str]:
     """The model and the kind of output it produces (`probabilities` or `logits`)."""
     if architecture == "tcresnet":
         widths = tuple(max(1, round(w * tcresnet_width)) for w in TC_RESNET_WIDTHS)
@@ -174,7 +180,8 @@ def build(architecture: str, input_shape: tuple[int, int], n_labels: int,
     if architecture == "dscnn":
         return ds_cnn(input_shape, n_labels), "probabilities"
     if architecture == "embedding_dnn":
-        return embedding_dnn(input_shape, n_labels, width=embedding_width), "probabilities"
+        return (embedding_dnn(input_shape, n_labels, width=embedding_width,
+                              pooling=embedding_pooling), "probabilities")
     if architecture == "article_cnn":
         return article_cnn(input_shape, n_labels, normaliser_data), "logits"
     raise ValueError(f"unknown architecture {architecture!r}; use one of {ARCHITECTURES}")

@@ -13,6 +13,8 @@ ARCHITECTURES = ("tcresnet", "dscnn", "embedding_dnn", "ensemble", "article_cnn"
 ENSEMBLE_MEMBERS = ("tcresnet", "embedding_dnn")
 """The members of `ensemble`, one per part of `edge_node.features.ensemble_spec`, in order."""
 ENSEMBLE_JOINS = ("geometric", "mean")
+EMBEDDING_POOLINGS = ("mean", "flatten")
+"""How the speech-embedding head reads a window's embeddings (`TrainSettings.embedding_pooling`)."""
 """How `ensemble` joins its members' outputs (`TrainSettings.ensemble_join`)."""
 
 
@@ -71,6 +73,10 @@ class TrainSettings:
     classifier grows about with its square (the node's budget is 150 KB)."""
     embedding_width: int = setting(64, low=8, high=1024)
     """Units of each of the speech-embedding head's two dense layers."""
+    embedding_pooling: str = "mean"
+    """How that head reads the window's embeddings: `mean` (their average: one view of the
+    word) or `flatten` (all of them in order: it can tell a word alone in the window from one
+    with speech before or after it, at the cost of steps x the first layer's weights)."""
     seed: int = setting(1, low=0)
 
 
@@ -79,6 +85,9 @@ class TrainSettings:
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"train.architecture must be one of {', '.join(ARCHITECTURES)}, "
                              f"got {self.architecture!r}")
+        if self.embedding_pooling not in EMBEDDING_POOLINGS:
+            raise ValueError(f"train.embedding_pooling must be one of "
+                             f"{', '.join(EMBEDDING_POOLINGS)}, got {self.embedding_pooling!r}")
         if self.ensemble_join not in ENSEMBLE_JOINS:
             raise ValueError(f"train.ensemble_join must be one of {', '.join(ENSEMBLE_JOINS)}, "
                              f"got {self.ensemble_join!r}")

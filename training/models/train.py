@@ -154,7 +154,8 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray, x_val: np
     model, output = build(settings.architecture, input_shape, n_labels,
                           normaliser_data=sample[..., None].astype(np.float32),
                           tcresnet_width=settings.tcresnet_width,
-                          embedding_width=settings.embedding_width)
+                          embedding_width=settings.embedding_width,
+                          embedding_pooling=settings.embedding_pooling)
     steps = max(1, int(np.ceil(len(x_train) / settings.batch_size))) * settings.epochs
     schedule = tf.keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)
     loss = tf.keras.losses.CategoricalCrossentropy(
