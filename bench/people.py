@@ -24,7 +24,7 @@ from edge_node.model import DEFAULT_MODEL, read_manifest
 from training.data.vocab import COMMANDS
 from training.evaluation.benchmarks import BENCHMARKS, machine, write_section
 from training.evaluation.calibrate import THRESHOLDS, sweep_recordings
-from training.evaluation.metrics import recall_at
+from training.evaluation.metrics import proportion_interval, rate_interval, recall_at
 
 RATES = (1.0, 2.0, 5.0, 10.0)
 """False activations per hour at which recall is read off each sweep."""
@@ -86,6 +86,7 @@ def main() -> None:
     recordings = [args.work / "people.wav", args.work / "talk.wav"]
     metas = [json.loads(r.with_suffix(".json").read_text()) for r in recordings]
     models = [args.baseline, *args.candidate]
+    commands = sum(e["label"] in COMMANDS for e in metas[0]["events"])
     curves, lines = {}, []
     header = ("| model | threshold in force | recall | false activations per hour | "
               "on talk alone | " + " | ".join(f"recall at {r:g}/h" for r in RATES) + " |")
@@ -101,14 +102,16 @@ def main() -> None:
         curves[name] = rows
         own = in_force(model, rows)
         talk = own["per_recording"][1]
-        lines.append(f"| {name} | {own['threshold']:.3f} | {pct(own['recall'])} | "
+        recall_low, recall_high = proportion_interval(round(own["recall"] * commands), commands)
+        talk_low, talk_high = rate_interval(talk["false_activations"], talk["hours"])
+        lines.append(f"| {name} | {own['threshold']:.3f} | {pct(own['recall'])} "
+                     f"({100 * recall_low:.0f}-{100 * recall_high:.0f}) | "
                      f"{own['false_activations_per_hour']:.1f} | "
                      f"{talk['false_activations'] / talk['hours']:.1f} "
-                     f"({talk['false_activations']}) | "
+                     f"({talk['false_activations']}; {talk_low:.1f}-{talk_high:.1f}) | "
                      + " | ".join(pct(at_rate(rows, r)) for r in RATES) + " |")
     plot(curves, args.plot)
     talk_min = metas[1]["duration_s"] / 60
-    commands = sum(e["label"] in COMMANDS for e in metas[0]["events"])
     speakers = len({e["voice"] for m in metas for e in m["events"]})
     body = "\n".join([
         *([args.note, ""] if args.note else []),
@@ -124,8 +127,9 @@ def main() -> None:
         "Recall over the commands; false activations per hour over both recordings' "
         f"{sum(m['duration_s'] for m in metas) / 60:.0f} minutes (one false activation is "
         f"{3600 / sum(m['duration_s'] for m in metas):.1f} per hour); on talk alone, over "
-        f"`talk.wav`'s {talk_min:.0f} minutes (their count in brackets; one is "
-        f"{60 / talk_min:.1f} per hour). Sweep "
+        f"`talk.wav`'s {talk_min:.0f} minutes (in brackets their count and the rate's exact 95% "
+        f"interval; one is {60 / talk_min:.1f} per hour). The recall at the threshold in force "
+        "has its exact 95% interval in brackets. Sweep "
         f"{THRESHOLDS[0]}-{THRESHOLDS[-1]}; recall at a rate is interpolated along it "
         "(n/a: outside it).", "", *lines, "",
         f"![trade-off]({args.plot.as_posix()})"])

@@ -311,3 +311,17 @@ def test_train_command_sets_the_share_of_specaugmented_copies_or_keeps_the_recip
     assert augment("--specaugment", "0").p_specaugment == 0.0
     with pytest.raises(ValueError, match="p_specaugment"):
         augment("--specaugment", "1.5")
+
+
+@pytest.mark.unit
+def test_rates_and_shares_come_with_their_exact_intervals():
+    from training.evaluation.metrics import proportion_interval, rate_interval
+
+    low, high = rate_interval(2, 23 / 60)  # talk.wav: 2 false activations in 23 minutes
+    assert 0.6 < low < 0.7 and 18.5 < high < 19.0
+    assert rate_interval(0, 1.0) == (0.0, pytest.approx(3.689, abs=1e-3))
+    low, high = proportion_interval(301, 331)
+    assert low < 301 / 331 < high and 0.86 < low and high < 0.94
+    assert proportion_interval(0, 10)[0] == 0.0
+    with pytest.raises(ValueError, match="positive duration"):
+        rate_interval(1, 0.0)

@@ -208,3 +208,25 @@ def recall_at(rows: Sequence[tuple[float, dict[str, Any]]], false_per_hour: floa
         best[fa] = max(best.get(fa, 0.0), recall)
     xs = sorted(best)
     return float(np.interp(false_per_hour, xs, [best[x] for x in xs]))
+
+
+def rate_interval(count: int, hours: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Garwood) interval of an event rate per hour from `count` events in `hours`:
+    the range a short recording cannot tell apart (2 false activations in 23 minutes is
+    0.6 to 19 per hour)."""
+    from scipy.stats import chi2
+
+    if hours <= 0 or count < 0:
+        raise ValueError(f"need a positive duration and a count >= 0, got {count} in {hours} h")
+    tail = (1.0 - confidence) / 2.0
+    low = chi2.ppf(tail, 2 * count) / 2.0 if count else 0.0
+    high = chi2.ppf(1.0 - tail, 2 * count + 2) / 2.0
+    return float(low / hours), float(high / hours)
+
+
+def proportion_interval(hits: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a share, e.g. recall over a recording's commands."""
+    from scipy.stats import binomtest
+
+    interval = binomtest(hits, total).proportion_ci(confidence_level=confidence)
+    return float(interval.low), float(interval.high)
