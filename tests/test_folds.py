@@ -38,3 +38,35 @@ def test_runs_without_a_common_fold_are_refused(tmp_path):
         compare_fold_runs([("one", one), ("other", other)])
     with pytest.raises(FileNotFoundError):
         compare_fold_runs([("one", one), ("none", tmp_path / "none")])
+
+
+def test_runs_that_kept_their_test_probabilities_are_also_compared_at_equal_false_accepts(
+        tmp_path):
+    import numpy as np
+
+    from training.experiments.pipeline import save_test_probabilities
+
+    labels = ["go", "no", "_unknown_", "_silence_"]
+    y = np.array([0] * 50 + [1] * 50 + [2] * 90 + [3] * 10)
+    rng = np.random.default_rng(0)
+
+    def probs(sharpness):  # more sharpness: the right label further ahead of the others
+        scores = rng.normal(size=(len(y), len(labels)))
+        scores[np.arange(len(y)), y] += sharpness
+        p = np.exp(scores)
+        return p / p.sum(axis=1, keepdims=True)
+
+    runs = []
+    for name, sharpness in (("blunt", 1.5), ("sharp", 4.0)):
+        run = fold_run(tmp_path, name, {0: (0.9, 0.05), 1: (0.9, 0.05)})
+        for k in (0, 1):
+            save_test_probabilities(run / f"fold-{k}", y, labels,
+                                    {"int8/ai-edge-litert": probs(sharpness)})
+        runs.append((name, run))
+    runs.append(("older", fold_run(tmp_path, "older", {0: (0.9, 0.05), 1: (0.9, 0.05)})))
+    table = compare_fold_runs(runs)
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()}
+    assert "commands at 2% |" in table
+    blunt, sharp = (float(rows[n].split(" | ")[-1].split("%")[0]) for n in ("blunt", "sharp"))
+    assert sharp > blunt + 20  # same argmax figures in result.json, told apart here
+    assert rows["older"].endswith("| - |")

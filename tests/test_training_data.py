@@ -325,3 +325,17 @@ def test_rates_and_shares_come_with_their_exact_intervals():
     assert proportion_interval(0, 10)[0] == 0.0
     with pytest.raises(ValueError, match="positive duration"):
         rate_interval(1, 0.0)
+
+
+@pytest.mark.unit
+def test_commands_at_a_false_accept_rate_shift_the_scores_both_ways():
+    from training.evaluation.metrics import commands_at_false_accept
+
+    labels = ["go", "no", "_unknown_", "_silence_"]
+    probs = np.array([[.9, .05, .05, 0], [.6, .3, .1, 0], [.3, .2, .5, 0], [.1, .7, .2, 0],
+                      [.1, .1, .8, 0], [.55, .05, .4, 0], [.3, .1, .6, 0], [0, 0, .1, .9]])
+    y = np.array([0, 0, 0, 1, 2, 2, 2, 3])
+    # argmax: 3 of 4 commands right, 1 of 4 others taken for a command
+    assert commands_at_false_accept(probs, y, labels, 0.0) == 0.75  # stricter: still 3
+    assert commands_at_false_accept(probs, y, labels, 0.25) == 1.0  # looser: the third "go"
+    assert commands_at_false_accept(probs[:4], y[:4], labels, 0.25) is None  # no others

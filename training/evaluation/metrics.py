@@ -68,6 +68,27 @@ def scores(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str],
     return result
 
 
+def commands_at_false_accept(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str],
+                             max_false_accept: float) -> float | None:
+    """Share of command clips taken for the right command when the scores are shifted towards
+    or away from the commands until at most `max_false_accept` of the other clips (other
+    words, silence) are taken for a command: two models compared at equal false accepts,
+    which argmax alone does not give (one may just sit further along the same trade-off)."""
+    is_command = np.array([Manifest.is_command(lab) for lab in labels])
+    command_clips = is_command[y_true]
+    if not command_clips.any() or command_clips.all():
+        return None
+    floor = np.finfo(np.float64).tiny
+    logp = np.log(np.maximum(probs.astype(np.float64), floor))
+    margin = logp[:, is_command].max(axis=1) - logp[:, ~is_command].max(axis=1)
+    others = np.sort(margin[~command_clips])[::-1]
+    allowed = int(np.floor(max_false_accept * len(others) + 1e-9))
+    cut = others[allowed] if allowed < len(others) else -np.inf
+    best = np.flatnonzero(is_command)[probs[:, is_command].argmax(axis=1)]
+    right = (best == y_true) & (margin > cut)
+    return float(np.mean(right[command_clips]))
+
+
 def accuracy_at_false_accepts(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str],
                               limit: float = 0.05, threshold: float = 0.6,
                               ) -> tuple[float, float]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -138,15 +139,47 @@ def run_experiment(data: Prepared, train_mask: np.ndarray, val_mask: np.ndarray,
     x_test = data.clean.x[test_mask]
     engines = data.engines[test_mask]
     result: dict[str, Any] = {"history": history, "models": {}}
+    test_probs = {}
     for kind, path in paths.items():
         for runtime in runtimes:
             probs = predict_in_runtime(path, x_test, runtime)
+            test_probs[f"{kind}/{runtime}"] = probs
             result["models"][f"{kind}/{runtime}"] = {
                 "path": str(path), "bytes": path.stat().st_size,
                 **scores(probs, data.y[test_mask], settings.labels, engines),
             }
     (out / "result.json").write_text(json.dumps(result, indent=1))
+    save_test_probabilities(out, data.y[test_mask], settings.labels, test_probs)
     return result
+
+
+TEST_PROBABILITIES = "test_probs.npz"
+"""Where a run keeps each exported model's probabilities on its test clips, beside their labels:
+comparisons at equal false accepts are made from them later without the models."""
+
+
+def save_test_probabilities(out: Path, y: np.ndarray, labels: Sequence[str],
+                            probs: dict[str, np.ndarray]) -> Path:
+    """`out/test_probs.npz`: the clips' label indices `y`, the `labels`, and per model
+    (`int8/ai-edge-litert`, ...) its probabilities."""
+    path = out / TEST_PROBABILITIES
+    np.savez_compressed(path, y=y, labels=np.array(list(labels)),
+                        **{f"probs:{key}": value for key, value in probs.items()})
+    return path
+
+
+def load_test_probabilities(out: Path, model: str
+                            ) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    """(probabilities, label indices, labels) of `model` on the run's test clips; None if the
+    run did not keep them (runs before they were kept)."""
+    path = out / TEST_PROBABILITIES
+    if not path.is_file():
+        return None
+    with np.load(path) as saved:
+        key = f"probs:{model}"
+        if key not in saved.files:
+            return None
+        return saved[key], saved["y"], [str(label) for label in saved["labels"]]
 
 
 @dataclass(frozen=True)
