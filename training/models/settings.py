@@ -76,7 +76,9 @@ class TrainSettings:
     embedding_pooling: str = "mean"
     """How that head reads the window's embeddings: `mean` (their average: one view of the
     word) or `flatten` (all of them in order: it can tell a word alone in the window from one
-    with speech before or after it, at the cost of steps x the first layer's weights)."""
+    with speech before or after it, at the cost of steps x the first layer's weights). On 5
+    speaker folds, `flatten` at 80 units (the same size as `mean` at 128) was no better
+    (BENCHMARKS.md, "augmentation and the embedding head"): `mean` in the recipe."""
     seed: int = setting(1, low=0)
 
 
