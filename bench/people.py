@@ -86,7 +86,6 @@ def main() -> None:
     recordings = [args.work / "people.wav", args.work / "talk.wav"]
     metas = [json.loads(r.with_suffix(".json").read_text()) for r in recordings]
     models = [args.baseline, *args.candidate]
-    commands = sum(e["label"] in COMMANDS for e in metas[0]["events"])
     curves, lines = {}, []
     header = ("| model | threshold in force | recall | false activations per hour | "
               "on talk alone | " + " | ".join(f"recall at {r:g}/h" for r in RATES) + " |")
@@ -102,7 +101,7 @@ def main() -> None:
         curves[name] = rows
         own = in_force(model, rows)
         talk = own["per_recording"][1]
-        recall_low, recall_high = proportion_interval(round(own["recall"] * commands), commands)
+        recall_low, recall_high = proportion_interval(own["detected"], own["commands"])
         talk_low, talk_high = rate_interval(talk["false_activations"], talk["hours"])
         lines.append(f"| {name} | {own['threshold']:.3f} | {pct(own['recall'])} "
                      f"({100 * recall_low:.0f}-{100 * recall_high:.0f}) | "
@@ -112,6 +111,7 @@ def main() -> None:
                      + " | ".join(pct(at_rate(rows, r)) for r in RATES) + " |")
     plot(curves, args.plot)
     talk_min = metas[1]["duration_s"] / 60
+    commands = sum(e["label"] in COMMANDS for e in metas[0]["events"])
     speakers = len({e["voice"] for m in metas for e in m["events"]})
     body = "\n".join([
         *([args.note, ""] if args.note else []),

@@ -49,6 +49,8 @@ def sweep_recordings(model: Path, recordings: Sequence[Path], commands: Sequence
         rows.append({"threshold": float(t),
                      "recall": sum(s["detected"] for s in scored) / commands_total
                      if commands_total else None,
+                     "detected": sum(s["detected"] for s in scored),
+                     "commands": commands_total,
                      "false_activations": sum(s["false_activations"] for s in scored),
                      "false_activations_per_hour":
                          sum(s["false_activations"] for s in scored) / hours,

@@ -200,11 +200,11 @@ def commands_at_equal_false_accept(run: Path, folds: Sequence[int],
     found = []
     for k in folds:
         saved = load_test_probabilities(Path(run) / f"fold-{k}", FOLD_MODEL)
-        if saved is None:
+        value = None if saved is None else commands_at_false_accept(*saved, max_false_accept)
+        if value is None:
             return None
-        probs, y, labels = saved
-        found.append(commands_at_false_accept(probs, y, labels, max_false_accept))
-    return None if any(v is None for v in found) else [float(v) for v in found if v is not None]
+        found.append(value)
+    return found
 
 
 def compare_fold_runs(runs: Sequence[tuple[str, Path]]) -> str:

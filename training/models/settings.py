@@ -13,9 +13,9 @@ ARCHITECTURES = ("tcresnet", "dscnn", "embedding_dnn", "ensemble", "article_cnn"
 ENSEMBLE_MEMBERS = ("tcresnet", "embedding_dnn")
 """The members of `ensemble`, one per part of `edge_node.features.ensemble_spec`, in order."""
 ENSEMBLE_JOINS = ("geometric", "mean")
+"""How `ensemble` joins its members' outputs (`TrainSettings.ensemble_join`)."""
 EMBEDDING_POOLINGS = ("mean", "flatten")
 """How the speech-embedding head reads a window's embeddings (`TrainSettings.embedding_pooling`)."""
-"""How `ensemble` joins its members' outputs (`TrainSettings.ensemble_join`)."""
 
 
 @dataclass(frozen=True)
