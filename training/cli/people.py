@@ -111,13 +111,14 @@ def add_people_parsers(sub: argparse._SubParsersAction) -> None:
     people.add_argument("--speech-commands", type=Path, help="Speech Commands layout dir")
     people.add_argument("--real-speech", type=Path, required=True)
     people.add_argument("--out", type=Path, required=True, help="WAV (events go to .json)")
-    people.add_argument("--minutes", type=float, default=Streams().people_minutes,
+    streams = Streams()  # the recipe's defaults, so a hand-made recording matches a build's
+    people.add_argument("--minutes", type=float, default=streams.people_minutes,
                         help="length of `people`")
-    people.add_argument("--talk-share", type=float, default=Streams().people_talk_share,
+    people.add_argument("--talk-share", type=float, default=streams.people_talk_share,
                         help="share of items that are excerpts of talk (people)")
-    people.add_argument("--min-gap", type=float, default=Streams().people_gap_s[0],
+    people.add_argument("--min-gap", type=float, default=streams.people_gap_s[0],
                         help="shortest pause (s)")
-    people.add_argument("--max-gap", type=float, default=Streams().people_gap_s[1],
+    people.add_argument("--max-gap", type=float, default=streams.people_gap_s[1],
                         help="longest pause (s)")
     people.add_argument("--words")
     people.add_argument("--seed", type=int, default=1)

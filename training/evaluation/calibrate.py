@@ -44,16 +44,16 @@ def sweep_recordings(model: Path, recordings: Sequence[Path], commands: Sequence
     rows = []
     for t in thresholds:
         scored = [r[t] for r in per_recording]
+        detected = sum(s["detected"] for s in scored)
         commands_total = sum(s["commands"] for s in scored)
+        false = sum(s["false_activations"] for s in scored)
         hours = sum(s["duration_s"] for s in scored) / 3600.0
         rows.append({"threshold": float(t),
-                     "recall": sum(s["detected"] for s in scored) / commands_total
-                     if commands_total else None,
-                     "detected": sum(s["detected"] for s in scored),
+                     "recall": detected / commands_total if commands_total else None,
+                     "detected": detected,
                      "commands": commands_total,
-                     "false_activations": sum(s["false_activations"] for s in scored),
-                     "false_activations_per_hour":
-                         sum(s["false_activations"] for s in scored) / hours,
+                     "false_activations": false,
+                     "false_activations_per_hour": false / hours,
                      "hours": hours,
                      "per_recording": [{"false_activations": s["false_activations"],
                                         "hours": s["duration_s"] / 3600.0} for s in scored]})
