@@ -70,3 +70,35 @@ def test_runs_that_kept_their_test_probabilities_are_also_compared_at_equal_fals
     blunt, sharp = (float(rows[n].split(" | ")[-1].split("%")[0]) for n in ("blunt", "sharp"))
     assert sharp > blunt + 20  # same argmax figures in result.json, told apart here
     assert rows["older"].endswith("| - |")
+
+
+def test_fold_models_stream_on_their_own_speakers_from_their_kept_sweeps(tmp_path):
+    from training.experiments.folds import fold_of, fold_streaming
+
+    voices = [f"human:{i:08x}" for i in range(40)]
+    mine = {k: next(v for v in voices if fold_of(v, 2) == k) for k in (0, 1)}
+    events = [{"label": "go", "kind": "word", "engine": "human", "voice": mine[0],
+               "start_s": 10.0, "end_s": 10.5},
+              {"label": "no", "kind": "word", "engine": "human", "voice": mine[1],
+               "start_s": 20.0, "end_s": 20.5},
+              {"label": "_unknown_", "kind": "sentence", "engine": "talk", "voice": "talk:x",
+               "start_s": 30.0, "end_s": 35.0}]
+    recording = tmp_path / "people.wav"
+    meta = {"seed": 1, "duration_s": 3600.0, "events": events}
+    recording.with_suffix(".json").write_text(json.dumps(meta))
+    run = fold_run(tmp_path, "run", {0: (0.9, 0.1), 1: (0.9, 0.1)})
+    (run / "folds.json").write_text(json.dumps({"folds": 2}))
+    # both models find both commands at 0.5 and fire once in the talk; only "go" at 0.9
+    sweeps = {"0.5": [{"label": "go", "time_s": 10.8}, {"label": "no", "time_s": 20.9},
+                      {"label": "up", "time_s": 32.0}],
+              "0.9": [{"label": "go", "time_s": 10.8}]}
+    key = f"{recording.resolve()}:1:3600.0"
+    for k in (0, 1):
+        (run / f"fold-{k}" / "streaming.json").write_text(json.dumps({key: sweeps}))
+    rows = fold_streaming(run, [recording], ["go", "no", "up"], [0.5, 0.9])
+    assert [(r["detected"], r["commands"], r["false_activations"]) for r in rows[0]] == [
+        (1, 1, 1), (1, 1, 0)]
+    assert [(r["detected"], r["commands"], r["false_activations"]) for r in rows[1]] == [
+        (1, 1, 1), (0, 1, 0)]
+    # the other fold's word and its tolerance leave each model's hour
+    assert rows[0][0]["hours"] == pytest.approx((3600.0 - 2.0) / 3600.0)

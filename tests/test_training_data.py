@@ -21,6 +21,7 @@ from training.data.dataset import (
 )
 from training.evaluation.metrics import (
     accuracy_at_false_accepts,
+    covered_s,
     detection_at_false_accepts,
     scores,
     streaming_scores,
@@ -147,6 +148,32 @@ def test_streaming_scores_match_detections_to_events():
     # a second "stop" during the command, "left" during an unknown word with no kind
     assert result["false_activations_during"] == {
         "near-miss word": 0, "other word": 1, "sentence": 0, "command": 1, "no speech": 0}
+
+
+@pytest.mark.unit
+def test_words_of_speakers_the_model_heard_count_in_neither_recall_nor_false_activations():
+    events = [{"label": "stop", "kind": "word", "voice": "human:a", "start_s": 1.0, "end_s": 1.5},
+              {"label": "go", "kind": "word", "voice": "human:b", "start_s": 5.0, "end_s": 5.4},
+              {"label": "_unknown_", "kind": "word", "voice": "human:b", "start_s": 8.0,
+               "end_s": 9.0},
+              {"label": "_unknown_", "kind": "sentence", "voice": "talk:c", "start_s": 10.0,
+               "end_s": 12.0}]
+    detections = [{"label": "stop", "time_s": 1.8}, {"label": "go", "time_s": 5.5},
+                  {"label": "left", "time_s": 8.5}, {"label": "no", "time_s": 11.0}]
+    result = streaming_scores(detections, events, 3600.0, ["stop", "go", "left", "no"],
+                              heard=lambda event: event["voice"] == "human:b")
+    # "go" by b takes its detection but is no command of this model's; "left" during b's word
+    # is no false activation; the sentence's "no" is
+    assert (result["commands"], result["detected"], result["false_activations"]) == (1, 1, 1)
+    assert result["recall_per_command"] == {"stop": 1.0}
+    # b's words and their tolerance (5.0-6.9 s and 8.0-10.5 s) leave the hour
+    assert result["duration_s"] == pytest.approx(3600.0 - 1.9 - 2.5)
+
+
+@pytest.mark.unit
+def test_covered_time_counts_overlapping_spans_once():
+    assert covered_s([(0.0, 2.0), (1.0, 3.0), (5.0, 6.0), (5.5, 5.8)]) == 4.0
+    assert covered_s([]) == 0.0
 
 
 @pytest.mark.unit

@@ -41,23 +41,25 @@ def sweep_recordings(model: Path, recordings: Sequence[Path], commands: Sequence
         per_recording.append({t: streaming_scores(found[float(t)], meta["events"],
                                                   meta["duration_s"], commands)
                               for t in thresholds})
-    rows = []
-    for t in thresholds:
-        scored = [r[t] for r in per_recording]
-        detected = sum(s["detected"] for s in scored)
-        commands_total = sum(s["commands"] for s in scored)
-        false = sum(s["false_activations"] for s in scored)
-        hours = sum(s["duration_s"] for s in scored) / 3600.0
-        rows.append({"threshold": float(t),
-                     "recall": detected / commands_total if commands_total else None,
-                     "detected": detected,
-                     "commands": commands_total,
-                     "false_activations": false,
-                     "false_activations_per_hour": false / hours,
-                     "hours": hours,
-                     "per_recording": [{"false_activations": s["false_activations"],
-                                        "hours": s["duration_s"] / 3600.0} for s in scored]})
-    return rows
+    return [pool_scores(float(t), [r[t] for r in per_recording]) for t in thresholds]
+
+
+def pool_scores(threshold: float, scored: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One sweep row from several runs' `streaming_scores` at `threshold` (recordings, or
+    fold models): recall over all their commands, false activations over all their time."""
+    detected = sum(s["detected"] for s in scored)
+    commands_total = sum(s["commands"] for s in scored)
+    false = sum(s["false_activations"] for s in scored)
+    hours = sum(s["duration_s"] for s in scored) / 3600.0
+    return {"threshold": threshold,
+            "recall": detected / commands_total if commands_total else None,
+            "detected": detected,
+            "commands": commands_total,
+            "false_activations": false,
+            "false_activations_per_hour": false / hours,
+            "hours": hours,
+            "per_recording": [{"false_activations": s["false_activations"],
+                               "hours": s["duration_s"] / 3600.0} for s in scored]}
 
 
 def choose_threshold(rows: Sequence[dict[str, Any]],
