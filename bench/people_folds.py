@@ -48,6 +48,8 @@ def main() -> None:
                         help="where people.wav and talk.wav (+ .json) are")
     parser.add_argument("--run", type=named_run, action="append", required=True,
                         help="NAME=DIR of a --folds run; the first is the reference")
+    parser.add_argument("--folds", type=int, default=None,
+                        help="folds the runs made (default: each run's folds.json)")
     parser.add_argument("--rate", type=float, default=2.0,
                         help="false activations per hour of the fold-by-fold comparison")
     parser.add_argument("--plot", type=Path, default=Path("docs/people-folds-tradeoff.png"))
@@ -59,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     recordings = [args.work / "people.wav", args.work / "talk.wav"]
     metas = [json.loads(r.with_suffix(".json").read_text()) for r in recordings]
-    per_run = {name: fold_streaming(run, recordings, COMMANDS, THRESHOLDS)
+    per_run = {name: fold_streaming(run, recordings, COMMANDS, THRESHOLDS, args.folds)
                for name, run in args.run}
     folds = sorted(set.intersection(*(set(f) for f in per_run.values())))
     if not folds:

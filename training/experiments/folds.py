@@ -256,7 +256,8 @@ def compare_fold_runs(runs: Sequence[tuple[str, Path]]) -> str:
 
 
 def fold_streaming(run: Path, recordings: Sequence[Path], commands: Sequence[str],
-                   thresholds: Sequence[float]) -> dict[int, list[dict[str, Any]]]:
+                   thresholds: Sequence[float], folds: int | None = None
+                   ) -> dict[int, list[dict[str, Any]]]:
     """Per fold model of a `--folds` run, the node detector swept over the people recordings
     (`kws-train people-stream`), each scored only on the commands of its own fold's speakers:
     streaming on people every model never heard, from five models instead of one build.
@@ -264,13 +265,15 @@ def fold_streaming(run: Path, recordings: Sequence[Path], commands: Sequence[str
     The recordings say every evaluation speaker's clips; a fold model trained on the other
     folds' speakers, so their words take their detections but count in neither recall nor
     false activations (`streaming_scores`' `heard`). Talk is held out from every fold.
-    Kept in `RUN/fold-K/streaming.json` (by recording), so a comparison reruns no model."""
+    Kept in `RUN/fold-K/streaming.json` (by recording), so a comparison reruns no model.
+    `folds`: how many the run made (None: its `folds.json`, written when it finished)."""
     from training.evaluation.calibrate import pool_scores
     from training.evaluation.metrics import streaming_scores
     from training.evaluation.node_eval import node_sweep
 
     out: dict[int, list[dict[str, Any]]] = {}
-    folds = json.loads((Path(run) / "folds.json").read_text())["folds"]
+    if folds is None:
+        folds = int(json.loads((Path(run) / "folds.json").read_text())["folds"])
     for k in sorted(fold_scores(run)):
         fold_dir = Path(run) / f"fold-{k}"
         cache_path = fold_dir / "streaming.json"
@@ -279,12 +282,12 @@ def fold_streaming(run: Path, recordings: Sequence[Path], commands: Sequence[str
         for recording in recordings:
             meta = json.loads(recording.with_suffix(".json").read_text())
             key = f"{recording.resolve()}:{meta['seed']}:{meta['duration_s']}"
-            if key not in cache:
+            if any(str(t) not in cache.get(key, {}) for t in thresholds):
                 found = node_sweep(fold_dir / "model_int8.tflite", recording, thresholds)
                 cache[key] = {str(t): found[float(t)] for t in thresholds}
                 cache_path.write_text(json.dumps(cache))
 
-            def heard(event: dict[str, Any], k: int = k) -> bool:
+            def heard(event: dict[str, Any], k: int = k, folds: int = folds) -> bool:
                 return event.get("engine") == PEOPLE_ENGINE and fold_of(event["voice"],
                                                                         folds) != k
             rows.append({float(t): streaming_scores(cache[key][str(t)], meta["events"],
