@@ -70,7 +70,7 @@ def main() -> None:
     at = f"{args.rate:g}/h"
     lines = ["| recipe | " + " | ".join(f"recall at {r:g}/h" for r in RATES)
              + f" | at {at}, fold by fold | paired with the first at {at}, points | "
-             "commands; hours of each fold model |", "|---" * (len(RATES) + 4) + "|"]
+             "commands, hours (all fold models) |", "|---" * (len(RATES) + 4) + "|"]
     curves = {}
     for name, per_fold in per_run.items():
         mine = {k: per_fold[k] for k in folds}
@@ -85,8 +85,7 @@ def main() -> None:
             for a, b in zip(fold_at, ref_at, strict=True))
         lines.append(f"| {name} | " + " | ".join(pct(at_rate(rows, r)) for r in RATES)
                      + f" | {', '.join(pct(v) for v in fold_at)} | {paired} | "
-                     + ", ".join(f"{mine[k][0]['commands']}; {mine[k][0]['hours']:.1f}"
-                                 for k in folds) + " |")
+                     f"{rows[0]['commands']:,}, {rows[0]['hours']:.1f} h |")
     plot(curves, args.plot)
     minutes = sum(m["duration_s"] for m in metas) / 60
     body = "\n".join([
