@@ -67,6 +67,10 @@ class People:
     copies and the loss weight). On 5 speaker folds, 2 gave 2.3 points more commands than 1
     (every fold gaining), and 3 with wider members 1.4 more than 2 (BENCHMARKS.md, "recorded
     clips weighted 2" and "weighted 3 with wider members")."""
+    balance_words: bool = False
+    """Scale each command's recorded clips so every command counts as much as the mean one:
+    shared/speech_commands has about half as many "go" and "stop" clips as the others, and
+    "go" is the command people are found least on."""
     real_speech: Path | None = SHARED / "real_speech"
     """Real talk and household noise (`shared/real_speech` layout; None: none)."""
     talk_windows: int = setting(8000, low=0)
