@@ -117,6 +117,24 @@ def test_a_keyword_nobody_recorded_is_named_in_a_warning(tmp_path, monkeypatch, 
                           "only") for w in warnings), warnings
 
 
+def test_balanced_words_make_each_command_count_as_much_as_the_mean_one(tmp_path):
+    from training.data.dataset import Clip
+    from training.experiments.training_run import balanced_weights
+
+    clips = ([Clip(tmp_path / f"go{i}.wav", "go", "human", f"human:{i}", weight=3.0)
+              for i in range(10)]
+             + [Clip(tmp_path / f"no{i}.wav", "no", "human", f"human:{i}", weight=3.0)
+                for i in range(30)]
+             + [Clip(tmp_path / f"bed{i}.wav", UNKNOWN_LABEL, "human", f"human:{i}", weight=3.0)
+                for i in range(5)])
+    balanced = balanced_weights(clips, ["go", "no"])
+    totals = {label: sum(c.weight for c in balanced if c.label == label)
+              for label in ("go", "no", UNKNOWN_LABEL)}
+    # 20 clips per command on average, at weight 3: each command counts 60; others keep theirs
+    assert totals == pytest.approx({"go": 60.0, "no": 60.0, UNKNOWN_LABEL: 15.0})
+    assert balanced_weights(clips[-5:], ["go", "no"]) == clips[-5:]
+
+
 def test_real_talk_splits_by_speaker_and_gives_unknown_windows(tmp_path):
     corpus = load_corpus(mini_real_speech(tmp_path / "rs"))
     split = split_corpus(corpus)

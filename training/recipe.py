@@ -67,6 +67,14 @@ class People:
     copies and the loss weight). On 5 speaker folds, 2 gave 2.3 points more commands than 1
     (every fold gaining), and 3 with wider members 1.4 more than 2 (BENCHMARKS.md, "recorded
     clips weighted 2" and "weighted 3 with wider members")."""
+    balance_words: bool = False
+    """Scale each command's recorded clips so every command counts as much as the mean one:
+    shared/speech_commands has about half as many "go" and "stop" clips as the others, and
+    "go" is the command people are found least on. Measured on 5 speaker folds against the
+    3.3.0 recipe: "go" +4.2 points, "stop" +1.4, "down", "up", "no" -1.1 to -1.4, all commands
+    at 2% of other words taken -0.2; streaming from the fold models +4.5 points at 1 false
+    activation per hour (4 of 5 folds), +0.4 at 2 (folds split), -1.7 at 5. Off: a move along
+    the trade-off, not past it (BENCHMARKS.md, "streaming from the speaker-fold models")."""
     real_speech: Path | None = SHARED / "real_speech"
     """Real talk and household noise (`shared/real_speech` layout; None: none)."""
     talk_windows: int = setting(8000, low=0)

@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "trained on, less the speakers kept for evaluation")
     train.add_argument("--speech-commands-weight", type=float, default=1.0,
                        help="how much each recorded clip counts next to a synthetic one")
+    train.add_argument("--balance-words", action="store_true",
+                       help="scale each command's recorded clips to the mean command's count")
     train.add_argument("--real-speech", type=Path,
                        help="real talk and household noise (shared/real_speech layout): its "
                             "training noise joins the augmentation bank")

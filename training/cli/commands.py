@@ -101,6 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     words = words_of(args)
     sources = Sources(data=tuple(args.data), speech_commands=args.speech_commands,
                       speech_commands_weight=args.speech_commands_weight,
+                      balance_words=args.balance_words,
                       real_speech=args.real_speech, user=args.user, user_weight=args.user_weight)
     # speaker folds split the people themselves; otherwise the evaluation people stay out
     material = gather(sources, words, args.seed, hold_out_people=not args.folds)

@@ -128,6 +128,7 @@ def run_recipe(recipe: Recipe, work: Path, workers: int, install: Path | None = 
     datasets = training_data(recipe, work, workers)
     sources = Sources(data=tuple(datasets), speech_commands=recipe.people.speech_commands,
                       speech_commands_weight=recipe.people.speech_commands_weight,
+                      balance_words=recipe.people.balance_words,
                       real_speech=recipe.people.real_speech)
     if recipe.mining.minutes > 0 and recipe.mining.hard_negatives:
         hard = work / "hard"

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ class Sources:
     """Recorded people, Speech Commands layout: trained on, less the evaluation speakers."""
     speech_commands_weight: float = 1.0
     """How much each recorded clip counts next to a synthetic one."""
+    balance_words: bool = False
+    """Scale each command's recorded clips to the mean command's count (`balanced_weights`)."""
     real_speech: Path | None = None
     """Real talk and household noise: its training noise joins the augmentation bank."""
     user: Path | None = None
@@ -79,6 +82,8 @@ def gather(sources: Sources, words: Sequence[str], seed: int,
                         "it is" if len(unrecorded) == 1 else "they are")
         if hold_out_people:
             people, held_people = split_people(people)
+        if sources.balance_words:
+            people = balanced_weights(people, words)
         clips += people
         extra_noise = speech_commands_noise(sources.speech_commands)
         attribution.append(SPEECH_COMMANDS_ATTRIBUTION)
@@ -91,6 +96,17 @@ def gather(sources: Sources, words: Sequence[str], seed: int,
     if sources.user:
         clips += load_label_folders(sources.user, words, USER_ENGINE, weight=sources.user_weight)
     return Material(clips, noise_bank(seed, extra_noise), held_people, tuple(attribution))
+
+
+def balanced_weights(clips: Sequence[Clip], commands: Sequence[str]) -> list[Clip]:
+    """`clips` with each command's weights scaled by (mean command count / its count), so a
+    command with few recordings counts as much as the others; other labels keep theirs."""
+    counts = Counter(c.label for c in clips if c.label in commands)
+    if not counts:
+        return list(clips)
+    mean = sum(counts.values()) / len(counts)
+    return [replace(c, weight=c.weight * mean / counts[c.label]) if c.label in counts else c
+            for c in clips]
 
 
 def people_recordings(recordings: Sequence[Path]) -> list[Path]:
