@@ -274,22 +274,22 @@ def fold_streaming(run: Path, recordings: Sequence[Path], commands: Sequence[str
     out: dict[int, list[dict[str, Any]]] = {}
     if folds is None:
         folds = int(json.loads((Path(run) / "folds.json").read_text())["folds"])
+    metas = {recording: json.loads(recording.with_suffix(".json").read_text())
+             for recording in recordings}
     for k in sorted(fold_scores(run)):
         fold_dir = Path(run) / f"fold-{k}"
         cache_path = fold_dir / "streaming.json"
         cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+
+        def heard(event: dict[str, Any], k: int = k, folds: int = folds) -> bool:
+            return event.get("engine") == PEOPLE_ENGINE and fold_of(event["voice"], folds) != k
         rows: list[dict[str, Any]] = []
-        for recording in recordings:
-            meta = json.loads(recording.with_suffix(".json").read_text())
+        for recording, meta in metas.items():
             key = f"{recording.resolve()}:{meta['seed']}:{meta['duration_s']}"
             if any(str(t) not in cache.get(key, {}) for t in thresholds):
                 found = node_sweep(fold_dir / "model_int8.tflite", recording, thresholds)
                 cache[key] = {str(t): found[float(t)] for t in thresholds}
                 cache_path.write_text(json.dumps(cache))
-
-            def heard(event: dict[str, Any], k: int = k, folds: int = folds) -> bool:
-                return event.get("engine") == PEOPLE_ENGINE and fold_of(event["voice"],
-                                                                        folds) != k
             rows.append({float(t): streaming_scores(cache[key][str(t)], meta["events"],
                                                     meta["duration_s"], commands, heard=heard)
                          for t in thresholds})
