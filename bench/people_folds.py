@@ -23,7 +23,8 @@ from bench.people import RATES, at_rate, pct, plot
 from training.data.vocab import COMMANDS
 from training.evaluation.benchmarks import BENCHMARKS, machine, write_section
 from training.evaluation.calibrate import THRESHOLDS, pool_scores
-from training.experiments.folds import fold_streaming
+from training.experiments.folds import fold_provenance, fold_streaming
+from training.experiments.provenance import mismatches
 
 
 def pooled(per_fold: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -86,6 +87,7 @@ def main() -> None:
         lines.append(f"| {name} | " + " | ".join(pct(at_rate(rows, r)) for r in RATES)
                      + f" | {', '.join(pct(v) for v in fold_at)} | {paired} | "
                      f"{rows[0]['commands']:,}, {rows[0]['hours']:.1f} h |")
+    caveats = mismatches({name: fold_provenance(run) for name, run in args.run}, folds)
     plot(curves, args.plot)
     minutes = sum(m["duration_s"] for m in metas) / 60
     body = "\n".join([
@@ -100,7 +102,8 @@ def main() -> None:
         "nor false activations, and their time leaves its hours. Pooled: recall over all fold "
         "models' commands, false activations per hour over all their hours. Sweep "
         f"{THRESHOLDS[0]}-{THRESHOLDS[-1]}; recall at a rate is interpolated along it "
-        "(n/a: outside it).", "", *lines, "", f"![trade-off]({args.plot.as_posix()})"])
+        "(n/a: outside it).", "", *lines, *([""] + caveats if caveats else []), "",
+        f"![trade-off]({args.plot.as_posix()})"])
     print(body)
     write_section(args.section, args.title, body, args.benchmarks)
 

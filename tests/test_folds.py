@@ -9,16 +9,23 @@ from training.experiments.folds import compare_fold_runs
 pytestmark = pytest.mark.unit
 
 
-def fold_run(root, name, per_fold):
-    """A `--folds` run's results as `kws-train train --folds` leaves them."""
+def fold_run(root, name, per_fold, provenance=None):
+    """A `--folds` run's results as `kws-train train --folds` leaves them (`provenance`: per
+    fold, what `training.experiments.provenance` kept; runs made before it kept none)."""
     for k, (commands, others) in per_fold.items():
         folder = root / name / f"fold-{k}"
         folder.mkdir(parents=True)
         measures = {"command_accuracy": commands, "non_command_false_accept": others,
                     "unknown_false_accept": others}
-        (folder / "result.json").write_text(json.dumps(
-            {"models": {"int8/ai-edge-litert": measures}}))
+        result = {"models": {"int8/ai-edge-litert": measures}}
+        if provenance is not None:
+            result["provenance"] = provenance[k]
+        (folder / "result.json").write_text(json.dumps(result))
     return root / name
+
+
+def made_with(libraries, test_rows):
+    return {"environment": libraries, "train_rows": "t", "test_rows": test_rows}
 
 
 def test_recipes_are_paired_fold_by_fold_on_the_folds_all_finished(tmp_path):
@@ -29,6 +36,43 @@ def test_recipes_are_paired_fold_by_fold_on_the_folds_all_finished(tmp_path):
     assert "| base | 90.0% / 4.0% | 96.0% / 2.0% | 93.0% / 3.0% |  |" in table
     assert "| wider | 92.0% / 3.0% | 95.0% / 2.0% | 93.5% / 2.5% | +2.0, -1.0; -1.0, +0.0 |" \
         in table
+
+
+def test_the_comparison_says_when_runs_are_not_like_for_like(tmp_path):
+    here = {"python": "3.11.7", "keras": "3.15.1"}
+    folds = {0: (0.90, 0.04), 1: (0.96, 0.02)}
+    base = fold_run(tmp_path, "base", folds, {0: made_with(here, "a"), 1: made_with(here, "b")})
+    same = fold_run(tmp_path, "same", folds, {0: made_with(here, "a"), 1: made_with(here, "b")})
+    assert "not like for like" not in compare_fold_runs([("base", base), ("same", same)])
+    assert "different libraries" not in compare_fold_runs([("base", base), ("same", same)])
+
+    elsewhere = fold_run(tmp_path, "elsewhere", folds,
+                         {0: made_with({**here, "keras": "3.10.0"}, "a"),
+                          1: made_with({**here, "keras": "3.10.0"}, "other rows")})
+    table = compare_fold_runs([("base", base), ("elsewhere", elsewhere)])
+    assert "trained with different libraries" in table
+    assert "keras 3.15.1" in table and "keras 3.10.0" in table
+    assert "Fold 1 was tested on different rows" in table
+    assert "Fold 0 was tested" not in table
+
+    older = fold_run(tmp_path, "older", folds)
+    assert "older: made before runs kept their libraries; not checked." in compare_fold_runs(
+        [("base", base), ("older", older)])
+
+
+def test_a_fingerprint_follows_the_rows_their_type_and_shape():
+    import numpy as np
+
+    from training.experiments.provenance import digest, environment
+
+    rows = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert digest(rows) == digest(rows.copy())
+    assert digest(rows) != digest(rows.reshape(4, 3))
+    assert digest(rows) != digest(rows.astype(np.float64))
+    changed = rows.copy()
+    changed[2, 3] += 1e-3
+    assert digest(rows) != digest(changed)
+    assert environment()["numpy"] == np.__version__
 
 
 def test_runs_without_a_common_fold_are_refused(tmp_path):

@@ -71,6 +71,9 @@ def test_training_writes_models_report_and_plots(trained):
     assert set(report["final"]["models"]) == {
         "float32/ai-edge-litert", "float32/tflite-runtime", "int8/ai-edge-litert",
         "int8/tflite-runtime"}
+    made_with = json.loads((out / "final" / "result.json").read_text())["provenance"]
+    assert {"python", "keras", "numpy"} <= set(made_with["environment"])
+    assert len(made_with["train_rows"]) == len(made_with["test_rows"]) == 16
 
 
 @pytest.mark.parametrize("runtime", ["ai-edge-litert", "tflite-runtime"])
@@ -202,6 +205,11 @@ def test_same_command_and_seed_reproduce_the_result(trained, tmp_path):
     second = json.loads((again / "report.json").read_text())["final"]["models"]
     for key in first:
         assert abs(first[key]["accuracy"] - second[key]["accuracy"]) <= 0.05, key
+    # the same rows, bit for bit: what is left to differ is TensorFlow's own arithmetic
+    rows = [json.loads((run_dir / "final" / "result.json").read_text())["provenance"]
+            for run_dir in (out, again)]
+    assert rows[0]["train_rows"] == rows[1]["train_rows"]
+    assert rows[0]["test_rows"] == rows[1]["test_rows"]
 
 
 def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_path):

@@ -29,6 +29,7 @@ from training.experiments.pipeline import (
     run_experiment,
     voice_masks,
 )
+from training.experiments.provenance import mismatches
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,13 @@ def fold_scores(run: Path) -> dict[int, dict[str, Any]]:
     return found
 
 
+def fold_provenance(run: Path) -> dict[int, dict[str, Any] | None]:
+    """Per finished fold of a `--folds` run, what its model was made with (`provenance`;
+    None for runs made before it was kept)."""
+    return {int(path.parent.name.split("-")[1]): json.loads(path.read_text()).get("provenance")
+            for path in Path(run).glob("fold-*/result.json")}
+
+
 def commands_at_equal_false_accept(run: Path, folds: Sequence[int],
                                    max_false_accept: float = EQUAL_FALSE_ACCEPT
                                    ) -> list[float] | None:
@@ -252,7 +260,8 @@ def compare_fold_runs(runs: Sequence[tuple[str, Path]]) -> str:
         lines.append(f"| {name} | " + " | ".join(cells)
                      + f" | {pct(mean['command_accuracy'])} / "
                        f"{pct(mean['non_command_false_accept'])} | {paired} | {at_equal} |")
-    return "\n".join(lines)
+    caveats = mismatches({name: fold_provenance(run) for name, run in runs}, common)
+    return "\n".join([*lines, *([""] + caveats if caveats else [])])
 
 
 def fold_streaming(run: Path, recordings: Sequence[Path], commands: Sequence[str],

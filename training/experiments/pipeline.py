@@ -109,6 +109,7 @@ def run_experiment(data: Prepared, train_mask: np.ndarray, val_mask: np.ndarray,
                    runtimes: tuple[str, ...] = ("ai-edge-litert",)) -> dict[str, Any]:
     """Train on `train_mask` clips (augmented), stop early on `val_mask`, test on `test_mask`
     (clean) with the exported models in the node runtime(s)."""
+    from training.experiments.provenance import provenance
     from training.models.export import export, representative_sample
 
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +139,8 @@ def run_experiment(data: Prepared, train_mask: np.ndarray, val_mask: np.ndarray,
                                extra=meta, **common)
     x_test = data.clean.x[test_mask]
     engines = data.engines[test_mask]
-    result: dict[str, Any] = {"history": history, "models": {}}
+    result: dict[str, Any] = {"history": history, "models": {},
+                              "provenance": provenance(x_train, x_test)}
     test_probs = {}
     for kind, path in paths.items():
         for runtime in runtimes:
