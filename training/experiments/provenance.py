@@ -2,9 +2,10 @@
 like for like.
 
 Training is repeatable bit for bit only with the same libraries and the same feature rows: the
-same recipe on the same speaker fold, trained on two fresh installs of this project, took 1.5%
-and 3.2% of the fold's other words for a command. A comparison that pairs runs made with
-different libraries, or scored on different test rows, mixes the recipe with the machine.
+same recipe on the same speaker fold, trained on two machines each set up afresh (data made
+again, libraries installed again), took 1.5% and 3.2% of the fold's other words for a
+command. A comparison that pairs runs made with different libraries, or scored on different
+test rows, mixes the recipe with the machine.
 """
 
 from __future__ import annotations
