@@ -37,7 +37,7 @@ def digest(array: np.ndarray) -> str:
     """A short fingerprint of an array's shape, type and bytes."""
     contiguous = np.ascontiguousarray(array)
     hasher = hashlib.sha256(f"{contiguous.dtype}{contiguous.shape}".encode())
-    hasher.update(contiguous.tobytes())
+    hasher.update(memoryview(contiguous).cast("B"))  # no copy of a large array
     return hasher.hexdigest()[:16]
 
 
