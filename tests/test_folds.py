@@ -55,6 +55,11 @@ def test_the_comparison_says_when_runs_are_not_like_for_like(tmp_path):
     assert "Fold 1 was tested on different rows" in table
     assert "Fold 0 was tested" not in table
 
+    mixed = fold_run(tmp_path, "mixed", folds, {0: made_with(here, "a"),
+                                                1: made_with({**here, "numpy": "2.0"}, "b")})
+    assert "mixed: its folds were trained with different libraries." in compare_fold_runs(
+        [("base", base), ("mixed", mixed)])
+
     older = fold_run(tmp_path, "older", folds)
     assert "older: made before runs kept their libraries; not checked." in compare_fold_runs(
         [("base", base), ("older", older)])

@@ -53,17 +53,23 @@ def mismatches(runs: Mapping[str, Mapping[int, Mapping[str, Any] | None]],
     `provenance` its result kept (None for runs made before it was kept). One line per
     difference, none when they match or cannot be checked."""
     lines: list[str] = []
-    environments = {name: next((p["environment"] for p in per_fold.values() if p), None)
-                    for name, per_fold in runs.items()}
-    known = {name: env for name, env in environments.items() if env is not None}
+    environments: dict[str, set[tuple[tuple[str, str], ...]]] = {
+        name: {tuple(sorted(per_fold[k]["environment"].items())) for k in folds
+               if per_fold.get(k)} for name, per_fold in runs.items()}
+    for name, found in environments.items():
+        if len(found) > 1:
+            lines.append(f"{name}: its folds were trained with different libraries.")
+    known = {name: dict(next(iter(found))) for name, found in environments.items()
+             if len(found) == 1}
     if len({tuple(sorted(env.items())) for env in known.values()}) > 1:
         described = "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in env.items())
                               for name, env in known.items())
         lines.append(f"The runs were trained with different libraries ({described}), so the "
                      "differences mix the recipe with the machine.")
-    if len(known) < len(environments):
-        unknown = ", ".join(name for name, env in environments.items() if env is None)
-        lines.append(f"{unknown}: made before runs kept their libraries; not checked.")
+    unknown = [name for name, found in environments.items() if not found]
+    if unknown:
+        lines.append(f"{', '.join(unknown)}: made before runs kept their libraries; "
+                     "not checked.")
     for k in folds:
         tests = {per_fold[k]["test_rows"] for per_fold in runs.values()
                  if per_fold.get(k) is not None}
