@@ -178,23 +178,26 @@ def fold_report(run: Path, people: Path, folds: int, baseline: Path,
     return result
 
 
-def fold_scores(run: Path) -> dict[int, dict[str, Any]]:
-    """Per fold a `--folds` run finished (all, or those an interrupted run got to): its int8
-    model's scores on the fold's people (`FOLD_MEASURES`, per-class accuracy, ...)."""
-    found = {}
-    for path in Path(run).glob("fold-*/result.json"):
-        found[int(path.parent.name.split("-")[1])] = json.loads(
-            path.read_text())["models"][FOLD_MODEL]
+def fold_results(run: Path) -> dict[int, dict[str, Any]]:
+    """Per fold a `--folds` run finished (all, or those an interrupted run got to): its
+    `result.json` (scores per exported model, training history, `provenance`)."""
+    found = {int(path.parent.name.split("-")[1]): json.loads(path.read_text())
+             for path in Path(run).glob("fold-*/result.json")}
     if not found:
         raise FileNotFoundError(f"no fold-K/result.json under {run}")
     return found
 
 
+def fold_scores(run: Path) -> dict[int, dict[str, Any]]:
+    """Per finished fold: its int8 model's scores on the fold's people (`FOLD_MEASURES`,
+    per-class accuracy, ...)."""
+    return {k: result["models"][FOLD_MODEL] for k, result in fold_results(run).items()}
+
+
 def fold_provenance(run: Path) -> dict[int, dict[str, Any] | None]:
-    """Per finished fold of a `--folds` run, what its model was made with (`provenance`;
-    None for runs made before it was kept)."""
-    return {int(path.parent.name.split("-")[1]): json.loads(path.read_text()).get("provenance")
-            for path in Path(run).glob("fold-*/result.json")}
+    """Per finished fold: what its model was made with (`provenance`; None for runs made
+    before it was kept)."""
+    return {k: result.get("provenance") for k, result in fold_results(run).items()}
 
 
 def commands_at_equal_false_accept(run: Path, folds: Sequence[int],

@@ -59,10 +59,10 @@ def mismatches(runs: Mapping[str, Mapping[int, Mapping[str, Any] | None]],
     for name, found in environments.items():
         if len(found) > 1:
             lines.append(f"{name}: its folds were trained with different libraries.")
-    known = {name: dict(next(iter(found))) for name, found in environments.items()
+    known = {name: next(iter(found)) for name, found in environments.items()
              if len(found) == 1}
-    if len({tuple(sorted(env.items())) for env in known.values()}) > 1:
-        described = "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in env.items())
+    if len(set(known.values())) > 1:
+        described = "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in env)
                               for name, env in known.items())
         lines.append(f"The runs were trained with different libraries ({described}), so the "
                      "differences mix the recipe with the machine.")
