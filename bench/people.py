@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_node.detector import DEFAULT_THRESHOLD
+from edge_node.isolation import DEFAULT_ISOLATION_MODEL
 from edge_node.model import DEFAULT_MODEL, read_manifest
 from training.data.vocab import COMMANDS
 from training.evaluation.benchmarks import BENCHMARKS, machine, write_section
@@ -38,6 +39,15 @@ def in_force(model: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The sweep row at the threshold the node would use with this model."""
     threshold = read_manifest(model).threshold or DEFAULT_THRESHOLD
     return min(rows, key=lambda r: abs(r["threshold"] - threshold))
+
+
+def isolation_sentence(isolation: Path) -> str:
+    """Which isolation check the sweeps ran with (`edge_node.isolation`)."""
+    manifest = read_manifest(isolation)
+    return (f"Every detection passes the node's isolation check ({manifest.name} "
+            f"{manifest.version} at its threshold {manifest.threshold:.2f}, waiting "
+            f"{manifest.extra['isolation']['after_ms']} ms for the pause after the word) unless "
+            "the row says otherwise.")
 
 
 def pct(value: float | None) -> str:
@@ -74,6 +84,10 @@ def main() -> None:
                         help="where people.wav and talk.wav (+ .json) are")
     parser.add_argument("--candidate", type=Path, action="append", default=[])
     parser.add_argument("--baseline", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--isolation-model", type=Path, default=DEFAULT_ISOLATION_MODEL,
+                        help="the isolation check every model runs with")
+    parser.add_argument("--without-isolation", action="store_true",
+                        help="also sweep each model without the isolation check")
     parser.add_argument("--plot", type=Path, default=Path("docs/people-tradeoff.png"))
     parser.add_argument("--benchmarks", type=Path, default=BENCHMARKS)
     parser.add_argument("--section", default="people-streaming",
@@ -85,17 +99,20 @@ def main() -> None:
     args = parser.parse_args()
     recordings = [args.work / "people.wav", args.work / "talk.wav"]
     metas = [json.loads(r.with_suffix(".json").read_text()) for r in recordings]
-    models = [args.baseline, *args.candidate]
+    checks: list[Path | None] = [args.isolation_model, *([None] * args.without_isolation)]
+    models = [(model, check) for model in (args.baseline, *args.candidate) for check in checks]
     curves, lines = {}, []
     header = ("| model | threshold in force | recall | false activations per hour | "
               "on talk alone | " + " | ".join(f"recall at {r:g}/h" for r in RATES) + " |")
     lines += [header, "|---" * (5 + len(RATES)) + "|"]
-    for model in models:
+    for model, check in models:
         manifest = read_manifest(model)
         name = f"{manifest.name} {manifest.version}"
+        if check is None:
+            name += ", no isolation check"
         if name in curves:  # a rebuild of the same model: tell them apart by file
             name = f"{name} ({model})"
-        rows = sweep_recordings(model, recordings, COMMANDS, THRESHOLDS)
+        rows = sweep_recordings(model, recordings, COMMANDS, THRESHOLDS, check)
         for row in rows:
             print(json.dumps({"model": name, **row}))
         curves[name] = rows
@@ -117,7 +134,9 @@ def main() -> None:
         *([args.note, ""] if args.note else []),
         f"Machine: {machine()}. `python -m bench.people --work {args.work} "
         + (f"--baseline {args.baseline} " if args.baseline != DEFAULT_MODEL else "")
-        + " ".join(f"--candidate {c}" for c in args.candidate) + "`. Recordings "
+        + " ".join(f"--candidate {c}" for c in args.candidate)
+        + (" --without-isolation" if args.without_isolation else "") + "`. "
+        + isolation_sentence(args.isolation_model) + " Recordings "
         f"(`kws-train people-stream`): `people.wav` ({metas[0]['duration_s'] / 60:.0f} min, "
         f"{commands} commands and "
         f"{sum(e['label'] not in COMMANDS for e in metas[0]['events'])} other words and talk "

@@ -19,7 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.people import RATES, at_rate, pct, plot
+from bench.people import RATES, at_rate, isolation_sentence, pct, plot
+from edge_node.isolation import DEFAULT_ISOLATION_MODEL
 from training.data.vocab import COMMANDS
 from training.evaluation.benchmarks import BENCHMARKS, machine, write_section
 from training.evaluation.calibrate import THRESHOLDS, pool_scores
@@ -43,6 +44,11 @@ def named_run(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+ISOLATION_CHOICES: dict[str, list[Path | None]] = {
+    "with": [DEFAULT_ISOLATION_MODEL], "without": [None], "both": [None, DEFAULT_ISOLATION_MODEL]}
+"""`--isolation`: the isolation checks each run is swept with (None: without the check)."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/default"),
@@ -53,6 +59,9 @@ def main() -> None:
                         help="folds the runs made (default: each run's folds.json)")
     parser.add_argument("--rate", type=float, default=2.0,
                         help="false activations per hour of the fold-by-fold comparison")
+    parser.add_argument("--isolation", choices=ISOLATION_CHOICES, default="with",
+                        help="sweep with the node's isolation check, without it (as before it "
+                             "had one), or both ways (each run twice, the first without)")
     parser.add_argument("--plot", type=Path, default=Path("docs/people-folds-tradeoff.png"))
     parser.add_argument("--benchmarks", type=Path, default=BENCHMARKS)
     parser.add_argument("--section", default="people-fold-streaming")
@@ -62,12 +71,16 @@ def main() -> None:
     args = parser.parse_args()
     recordings = [args.work / "people.wav", args.work / "talk.wav"]
     metas = [json.loads(r.with_suffix(".json").read_text()) for r in recordings]
-    per_run = {name: fold_streaming(run, recordings, COMMANDS, THRESHOLDS, args.folds)
-               for name, run in args.run}
+    checks = ISOLATION_CHOICES[args.isolation]
+    entries = [(name if len(checks) == 1 else
+                f"{name}, {'no isolation check' if check is None else 'isolation check'}",
+                run, check) for name, run in args.run for check in checks]
+    per_run = {label: fold_streaming(run, recordings, COMMANDS, THRESHOLDS, args.folds, check)
+               for label, run, check in entries}
     folds = sorted(set.intersection(*(set(f) for f in per_run.values())))
     if not folds:
         raise SystemExit("the runs have no fold in common")
-    reference = args.run[0][0]
+    reference = entries[0][0]
     at = f"{args.rate:g}/h"
     lines = ["| recipe | " + " | ".join(f"recall at {r:g}/h" for r in RATES)
              + f" | at {at}, fold by fold | paired with the first at {at}, points | "
@@ -93,8 +106,11 @@ def main() -> None:
     body = "\n".join([
         *([args.note, ""] if args.note else []),
         f"Machine: {machine()}. `python -m bench.people_folds --work {args.work} "
-        + " ".join(f"--run '{name}={run}'" for name, run in args.run) + "`. "
-        f"Recordings (`kws-train people-stream`): `people.wav` and `talk.wav` "
+        + " ".join(f"--run '{name}={run}'" for name, run in args.run)
+        + f" --isolation {args.isolation}`. "
+        + ("Without the isolation check. " if args.isolation == "without" else
+           isolation_sentence(DEFAULT_ISOLATION_MODEL) + " ")
+        + "Recordings (`kws-train people-stream`): `people.wav` and `talk.wav` "
         f"({minutes:.0f} minutes, every evaluation speaker's command clips once, over held-out "
         "real noise). Each fold model (folds "
         f"{', '.join(map(str, folds))}) is swept over both and scored only on its own fold's "

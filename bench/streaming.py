@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_node.detector import DetectorSettings
+from edge_node.isolation import DEFAULT_ISOLATION_MODEL
 from edge_node.model import DEFAULT_MODEL, read_manifest
 from training.data.vocab import COMMANDS, near_misses, plain_words
 from training.evaluation.benchmarks import BENCHMARKS, machine, write_section
@@ -36,11 +37,13 @@ Sweep = list[tuple[float, dict[str, Any]]]
 """(threshold, streaming scores) per threshold, in the order swept."""
 
 
-def sweep(model: Path, recording: Path, thresholds: Sequence[float]) -> Sweep:
-    """The model's streaming scores on the recording at each threshold."""
+def sweep(model: Path, recording: Path, thresholds: Sequence[float],
+          isolation: Path | None = DEFAULT_ISOLATION_MODEL) -> Sweep:
+    """The model's streaming scores on the recording at each threshold (with the node's
+    isolation check of `isolation`; None: without it)."""
     meta = json.loads(recording.with_suffix(".json").read_text())
     rows = []
-    for threshold, detections in node_sweep(model, recording, thresholds).items():
+    for threshold, detections in node_sweep(model, recording, thresholds, isolation).items():
         scores = streaming_scores(detections, meta["events"], meta["duration_s"], COMMANDS)
         rows.append((threshold, scores))
         print(json.dumps({"model": str(model), "recording": recording.name,
@@ -92,6 +95,8 @@ def main() -> None:
                         help="WAV with its .json events; repeatable "
                              "(default runs/default/stream.wav)")
     parser.add_argument("--candidate", type=Path, help="a model to compare with the bundled one")
+    parser.add_argument("--without-isolation", action="store_true",
+                        help="the candidate is the bundled model without the isolation check")
     parser.add_argument("--thresholds", default="0.4,0.5,0.55,0.6,0.65,0.7,0.8,0.9")
     parser.add_argument("--candidate-thresholds", default="0.3,0.4,0.5,0.6,0.7",
                         help="wide enough to reach the bundled model's rates")
@@ -110,6 +115,8 @@ def main() -> None:
              "the right command between the word's start and 1.5 s after its end; anything "
              "else is a false activation). Noise changes along each recording at 5-30 dB SNR.")
     sweeps = {recording: sweep(DEFAULT_MODEL, recording, thresholds) for recording in recordings}
+    if args.without_isolation:
+        args.candidate = DEFAULT_MODEL
     if args.candidate is None:
         body = [setup + " `python -m bench.streaming " + " ".join(
             f"--recording {r}" for r in recordings) + f" --thresholds {args.thresholds}`."]
@@ -121,19 +128,30 @@ def main() -> None:
         return
     candidate_thresholds = [float(t) for t in args.candidate_thresholds.split(",")]
     theirs = read_manifest(args.candidate)
-    body = [setup + f" Candidate: `{args.candidate}` ({theirs.name} {theirs.version}). "
+    isolation = None if args.without_isolation else DEFAULT_ISOLATION_MODEL
+    check = read_manifest(DEFAULT_ISOLATION_MODEL)
+    body = [setup + f" Every detection passes the node's isolation check ({check.name} "
+            f"{check.version}, threshold {check.threshold}) unless said otherwise. Candidate: "
+            f"`{args.candidate}` ({theirs.name} {theirs.version}"
+            + (", WITHOUT the isolation check" if args.without_isolation else "") + "). "
             "`python -m bench.streaming " + " ".join(f"--recording {r}" for r in recordings)
-            + f" --candidate {args.candidate}`: the candidate swept at "
+            + (" --without-isolation" if args.without_isolation else
+               f" --candidate {args.candidate}") + "`: the candidate swept at "
             f"{args.candidate_thresholds}, its recall interpolated at the bundled model's "
             "false-activation rates."]
     for recording, rows in sweeps.items():
-        other = sweep(args.candidate, recording, candidate_thresholds)
+        other = sweep(args.candidate, recording, candidate_thresholds, isolation)
         body += ["", describe(recording) + ":", "", *candidate_comparison_table(rows, other), "",
                  "Candidate sweep:", "", *threshold_table(other)]
     text = "\n".join(body)
     print(text)
-    write_section("streaming-candidate", "Streaming detection: a candidate model against the "
-                  "bundled one at equal false activations", text, args.benchmarks)
+    if args.without_isolation:
+        write_section("streaming-isolation", "Streaming detection on synthetic voices: the "
+                      "bundled model with and without the isolation check", text,
+                      args.benchmarks)
+    else:
+        write_section("streaming-candidate", "Streaming detection: a candidate model against "
+                      "the bundled one at equal false activations", text, args.benchmarks)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from edge_node.events import (
     SourceRestored,
     Status,
 )
+from edge_node.isolation import load_isolation
 from edge_node.model import Model
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ class Agent:
         self.config = config
         self.hub = hub or EventHub()
         self.model = model or Model(config.model)
-        self.detector = Detector(self.model, config.detector)
+        self.detector = Detector(self.model, config.detector,
+                                 isolation=load_isolation(config.isolation_model,
+                                                          self.model.runtime))
         self.listening = True
         self.detections = 0
         self._stop = threading.Event()

@@ -17,6 +17,7 @@ from edge_node.audio.wav import WavSource, read_wav_mono16k
 from edge_node.config import DEFAULT_EXAMPLE, ConfigError, load_config
 from edge_node.detector import Detection, DetectorConfigError, DetectorSettings
 from edge_node.enroll import EnrollSettings
+from edge_node.isolation import DEFAULT_ISOLATION_MODEL, load_isolation
 from edge_node.logs import setup_logging
 from edge_node.model import DEFAULT_MODEL, Model, ModelError
 from edge_node.setting import meta, number
@@ -67,7 +68,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def detector_settings(args: argparse.Namespace) -> DetectorSettings:
-    overrides = {k: getattr(args, k) for k in ("threshold", "hop_ms", "refractory_s", "mode")
+    overrides = {k: getattr(args, k) for k in ("threshold", "hop_ms", "refractory_s", "mode",
+                                                "isolation_threshold")
                  if getattr(args, k, None) is not None}
     try:
         return DetectorSettings(**overrides)
@@ -88,7 +90,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sweep: {exc}") from None
     if sweep and settings.mode != "stream":
         raise SystemExit("--sweep needs the stream mode")
-    detector = Detector(model, settings, keep_posteriors=bool(sweep))
+    isolation = None if args.no_isolation else load_isolation(args.isolation_model,
+                                                               model.runtime)
+    detector = Detector(model, settings, keep_posteriors=bool(sweep), isolation=isolation)
 
     def report(detection: Detection, threshold: float | None = None) -> None:
         if args.json:
@@ -103,11 +107,13 @@ def cmd_detect(args: argparse.Namespace) -> int:
             if not sweep:  # a sweep reports every threshold's detections after the pass
                 for detection in found:
                     report(detection)
-    log.info("%d windows, %d inferences (%.0f%% gated as silent)", detector.windows,
-             detector.inferences, 100.0 * (1 - detector.inferences / max(1, detector.windows)))
+    log.info("%d windows, %d inferences (%.0f%% gated as silent), %d detections held back "
+             "as talk by the isolation check", detector.windows, detector.inferences,
+             100.0 * (1 - detector.inferences / max(1, detector.windows)), detector.vetoed)
     for threshold in sweep:
         for detection in detector.replay(detector.posteriors or [],
-                                         replace(settings, threshold=threshold)):
+                                         replace(settings, threshold=threshold),
+                                         detector.isolation_scores):
             report(detection, threshold)
     return 0
 
@@ -235,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--hop-ms", type=int)
     detect.add_argument("--refractory-s", type=number)
     detect.add_argument("--mode", choices=("stream", "block"))
+    detect.add_argument("--isolation-model", type=Path, default=DEFAULT_ISOLATION_MODEL,
+                        help="the isolation check's model (words said on their own only)")
+    detect.add_argument("--isolation-threshold", type=number,
+                        help="how sure the isolation check must be (0: off)")
+    detect.add_argument("--no-isolation", action="store_true",
+                        help="report detections without the isolation check")
     detect.set_defaults(func=cmd_detect)
 
     devices = sub.add_parser("devices", help="list audio input devices")

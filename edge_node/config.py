@@ -22,6 +22,7 @@ from edge_node.audio.factory import check_source
 from edge_node.audio.settings import AudioSettings
 from edge_node.detector import DetectorSettings
 from edge_node.display import DisplaySettings
+from edge_node.isolation import DEFAULT_ISOLATION_MODEL
 from edge_node.model import DEFAULT_MODEL
 from edge_node.mqtt.settings import MqttSettings
 from edge_node.ota.settings import OtaSettings
@@ -55,6 +56,9 @@ class NodeConfig:
     `kws-fleet set --group` changes reach it."""
     model: Path = DEFAULT_MODEL
     """The .tflite model (its .json manifest must sit beside it)."""
+    isolation_model: Path | None = DEFAULT_ISOLATION_MODEL
+    """The isolation check's model, which tells a command said on its own from the same word
+    inside talk (`edge_node.isolation`); null turns the check off."""
     source: str = "mic"
     """Audio source: `mic`, `wav:FILE` (paced in real time) or `stdin[:RATE:CHANNELS:FORMAT]`."""
     audio: AudioSettings = dataclasses.field(default_factory=AudioSettings)

@@ -9,16 +9,21 @@ detection. The article's block mode is kept as `mode="block"` for comparison.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
 from edge_node.audio.base import SAMPLE_RATE
+from edge_node.isolation import IsolationCheck
 from edge_node.model import Manifest, Model
 from edge_node.setting import check_limits, meta, setting
+
+log = logging.getLogger(__name__)
 
 MODES = ("stream", "block")
 DEFAULT_THRESHOLD = 0.6
@@ -59,6 +64,11 @@ class DetectorSettings:
     The SPH0645 gives speech at 1-2 m only about -60..-50 dBFS (-26 dBFS at 94 dB SPL), so a
     higher gate drops quiet commands; its self-noise (about -91 dBFS) and a quiet room stay
     well below, so the model still sleeps most of the time."""
+    isolation_threshold: float | None = setting(None, low=0.0, high=1.0, step=0.01, live=True)
+    """How sure the isolation check (`edge_node.isolation`) must be that a detected word was
+    said on its own, not inside talk, for it to be reported; each detection then waits for the
+    pause after the word (0.5 s with the bundled check). 0 turns the check off: every
+    detection is reported at once. Unset: the isolation model's own (its manifest)."""
     block_s: float = setting(2.8, low=1.0, unit="s", live=True)
     """Block length in block mode (the article recorded 11 x 4096 samples = 2.8 s)."""
 
@@ -75,12 +85,18 @@ class DetectorSettings:
         default = DEFAULT_THRESHOLD if self.threshold is None else self.threshold
         return float(self.thresholds.get(label, default))
 
-    def resolved(self, calibrated: float | None) -> DetectorSettings:
-        """These settings with the threshold in force: the one set, else the model's
-        calibrated one (`calibrated`), else `DEFAULT_THRESHOLD`."""
-        if self.threshold is not None:
-            return self
-        return replace(self, threshold=DEFAULT_THRESHOLD if calibrated is None else calibrated)
+    def resolved(self, calibrated: float | None,
+                 isolation: float | None = None) -> DetectorSettings:
+        """These settings with the thresholds in force: the ones set, else the model's
+        calibrated one (`calibrated`; `DEFAULT_THRESHOLD` if none) and the isolation model's
+        (`isolation`; 0, no check, if none)."""
+        threshold = self.threshold
+        if threshold is None:
+            threshold = DEFAULT_THRESHOLD if calibrated is None else calibrated
+        isolation_threshold = self.isolation_threshold
+        if isolation_threshold is None:
+            isolation_threshold = 0.0 if isolation is None else isolation
+        return replace(self, threshold=threshold, isolation_threshold=isolation_threshold)
 
 
 @dataclass(frozen=True)
@@ -107,22 +123,34 @@ class Detector:
     """Gives the model audio hops, takes its scores, and decides when a command was said."""
 
     def __init__(self, model: Model, settings: DetectorSettings | None = None,
-                 keep_posteriors: bool = False) -> None:
+                 keep_posteriors: bool = False, isolation: IsolationCheck | None = None) -> None:
         self.model = model
+        self.isolation = isolation
+        """Lets through only words said on its own (`edge_node.isolation`); None: all."""
         self.requested = settings or DetectorSettings()
         """The settings as given (node.yaml, Home Assistant); `settings` are in force."""
-        self.settings = self.requested.resolved(model.manifest.threshold)
+        self.settings = self._resolve(self.requested)
         self.posteriors: list[np.ndarray] | None = [] if keep_posteriors else None
         """Every hop's posteriors (after the gate), when asked for: `replay` decides on them
         again with other settings without running the model twice."""
+        self.isolation_scores: list[float] | None = (
+            [] if keep_posteriors and isolation is not None else None)
+        """With `posteriors`: every hop's isolation score of the window ending there, so
+        `replay` can check detections without the audio (costs a check per hop)."""
         self.labels = model.labels
         self._is_command = np.array([Manifest.is_command(lab) for lab in self.labels])
         self.samples_seen = 0
         self.windows = 0
         self.inferences = 0
+        self.vetoed = 0
+        """Detections the isolation check held back as talk."""
         self.last_level_dbfs = -200.0
         self.last_latency_ms = 0.0
         self._reset_state()
+
+    def _resolve(self, requested: DetectorSettings) -> DetectorSettings:
+        return requested.resolved(self.model.manifest.threshold,
+                                  None if self.isolation is None else self.isolation.threshold)
 
     def _reset_state(self) -> None:
         s = self.settings
@@ -146,6 +174,11 @@ class Detector:
         self._block: list[np.ndarray] = []
         self._block_len = 0
         self._thresholds = self._threshold_array()
+        self._recent = np.zeros(0 if self.isolation is None else self.isolation.clip_samples,
+                                dtype=np.float32)
+        """The audio the isolation check sees (its window, up to now)."""
+        self._awaiting: deque[tuple[int, Detection]] = deque()
+        """Detections waiting for the pause after their word: (stream sample due, detection)."""
 
     @property
     def threshold_source(self) -> str:
@@ -163,7 +196,7 @@ class Detector:
         """Apply new settings live; the stream position is kept."""
         old = self.settings
         self.requested = settings
-        self.settings = settings.resolved(self.model.manifest.threshold)
+        self.settings = self._resolve(settings)
         self._thresholds = self._threshold_array()
         if (settings.hop_ms, settings.smoothing_windows, settings.mode) != (
             old.hop_ms, old.smoothing_windows, old.mode
@@ -179,8 +212,9 @@ class Detector:
         pending, levels, last_fire = self._pending, list(self._levels), self._last_fire_s
         same_labels = tuple(model.labels) == tuple(self.labels)
         posteriors, armed = list(self._posteriors), self._armed
+        around, awaiting = self._recent, self._awaiting
         self.model = model
-        self.settings = self.requested.resolved(model.manifest.threshold)
+        self.settings = self._resolve(self.requested)
         self.labels = model.labels
         self._is_command = np.array([Manifest.is_command(lab) for lab in self.labels])
         self._reset_state()
@@ -189,6 +223,7 @@ class Detector:
         self._pending = pending
         self._levels.extend(levels)
         self._last_fire_s = last_fire
+        self._recent, self._awaiting = around, awaiting
         if same_labels:
             # Smoothing and re-arming carry over (else a word could fire twice or late).
             self._posteriors.extend(posteriors)
@@ -214,16 +249,17 @@ class Detector:
         while data.size - start >= self.hop_samples:
             hop = data[start : start + self.hop_samples]
             start += self.hop_samples
-            detection = self._step(hop)
-            if detection:
-                found.append(detection)
+            found.extend(self._step(hop))
         self._pending = data[start:].copy()
         return found
 
-    def _step(self, hop: np.ndarray) -> Detection | None:
+    def _step(self, hop: np.ndarray) -> list[Detection]:
         self.samples_seen += hop.size
         self.windows += 1
         self._stream.push(hop)
+        if self._recent.size:
+            self._recent[:-hop.size] = self._recent[hop.size:]
+            self._recent[-hop.size:] = hop
         level = rms_dbfs(hop)
         self.last_level_dbfs = level
         self._levels.append(level)
@@ -236,30 +272,66 @@ class Detector:
             self.inferences += 1
         if self.posteriors is not None:
             self.posteriors.append(probs)
-        return self._smooth_and_decide(probs)
+        if self.isolation_scores is not None and self.isolation is not None:
+            self.isolation_scores.append(self.isolation.score(self._recent))
+        return self._checked(self._smooth_and_decide(probs), self._isolation_score_now)
+
+    def _isolation_score_now(self) -> float:
+        if self.isolation_scores:
+            return self.isolation_scores[-1]
+        assert self.isolation is not None
+        return self.isolation.score(self._recent)
+
+    def _checked(self, detection: Detection | None,
+                 isolation_score: Callable[[], float]) -> list[Detection]:
+        """The detections due now: with the isolation check on, each waits for the pause after
+        its word and is reported only if the check finds the word said on its own."""
+        threshold = self.settings.isolation_threshold or 0.0
+        if self.isolation is None or threshold <= 0.0:
+            found = [d for _, d in self._awaiting]
+            self._awaiting.clear()
+            return [*found, detection] if detection else found
+        if detection:
+            self._awaiting.append((self.samples_seen + self.isolation.after_samples, detection))
+        found = []
+        while self._awaiting and self._awaiting[0][0] <= self.samples_seen:
+            _, waiting = self._awaiting.popleft()
+            score = isolation_score()
+            if score >= threshold:
+                found.append(waiting)
+            else:
+                self.vetoed += 1
+                log.info("%s %.2f at %.1f s held back: inside talk (isolation %.2f < %.2f)",
+                         waiting.label, waiting.confidence, waiting.time_s, score, threshold)
+        return found
 
     def _smooth_and_decide(self, probs: np.ndarray) -> Detection | None:
         self._posteriors.append(probs)
         return self._decide(np.mean(self._posteriors, axis=0))
 
-    def replay(self, posteriors: Sequence[np.ndarray],
-               settings: DetectorSettings) -> list[Detection]:
+    def replay(self, posteriors: Sequence[np.ndarray], settings: DetectorSettings,
+               isolation_scores: Sequence[float] | None = None) -> list[Detection]:
         """The detections `settings` would have given on a stream whose hops had these
-        posteriors (`self.posteriors` of a run with the same hop and gate): a threshold sweep
+        posteriors (`self.posteriors` of a run with the same hop and gate) and isolation scores
+        (`self.isolation_scores`; needed when the isolation check is on): a threshold sweep
         costs one pass of the model instead of one per threshold. Leaves this detector as new."""
         if (settings.mode, settings.hop_ms, settings.gate_dbfs) != (
                 self.settings.mode, self.settings.hop_ms, self.settings.gate_dbfs):
             raise DetectorConfigError("replay needs the mode, hop and gate the posteriors "
                                       "were recorded with")
         kept = self.settings
-        self.settings, self.samples_seen = settings, 0
+        self.settings, self.samples_seen = self._resolve(settings), 0
+        if self.isolation is not None and (self.settings.isolation_threshold or 0.0) > 0.0 and (
+                isolation_scores is None or len(isolation_scores) != len(posteriors)):
+            raise DetectorConfigError("replay with the isolation check needs an isolation "
+                                      "score for every hop")
         self._reset_state()
+        scores = list(isolation_scores) if isolation_scores is not None else []
         found = []
-        for probs in posteriors:
+        for hop, probs in enumerate(posteriors):
             self.samples_seen += self.hop_samples
             detection = self._smooth_and_decide(np.asarray(probs, dtype=np.float32))
-            if detection:
-                found.append(detection)
+            found.extend(self._checked(detection, partial(scores.__getitem__, hop)))
         self.settings, self.samples_seen = kept, 0
         self._reset_state()
         return found

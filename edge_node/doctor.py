@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edge_node.audio import AudioSourceError, open_source
+from edge_node.audio.base import SAMPLE_RATE
 from edge_node.config import NodeConfig
 from edge_node.detector import Detector, DetectorSettings, rms_dbfs
 from edge_node.display import DisplaySettings
@@ -136,6 +137,27 @@ def check_model(path: Path, detector: DetectorSettings | None = None) -> Check:
                  f"{in_force.threshold_source}")
 
 
+def check_isolation(path: Path | None, detector: DetectorSettings | None = None) -> Check:
+    """The isolation check loads, and how sure it must be (and how long a detection waits)."""
+    from edge_node.isolation import IsolationCheck
+
+    if path is None:
+        return Check("isolation", None, "off (isolation_model: null): words inside talk are "
+                                        "reported too")
+    try:
+        check = IsolationCheck(Model(path))
+    except ModelError as exc:
+        return Check("isolation", False, f"{exc}; the node runs without the check",
+                     "reinstall the package, point `isolation_model:` at a model made by "
+                     "`kws-train isolation`, or set it to null")
+    requested = (detector or DetectorSettings()).isolation_threshold
+    threshold = check.threshold if requested is None else requested
+    where = "its manifest" if requested is None else "set in node.yaml or from Home Assistant"
+    return Check("isolation", True, f"{check.name}: threshold {threshold or 0.0:.2f} ({where}), "
+                 f"a detection waits {1000 * check.after_samples // SAMPLE_RATE} ms for the pause "
+                 "after its word")
+
+
 def ntp_synchronized() -> bool | None:
     """timedatectl's view, None when it cannot tell (no systemd)."""
     if shutil.which("timedatectl") is None:
@@ -202,6 +224,7 @@ def run_checks(config: NodeConfig) -> list[Check]:
         check_oled(config.display),
         check_broker(getattr(mqtt, "host", None), int(getattr(mqtt, "port", 1883) or 1883)),
         check_model(config.model, config.detector),
+        check_isolation(config.isolation_model, config.detector),
         check_queue(mqtt.queue_path(config.node_id) if mqtt and mqtt.enabled else None),
         check_clock(synced=ntp_synchronized()),
     ]

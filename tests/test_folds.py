@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from edge_node.isolation import DEFAULT_ISOLATION_MODEL
+from edge_node.model import read_manifest
 from training.experiments.folds import compare_fold_runs
 
 pytestmark = pytest.mark.unit
@@ -142,9 +144,15 @@ def test_fold_models_stream_on_their_own_speakers_from_their_kept_sweeps(tmp_pat
                       {"label": "up", "time_s": 32.0}],
               "0.9": [{"label": "go", "time_s": 10.8}]}
     key = f"{recording.resolve()}:1:3600.0"
+    # the node's isolation check held back the "up" inside the talk: a sweep of its own
+    check = read_manifest(DEFAULT_ISOLATION_MODEL).sha256[:16]
+    checked = {"0.5": sweeps["0.5"][:2], "0.9": sweeps["0.9"]}
     for k in (0, 1):
-        (run / f"fold-{k}" / "streaming.json").write_text(json.dumps({key: sweeps}))
-    rows = fold_streaming(run, [recording], ["go", "no", "up"], [0.5, 0.9])
+        (run / f"fold-{k}" / "streaming.json").write_text(json.dumps(
+            {key: sweeps, f"{key}:isolation={check}": checked}))
+    with_check = fold_streaming(run, [recording], ["go", "no", "up"], [0.5, 0.9])
+    assert [r["false_activations"] for r in with_check[0]] == [0, 0]
+    rows = fold_streaming(run, [recording], ["go", "no", "up"], [0.5, 0.9], isolation=None)
     assert [(r["detected"], r["commands"], r["false_activations"]) for r in rows[0]] == [
         (1, 1, 1), (1, 1, 0)]
     assert [(r["detected"], r["commands"], r["false_activations"]) for r in rows[1]] == [

@@ -231,6 +231,8 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
                    "talk_windows": 60},
         "mining": {"minutes": 1, "hard_negatives": True},
         "streams": {"tts_minutes": 0.5, "unseen_minutes": 0.3, "people_minutes": 1},
+        "isolation": {"recordings": 1, "validation_recordings": 1, "minutes": 1.5,
+                      "epochs": 2},
         "evaluation": {"leave_one_engine_out": False}}))
     run("-m", "training.cli", "default", "--recipe", str(recipe), "--set", "train.epochs=3",
         "--work", str(work), "--install", str(installed))
@@ -240,6 +242,9 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
     assert saved.copies == Recipe().copies
     manifest = read_manifest(installed)
     assert "human" in manifest.extra["engines"]
+    # the isolation check it was calibrated with is installed beside it
+    check = read_manifest(installed.with_name("isolation.tflite"))
+    assert manifest.extra["calibration"]["isolation"]["sha256"] == check.sha256
     assert any(line.startswith("Speech Commands") for line in manifest.extra["attribution"])
     assert any("LibriSpeech" in line for line in manifest.extra["attribution"])
     clip = sorted((people / "go").glob("*.flac"))[0]
@@ -461,3 +466,31 @@ def test_benchmark_summary_names_who_speaks_each_streaming_recording():
             "near-miss word": 2, "other word": 0, "sentence": 0, "command": 0, "no speech": 1}}]},
         "x")
     assert "6.0 false activations per hour (2 during near-miss words, 1 on no speech)." in said
+
+
+def test_the_isolation_check_trains_on_recorded_people_and_talk_and_runs_in_the_node(
+        tmp_path):
+    """`kws-train isolation` in miniature: recordings of FLAC clips of ../shared/speech_commands
+    between excerpts of ../shared/real_speech talk over its noise, examples, training, a
+    threshold chosen on other recordings, int8 export; the node's check loads it and scores a
+    window."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed (pip install 'kws-edge-node[train]')")
+    people = mini_speech_commands(tmp_path / "speech_commands", per_word=10)
+    real = mini_real_speech(tmp_path / "real_speech")
+    out = tmp_path / "isolation.tflite"
+    run("-m", "training.cli", "isolation", "--speech-commands", str(people), "--real-speech",
+        str(real), "--recordings", "2", "--validation-recordings", "1", "--minutes", "1.5",
+        "--epochs", "2", "--out", str(out), "--work", str(tmp_path / "recordings"))
+    manifest = read_manifest(out)
+    assert manifest.labels == ("other", "alone") and manifest.threshold is not None
+    assert manifest.extra["isolation"] == {"before_ms": 1500, "after_ms": 500}
+    assert manifest.extra["quantization"] == "int8"
+    validation = manifest.extra["isolation_training"]["validation"]
+    assert validation["alone"] > 0 and validation["other"] > 0
+    assert any(line.startswith("Speech Commands") for line in manifest.extra["attribution"])
+    done = run("-c", "import sys, numpy as np; from edge_node.isolation import load_isolation; "
+               "c = load_isolation(__import__('pathlib').Path(sys.argv[1])); "
+               "s = c.score(np.zeros(c.clip_samples, np.float32)); print(0.0 <= s <= 1.0)",
+               str(out))
+    assert done.stdout.split() == ["True"]

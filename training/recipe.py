@@ -25,7 +25,7 @@ from edge_node.config import ConfigError, build
 from edge_node.setting import check_limits, setting
 from training.data.augment import AugmentSettings
 from training.data.vocab import COMMANDS
-from training.models.settings import TrainSettings
+from training.models.settings import IsolationSettings, TrainSettings
 
 SHARED = Path("../shared")
 """Where the recorded data sits beside a source checkout (relative to the working directory)."""
@@ -172,6 +172,10 @@ class Recipe:
     accepts (BENCHMARKS.md, "augmentation and the embedding head")."""
     train: TrainSettings = field(default_factory=shipped_training)
     """Training settings; their `seed` is the recipe's."""
+    isolation: IsolationSettings = field(default_factory=IsolationSettings)
+    """The node's isolation check (a word said on its own, or inside talk), made from the
+    recorded people and real talk before the classifier is calibrated with it; its `seed` is
+    the recipe's. Without recorded people the model is calibrated without a check."""
     evaluation: Evaluation = field(default_factory=Evaluation)
 
     def __post_init__(self) -> None:
@@ -185,6 +189,8 @@ class Recipe:
                              f"got {self.normalisation!r}")
         if self.train.seed != self.seed:
             object.__setattr__(self, "train", replace(self.train, seed=self.seed))
+        if self.isolation.seed != self.seed:
+            object.__setattr__(self, "isolation", replace(self.isolation, seed=self.seed))
 
 
 def to_data(recipe: Recipe) -> dict[str, Any]:
@@ -199,7 +205,7 @@ def to_data(recipe: Recipe) -> dict[str, Any]:
         return value
 
     data = plain(dataclasses.asdict(recipe))
-    del data["train"]["seed"]  # the recipe's seed, said once
+    del data["train"]["seed"], data["isolation"]["seed"]  # the recipe's seed, said once
     return data
 
 
@@ -237,9 +243,11 @@ def _over_shipped(data: Mapping[str, Any]) -> dict[str, Any]:
 def from_data(data: Mapping[str, Any] | None, where: str = "recipe") -> Recipe:
     """A validated recipe from parsed YAML, the shipped recipe filling what it leaves out;
     every problem of a section reported at once."""
-    train = (data or {}).get("train")
-    if isinstance(train, Mapping) and "seed" in train:
-        raise ConfigError(f"{where}: train.seed is the recipe's `seed`; set that instead")
+    for section in ("train", "isolation"):
+        settings = (data or {}).get(section)
+        if isinstance(settings, Mapping) and "seed" in settings:
+            raise ConfigError(f"{where}: {section}.seed is the recipe's `seed`; set that "
+                              "instead")
     try:
         return build(Recipe, _over_shipped(data or {}))
     except ConfigError as exc:

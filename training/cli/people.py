@@ -92,8 +92,40 @@ def cmd_people_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Choose a model's threshold again on the evaluation recordings of held-out people, with
+    the isolation check in the loop, and write it into the model's manifest."""
+    from training.evaluation.calibrate import calibrate, plot_tradeoff
+
+    isolation = None if args.no_isolation else args.isolation_model
+    result = calibrate(args.model, args.recordings, COMMANDS, args.max_per_hour, isolation)
+    if args.plot:
+        plot_tradeoff(result, args.plot, f"{args.model.name}: threshold on held-out people")
+    return 0
+
+
+def cmd_isolation(args: argparse.Namespace) -> int:
+    """The isolation check's model, from training-side recordings of people and talk."""
+    from edge_node.isolation import DEFAULT_ISOLATION_MODEL
+    from training.models.isolation import train_isolation
+    from training.models.settings import IsolationSettings
+
+    try:
+        settings = IsolationSettings(**{k: v for k, v in vars(args).items()
+                                        if k in IsolationSettings.__dataclass_fields__
+                                        and v is not None})
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    out = args.out or DEFAULT_ISOLATION_MODEL
+    train_isolation(settings, args.speech_commands, args.real_speech, out,
+                    args.work or out.parent / "isolation-recordings")
+    return 0
+
+
 def add_people_parsers(sub: argparse._SubParsersAction) -> None:
-    """The `talk`, `people-stream` and `fold-report` subcommands."""
+    """The `talk`, `people-stream`, `isolation`, `fold-report` and `fold-compare`
+    subcommands."""
     talk = sub.add_parser("talk", help="1 s windows of real talk (training speakers) as "
                                        "_unknown_ training data")
     talk.add_argument("--real-speech", type=Path, required=True,
@@ -123,6 +155,37 @@ def add_people_parsers(sub: argparse._SubParsersAction) -> None:
     people.add_argument("--words")
     people.add_argument("--seed", type=int, default=1)
     people.set_defaults(func=cmd_people_stream)
+
+    iso = sub.add_parser("isolation", help="the isolation check's model: a word said on its "
+                                           "own, or inside talk (training speakers and talk)")
+    iso.add_argument("--speech-commands", type=Path, required=True)
+    iso.add_argument("--real-speech", type=Path, required=True)
+    iso.add_argument("--out", type=Path, help="the .tflite to write (default: the node's "
+                                              "bundled isolation model)")
+    iso.add_argument("--work", type=Path, help="where the training recordings are kept")
+    iso.add_argument("--version")
+    for name in ("before_ms", "after_ms", "recordings", "validation_recordings", "width",
+                 "epochs", "seed"):
+        iso.add_argument("--" + name.replace("_", "-"), type=int)
+    iso.add_argument("--minutes", type=float)
+    iso.add_argument("--keep-alone", type=float)
+    iso.set_defaults(func=cmd_isolation)
+
+    from edge_node.isolation import DEFAULT_ISOLATION_MODEL
+    from training.evaluation.calibrate import MAX_FALSE_PER_HOUR
+
+    cal = sub.add_parser("calibrate", help="choose a model's threshold on held-out people "
+                                           "(with the isolation check) into its manifest")
+    cal.add_argument("model", type=Path)
+    cal.add_argument("--recordings", type=Path, nargs="+", required=True,
+                     help="`kws-train people-stream` recordings: people.wav and talk.wav")
+    cal.add_argument("--max-per-hour", type=float, default=MAX_FALSE_PER_HOUR,
+                     help="false activations per hour the threshold is chosen for")
+    cal.add_argument("--isolation-model", type=Path, default=DEFAULT_ISOLATION_MODEL)
+    cal.add_argument("--no-isolation", action="store_true",
+                     help="calibrate for a node without the isolation check")
+    cal.add_argument("--plot", type=Path, help="the trade-off curve as PNG")
+    cal.set_defaults(func=cmd_calibrate)
 
     folds = sub.add_parser("fold-report", help="the speaker-fold table of a --folds run, "
                                                "beside the bundled model")

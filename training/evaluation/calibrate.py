@@ -6,6 +6,8 @@ activations per hour. It is chosen by the node's own detector swept over the eva
 recordings of held-out people (`kws-train people-stream`): the `people` recording (commands,
 other words and talk) for recall, pooled with the `talk` recording (held-out continuous talk)
 for the false activations. The node uses it unless node.yaml or Home Assistant sets one.
+The sweep runs the node's isolation check (`edge_node.isolation`) as the node does, so the
+threshold is the one that suits the classifier WITH the check; which check is recorded.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_node.model import manifest_path
+from edge_node.isolation import DEFAULT_ISOLATION_MODEL
+from edge_node.model import manifest_path, read_manifest
 from training.evaluation.metrics import streaming_scores
 from training.evaluation.node_eval import node_sweep
 
@@ -31,13 +34,14 @@ MAX_FALSE_PER_HOUR = 2.0
 
 
 def sweep_recordings(model: Path, recordings: Sequence[Path], commands: Sequence[str],
-                     thresholds: Sequence[float] = THRESHOLDS) -> list[dict[str, Any]]:
+                     thresholds: Sequence[float] = THRESHOLDS,
+                     isolation: Path | None = DEFAULT_ISOLATION_MODEL) -> list[dict[str, Any]]:
     """Per threshold: recall over every command of the recordings and false activations per
-    hour over all of their time."""
+    hour over all of their time (with the isolation check of `isolation`; None: without)."""
     per_recording = []
     for recording in recordings:
         meta = json.loads(recording.with_suffix(".json").read_text())
-        found = node_sweep(model, recording, thresholds)
+        found = node_sweep(model, recording, thresholds, isolation)
         per_recording.append({t: streaming_scores(found[float(t)], meta["events"],
                                                   meta["duration_s"], commands)
                               for t in thresholds})
@@ -73,12 +77,15 @@ def choose_threshold(rows: Sequence[dict[str, Any]],
 
 
 def calibrate(model: Path, recordings: Sequence[Path], commands: Sequence[str],
-              max_false_per_hour: float = MAX_FALSE_PER_HOUR) -> dict[str, Any]:
+              max_false_per_hour: float = MAX_FALSE_PER_HOUR,
+              isolation: Path | None = DEFAULT_ISOLATION_MODEL) -> dict[str, Any]:
     """Sweep, choose, and write the threshold into the model's manifest; returns the
-    calibration record (also kept in the manifest)."""
-    rows = sweep_recordings(model, recordings, commands)
+    calibration record (also kept in the manifest). With the isolation check of `isolation`
+    in the loop, at its own threshold, as the node runs it (None: without the check)."""
+    rows = sweep_recordings(model, recordings, commands, isolation=isolation)
     chosen = choose_threshold(rows, max_false_per_hour)
     calibration = {
+        "isolation": None if isolation is None else isolation_in_force(isolation),
         "threshold": chosen["threshold"],
         "max_false_activations_per_hour": max_false_per_hour,
         "recall": chosen["recall"],
@@ -97,6 +104,13 @@ def calibrate(model: Path, recordings: Sequence[Path], commands: Sequence[str],
              "(%s)", model.name, chosen["threshold"], 100 * (chosen["recall"] or 0),
              chosen["false_activations_per_hour"], ", ".join(r.name for r in recordings))
     return calibration
+
+
+def isolation_in_force(isolation: Path) -> dict[str, Any]:
+    """Which isolation check a calibration was made with, and at which threshold."""
+    manifest = read_manifest(isolation)
+    return {"model": f"{manifest.name} {manifest.version}", "sha256": manifest.sha256,
+            "threshold": manifest.threshold}
 
 
 def plot_tradeoff(calibration: dict[str, Any], path: Path, title: str) -> Path:

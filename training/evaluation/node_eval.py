@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_node.isolation import DEFAULT_ISOLATION_MODEL
 from edge_node.model import manifest_path
 
 
@@ -32,13 +33,16 @@ def predict_in_runtime(model: Path, features: np.ndarray, runtime: str) -> np.nd
         return np.load(outputs)
 
 
-def streaming_evaluation(model: Path, recording: Path, commands: Sequence[str]) -> dict:
-    """Run the recording through the node's own detector (`edge-node detect`) and score it;
-    also says which engines speak in it and which of them the model never trained on."""
+def streaming_evaluation(model: Path, recording: Path, commands: Sequence[str],
+                         isolation: Path | None = DEFAULT_ISOLATION_MODEL) -> dict:
+    """Run the recording through the node's own detector (`edge-node detect`, with the
+    isolation check of `isolation`; None: without) and score it; also says which engines
+    speak in it and which of them the model never trained on."""
     from training.evaluation.metrics import streaming_scores
 
     events = json.loads(recording.with_suffix(".json").read_text())
-    result = streaming_scores(node_detections(model, recording), events["events"],
+    result = streaming_scores(node_detections(model, recording, isolation=isolation),
+                              events["events"],
                               events["duration_s"], commands)
     spoken = events.get("engines") or sorted({e["engine"] for e in events["events"]
                                              if "engine" in e})
@@ -49,21 +53,30 @@ def streaming_evaluation(model: Path, recording: Path, commands: Sequence[str]) 
             "unseen_engines": sorted(set(spoken) - set(trained)) if trained else None}
 
 
-def node_detections(model: Path, recording: Path, threshold: float | None = None) -> list[dict]:
-    """What the node's own streaming detector reports on a recording (`edge-node detect`)."""
+def node_detections(model: Path, recording: Path, threshold: float | None = None,
+                    isolation: Path | None = DEFAULT_ISOLATION_MODEL) -> list[dict]:
+    """What the node's own streaming detector reports on a recording (`edge-node detect`),
+    with the isolation check of `isolation` (None: without)."""
     extra = ["--threshold", str(threshold)] if threshold is not None else []
     out = subprocess.run([sys.executable, "-m", "edge_node", "detect", str(recording), "--model",
-                          str(model), "--json", *extra], check=True, capture_output=True,
-                         text=True)
+                          str(model), "--json", *extra, *isolation_args(isolation)],
+                         check=True, capture_output=True, text=True)
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
-def node_sweep(model: Path, recording: Path,
-               thresholds: Sequence[float]) -> dict[float, list[dict]]:
+def isolation_args(isolation: Path | None) -> list[str]:
+    """`edge-node detect`'s options for this isolation model (None: the check off)."""
+    return ["--no-isolation"] if isolation is None else ["--isolation-model", str(isolation)]
+
+
+def node_sweep(model: Path, recording: Path, thresholds: Sequence[float],
+               isolation: Path | None = DEFAULT_ISOLATION_MODEL) -> dict[float, list[dict]]:
     """`node_detections` at each threshold, from one pass of the model (`edge-node detect
-    --sweep`: the node's detector decides again on the posteriors it recorded)."""
+    --sweep`: the node's detector decides again on the posteriors it recorded), with the
+    isolation check of `isolation` at its own threshold (None: without the check)."""
     out = subprocess.run([sys.executable, "-m", "edge_node", "detect", str(recording), "--model",
-                          str(model), "--json", "--sweep", ",".join(map(str, thresholds))],
+                          str(model), "--json", "--sweep", ",".join(map(str, thresholds)),
+                          *isolation_args(isolation)],
                          check=True, capture_output=True, text=True)
     found: dict[float, list[dict]] = {float(t): [] for t in thresholds}
     for line in out.stdout.splitlines():

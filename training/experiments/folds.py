@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_node.isolation import DEFAULT_ISOLATION_MODEL
+from edge_node.model import read_manifest
 from training.data.dataset import PEOPLE_ENGINE, Clip
 from training.data.vocab import SILENCE_LABEL
 from training.experiments.pipeline import (
@@ -268,7 +270,8 @@ def compare_fold_runs(runs: Sequence[tuple[str, Path]]) -> str:
 
 
 def fold_streaming(run: Path, recordings: Sequence[Path], commands: Sequence[str],
-                   thresholds: Sequence[float], folds: int | None = None
+                   thresholds: Sequence[float], folds: int | None = None,
+                   isolation: Path | None = DEFAULT_ISOLATION_MODEL
                    ) -> dict[int, list[dict[str, Any]]]:
     """Per fold model of a `--folds` run, the node detector swept over the people recordings
     (`kws-train people-stream`), each scored only on the commands of its own fold's speakers:
@@ -277,8 +280,9 @@ def fold_streaming(run: Path, recordings: Sequence[Path], commands: Sequence[str
     The recordings say every evaluation speaker's clips; a fold model trained on the other
     folds' speakers, so their words take their detections but count in neither recall nor
     false activations (`streaming_scores`' `heard`). Talk is held out from every fold.
-    Kept in `RUN/fold-K/streaming.json` (by recording), so a comparison reruns no model.
-    `folds`: how many the run made (None: its `folds.json`, written when it finished)."""
+    Kept in `RUN/fold-K/streaming.json` (by recording and isolation check), so a comparison
+    reruns no model. `folds`: how many the run made (None: its `folds.json`, written when it
+    finished). `isolation`: the isolation check the detector runs (None: without it)."""
     from training.evaluation.calibrate import pool_scores
     from training.evaluation.metrics import streaming_scores
     from training.evaluation.node_eval import node_sweep
@@ -288,6 +292,8 @@ def fold_streaming(run: Path, recordings: Sequence[Path], commands: Sequence[str
         folds = int(json.loads((Path(run) / "folds.json").read_text())["folds"])
     metas = {recording: json.loads(recording.with_suffix(".json").read_text())
              for recording in recordings}
+    # Sweeps without the check keep the keys they had before there was one.
+    check = "" if isolation is None else f":isolation={read_manifest(isolation).sha256[:16]}"
     for k in sorted(fold_scores(run)):
         fold_dir = Path(run) / f"fold-{k}"
         cache_path = fold_dir / "streaming.json"
@@ -297,9 +303,10 @@ def fold_streaming(run: Path, recordings: Sequence[Path], commands: Sequence[str
             return event.get("engine") == PEOPLE_ENGINE and fold_of(event["voice"], folds) != k
         rows: list[dict[str, Any]] = []
         for recording, meta in metas.items():
-            key = f"{recording.resolve()}:{meta['seed']}:{meta['duration_s']}"
+            key = f"{recording.resolve()}:{meta['seed']}:{meta['duration_s']}{check}"
             if any(str(t) not in cache.get(key, {}) for t in thresholds):
-                found = node_sweep(fold_dir / "model_int8.tflite", recording, thresholds)
+                found = node_sweep(fold_dir / "model_int8.tflite", recording, thresholds,
+                                   isolation)
                 cache[key] = {str(t): found[float(t)] for t in thresholds}
                 cache_path.write_text(json.dumps(cache))
             rows.append({float(t): streaming_scores(cache[key][str(t)], meta["events"],

@@ -113,6 +113,21 @@ def pipeline_settings(recipe: Recipe, out: Path, workers: int,
         workers=workers, attribution=attribution, feature_cache=feature_cache)
 
 
+def isolation_model(recipe: Recipe, work: Path) -> Path | None:
+    """The recipe's isolation check (`kws-train isolation`), made once in WORK/isolation from
+    its recorded people and real talk; None when the recipe has neither."""
+    from training.models.isolation import train_isolation
+
+    people = recipe.people
+    if people.speech_commands is None or people.real_speech is None:
+        return None
+    model = work / "isolation" / "isolation.tflite"
+    if not model.is_file():
+        train_isolation(recipe.isolation, people.speech_commands, people.real_speech, model,
+                        work / "isolation" / "recordings")
+    return model
+
+
 def run_recipe(recipe: Recipe, work: Path, workers: int, install: Path | None = None,
                benchmarks: Path | None = None) -> dict:
     """Make every piece of material the recipe needs, train, and install the model (with its
@@ -144,17 +159,20 @@ def run_recipe(recipe: Recipe, work: Path, workers: int, install: Path | None = 
             make.hard_negative_windows(work / "mined" / "recording.wav", model, hard,
                                        recipe.mining.hard_threshold, recipe.words)
         sources = replace(sources, data=(*sources.data, hard))
+    isolation = isolation_model(recipe, work)
     out = work / "run"
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(to_yaml(recipe))
     material = gather(sources, recipe.words, recipe.seed)
     settings = pipeline_settings(recipe, out, workers, material.attribution,
                                  feature_cache=cache)
-    report, model = train_and_evaluate(material, settings, recordings, recipe.words)
+    report, model = train_and_evaluate(material, settings, recordings, recipe.words, isolation)
     if install:
-        from training.models.install import install_model
+        from training.models.install import install_isolation, install_model
 
         install_model(model, install)
+        if isolation is not None:
+            install_isolation(isolation, install.parent)
     if benchmarks:
         from training.evaluation.benchmarks import record_training
 

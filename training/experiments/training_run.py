@@ -117,9 +117,11 @@ def people_recordings(recordings: Sequence[Path]) -> list[Path]:
 
 
 def train_and_evaluate(material: Material, settings: PipelineSettings, streams: Sequence[Path] = (),
-                       words: Sequence[str] = COMMANDS) -> tuple[dict[str, Any], Path]:
+                       words: Sequence[str] = COMMANDS,
+                       isolation: Path | None = None) -> tuple[dict[str, Any], Path]:
     """Train, calibrate and stream a `PipelineSettings` run; returns its report and the model
-    that ships (int8 unless the article's float32 CNN)."""
+    that ships (int8 unless the article's float32 CNN). `isolation`: the isolation check the
+    node will run it with (calibration and streaming go through it; None: no check)."""
     from training.evaluation.report import write_report
     from training.experiments.pipeline import run
 
@@ -135,10 +137,10 @@ def train_and_evaluate(material: Material, settings: PipelineSettings, streams: 
         if people:  # first, so every recording below is scored at the shipped threshold
             from training.evaluation.calibrate import calibrate, plot_tradeoff
 
-            report["calibration"] = calibrate(chosen, people, words)
+            report["calibration"] = calibrate(chosen, people, words, isolation=isolation)
             plot_tradeoff(report["calibration"], Path(settings.out) / "threshold_tradeoff.png",
                           f"{settings.name} {settings.version}: threshold on held-out people")
-        report["streams"] = [streaming_evaluation(chosen, recording, words)
+        report["streams"] = [streaming_evaluation(chosen, recording, words, isolation)
                              for recording in streams]
     out = Path(settings.out)
     (out / "report.json").write_text(json.dumps(report, indent=1))

@@ -43,10 +43,7 @@ def install_model(model: Path, destination: Path) -> None:
         pairs.append((keras, weights_path(destination)))
     if recipe.is_file():
         pairs.append((recipe, recipe_path(destination)))
-    for source, target in pairs:
-        part = target.with_name(target.name + ".part")
-        shutil.copyfile(source, part)
-        os.replace(part, target)
+    _replace_files(pairs)
     stamp = stamp_path(destination)
     if keras.is_file():
         stamp.write_text(json.dumps({"model_sha256": file_sha256(destination)}, indent=1) + "\n")
@@ -57,3 +54,24 @@ def install_model(model: Path, destination: Path) -> None:
     if not recipe.is_file():
         recipe_path(destination).unlink(missing_ok=True)
     log.info("installed %s as %s", model, destination)
+
+
+def install_isolation(model: Path, folder: Path) -> Path:
+    """Copy an isolation check's model and manifest into `folder` under the name the node
+    looks for (`edge_node.isolation.DEFAULT_ISOLATION_MODEL`'s), replacing files as
+    `install_model` does."""
+    from edge_node.isolation import DEFAULT_ISOLATION_MODEL
+
+    destination = folder / DEFAULT_ISOLATION_MODEL.name
+    folder.mkdir(parents=True, exist_ok=True)
+    _replace_files([(model, destination), (manifest_path(model), manifest_path(destination))])
+    log.info("installed %s as %s", model, destination)
+    return destination
+
+
+def _replace_files(pairs: list[tuple[Path, Path]]) -> None:
+    """Each source written beside its target and renamed over it (see `install_model`)."""
+    for source, target in pairs:
+        part = target.with_name(target.name + ".part")
+        shutil.copyfile(source, part)
+        os.replace(part, target)

@@ -103,3 +103,35 @@ def features_for(architecture: str, normalisation: str = "mvn") -> FeatureSpec:
     if architecture == "ensemble":
         return ensemble_spec(normalisation)
     return logmel_spec(normalisation=normalisation)
+
+
+@dataclass(frozen=True)
+class IsolationSettings:
+    """How the isolation model is made."""
+
+    version: str = "1.0.0"
+    """The isolation model's version (its manifest; `edge-node doctor` shows it)."""
+    before_ms: int = setting(1500, low=500, high=4000, unit="ms")
+    """Audio the check sees before the moment the classifier fired: enough to hold the
+    speech before a word inside a sentence, and the pause before a word said alone."""
+    after_ms: int = setting(500, low=0, high=2000, unit="ms")
+    """Audio after that moment the detector waits for (added to every detection's latency):
+    the pause after a word said alone, or the talk that follows a word inside a sentence."""
+    recordings: int = setting(16, low=1)
+    """Training recordings, each a fresh draw of the training speakers' clips between
+    excerpts of training talk, over training noise."""
+    validation_recordings: int = setting(2, low=1)
+    """Recordings made with other seeds, on which the threshold is chosen."""
+    minutes: float = setting(45.0, above=0.0, unit="min")
+    """Length of each recording."""
+    width: int = setting(16, low=4, high=128)
+    """Channels of each convolution."""
+    epochs: int = setting(15, low=1)
+    batch_size: int = setting(64, low=1)
+    keep_alone: float = setting(0.98, above=0.5, high=0.999)
+    """The least share of the validation words said alone the chosen threshold must let
+    through; among such thresholds, the one that tells them from other moments best."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_limits(self, "isolation")

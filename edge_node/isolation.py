@@ -1,0 +1,97 @@
+"""The isolation check: was a detected word said on its own, or inside talk?
+
+The product contract: a command is a word said on its own, with a short pause before and after;
+the same word inside a sentence (a TV, a conversation, a reading) is talk, and firing on it is a
+false activation. The classifier sees one second, which holds the word but hardly its
+neighbours. This check sees the `before` and `after` of the audio around a detection (2 s in
+the bundled model: 1.5 s before the moment the classifier fired, 0.5 s after it) through a
+small model of its own (log-mel in, `alone` / `other` out, made by `kws-train isolation`), so a
+detection is reported only once the pause after the word has been heard.
+
+It runs only when the classifier fires (a few times an hour), never on every hop, and its model
+is loaded like any other (`edge_node.model.Model`: manifest, sha256, tensor checks).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_node.audio.base import SAMPLE_RATE
+from edge_node.model import Model, ModelError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ISOLATION_MODEL = Path(__file__).parent / "models" / "isolation.tflite"
+ALONE_LABEL = "alone"
+"""The isolation model's label for a word said on its own (`other`: inside talk, or no word)."""
+ISOLATION_LABELS = ("other", ALONE_LABEL)
+"""The isolation model's outputs, in order."""
+
+
+class IsolationCheck:
+    """Scores the audio around a detection: the probability the word was said on its own."""
+
+    def __init__(self, model: Model) -> None:
+        if tuple(model.labels) != ISOLATION_LABELS:
+            raise ModelError(f"{model.name} is not an isolation model: labels "
+                             f"{list(model.labels)}, expected {list(ISOLATION_LABELS)}")
+        after_ms = context_after_ms(model.manifest.extra)
+        if not 0 <= after_ms * SAMPLE_RATE // 1000 < model.clip_samples:
+            raise ModelError(f"{model.name}: isolation after_ms {after_ms} does not fit its "
+                             f"{model.clip_samples / SAMPLE_RATE:g} s window")
+        self.model = model
+        self.after_samples = after_ms * SAMPLE_RATE // 1000
+        """Audio the check waits for after the classifier fired: the pause after the word."""
+        self._alone = ISOLATION_LABELS.index(ALONE_LABEL)
+
+    @property
+    def clip_samples(self) -> int:
+        """The window the check sees, ending `after_samples` after the detection."""
+        return self.model.clip_samples
+
+    @property
+    def threshold(self) -> float | None:
+        """The probability its manifest recommends (`detector.threshold`)."""
+        return self.model.manifest.threshold
+
+    @property
+    def name(self) -> str:
+        return f"{self.model.name} {self.model.version}"
+
+    def score(self, window: np.ndarray) -> float:
+        """P(alone) for the last `clip_samples` of audio (zero-padded in front if shorter)."""
+        window = np.asarray(window, dtype=np.float32)[-self.clip_samples:]
+        if window.size < self.clip_samples:
+            window = np.concatenate([np.zeros(self.clip_samples - window.size, np.float32),
+                                     window])
+        return float(self.model.predict_waveform(window)[self._alone])
+
+
+def context_after_ms(manifest_extra: dict[str, Any]) -> int:
+    """The isolation manifest's `isolation.after_ms`: how much of its window follows the
+    moment the classifier fired."""
+    try:
+        return int(manifest_extra["isolation"]["after_ms"])
+    except (KeyError, TypeError, ValueError):
+        raise ModelError("isolation model manifest lacks an integer 'isolation.after_ms'") from None
+
+
+def load_isolation(path: Path | None, runtime: str | None = None) -> IsolationCheck | None:
+    """The isolation check of `path`; None when `path` is None (the check is off), or when
+    its model cannot be used: then the node says why and reports every detection unchecked,
+    rather than stop listening."""
+    if path is None:
+        return None
+    try:
+        check = IsolationCheck(Model(path, runtime))
+    except ModelError as exc:
+        log.error("isolation check off: %s (set isolation_model to a model made by "
+                  "`kws-train isolation`, or to null)", exc)
+        return None
+    log.info("isolation check %s: a detection waits %d ms for the pause after its word",
+             check.name, 1000 * check.after_samples // SAMPLE_RATE)
+    return check
