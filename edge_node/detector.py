@@ -176,7 +176,10 @@ class Detector:
         self._thresholds = self._threshold_array()
         self._recent = np.zeros(0 if self.isolation is None else self.isolation.clip_samples,
                                 dtype=np.float32)
-        """The audio the isolation check sees (its window, up to now)."""
+        """The audio the isolation check sees (its window, up to now), as a ring written at
+        `_recent_at`: shifting 2 s of audio every hop would cost the node a large temporary
+        array (an mmap and munmap) per hop, while the check reads it a few times an hour."""
+        self._recent_at = 0
         self._awaiting: deque[tuple[int, Detection]] = deque()
         """Detections waiting for the pause after their word: (stream sample due, detection)."""
 
@@ -212,7 +215,7 @@ class Detector:
         pending, levels, last_fire = self._pending, list(self._levels), self._last_fire_s
         same_labels = tuple(model.labels) == tuple(self.labels)
         posteriors, armed = list(self._posteriors), self._armed
-        around, awaiting = self._recent, self._awaiting
+        around, around_at, awaiting = self._recent, self._recent_at, self._awaiting
         self.model = model
         self.settings = self._resolve(self.requested)
         self.labels = model.labels
@@ -223,7 +226,7 @@ class Detector:
         self._pending = pending
         self._levels.extend(levels)
         self._last_fire_s = last_fire
-        self._recent, self._awaiting = around, awaiting
+        self._recent, self._recent_at, self._awaiting = around, around_at, awaiting
         if same_labels:
             # Smoothing and re-arming carry over (else a word could fire twice or late).
             self._posteriors.extend(posteriors)
@@ -258,8 +261,7 @@ class Detector:
         self.windows += 1
         self._stream.push(hop)
         if self._recent.size:
-            self._recent[:-hop.size] = self._recent[hop.size:]
-            self._recent[-hop.size:] = hop
+            self._remember(hop)
         level = rms_dbfs(hop)
         self.last_level_dbfs = level
         self._levels.append(level)
@@ -273,14 +275,27 @@ class Detector:
         if self.posteriors is not None:
             self.posteriors.append(probs)
         if self.isolation_scores is not None and self.isolation is not None:
-            self.isolation_scores.append(self.isolation.score(self._recent))
+            self.isolation_scores.append(self.isolation.score(self._recent_audio()))
         return self._checked(self._smooth_and_decide(probs), self._isolation_score_now)
+
+    def _remember(self, hop: np.ndarray) -> None:
+        """Write a hop into the isolation check's ring of recent audio."""
+        ring, at = self._recent, self._recent_at
+        hop = hop[-ring.size:]
+        first = min(hop.size, ring.size - at)
+        ring[at:at + first] = hop[:first]
+        ring[:hop.size - first] = hop[first:]
+        self._recent_at = (at + hop.size) % ring.size
+
+    def _recent_audio(self) -> np.ndarray:
+        """The isolation check's window of recent audio, oldest sample first."""
+        return np.concatenate([self._recent[self._recent_at:], self._recent[:self._recent_at]])
 
     def _isolation_score_now(self) -> float:
         if self.isolation_scores:
             return self.isolation_scores[-1]
         assert self.isolation is not None
-        return self.isolation.score(self._recent)
+        return self.isolation.score(self._recent_audio())
 
     def _checked(self, detection: Detection | None,
                  isolation_score: Callable[[], float]) -> list[Detection]:

@@ -177,3 +177,16 @@ def test_node_yaml_chooses_the_isolation_model_or_none(tmp_path):
     path.write_text("detector: {isolation_threshold: 1.5}\n")
     with pytest.raises(ValueError, match="isolation_threshold"):
         load_config(path)
+
+
+def test_doctor_says_which_check_is_in_force_and_how_long_a_detection_waits(tmp_path):
+    from edge_node.doctor import check_isolation
+
+    bundled = check_isolation(DEFAULT_ISOLATION_MODEL)
+    assert bundled.ok is True and "its manifest" in bundled.detail
+    assert "waits 500 ms" in bundled.detail
+    assert "0.20 (set in node.yaml" in check_isolation(
+        DEFAULT_ISOLATION_MODEL, DetectorSettings(isolation_threshold=0.2)).detail
+    assert check_isolation(None).ok is None
+    missing = check_isolation(tmp_path / "missing.tflite")
+    assert missing.ok is False and "runs without the check" in missing.detail
