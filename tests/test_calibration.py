@@ -94,3 +94,23 @@ def test_a_sweep_pools_its_recordings_and_keeps_each_ones_false_activations(tmp_
         assert row["false_activations"] == sum(p["false_activations"] for p in parts)
         assert row["hours"] == pytest.approx(sum(p["hours"] for p in parts))
     assert rows[0]["false_activations"] >= rows[1]["false_activations"]
+
+
+@pytest.mark.unit
+def test_the_isolation_threshold_keeps_the_stated_share_of_words_alone_and_separates_best():
+    import numpy as np
+
+    from training.models.isolation import choose_threshold as choose_isolation
+
+    rng = np.random.default_rng(3)
+    alone = np.concatenate([rng.uniform(0.6, 1.0, 980), rng.uniform(0.0, 0.3, 20)])
+    other = np.concatenate([rng.uniform(0.0, 0.4, 950), rng.uniform(0.4, 1.0, 50)])
+    scores = np.concatenate([alone, other])
+    is_alone = np.arange(scores.size) < alone.size
+    threshold, found = choose_isolation(scores, is_alone, keep=0.97)
+    assert 0.4 <= threshold <= 0.6  # above the talk's bulk, below the words'
+    assert found["alone_kept"] >= 0.97 and found["other_passed"] < 0.06
+    strict, kept = choose_isolation(scores, is_alone, keep=0.99)  # keeps the stragglers too
+    assert strict < 0.3 and kept["alone_kept"] >= 0.99
+    with pytest.raises(ValueError, match="words alone and other moments"):
+        choose_isolation(scores[is_alone], is_alone[is_alone], keep=0.9)

@@ -3,8 +3,9 @@
 The check tells a command said on its own from the same word inside talk (`edge_node.isolation`
 says why the node needs it). Its examples come from training-side recordings of recorded people
 and real talk (`training.data.isolation`); its threshold is chosen on more of them, made with
-other seeds, to keep a stated share of the words said alone, so the classifier's own threshold
-can then be calibrated with the check in the loop (`training.evaluation.calibrate`).
+other seeds (the best separation that still keeps a stated share of the words said alone), so
+the classifier's own threshold can then be calibrated with the check in the loop
+(`training.evaluation.calibrate`).
 """
 
 from __future__ import annotations
