@@ -31,6 +31,7 @@ from edge_node.events import (
 )
 from edge_node.isolation import load_isolation
 from edge_node.model import Model
+from edge_node.runtime import single_blas_thread
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class Agent:
         self.config = config
         self.hub = hub or EventHub()
         self.model = model or Model(config.model)
+        single_blas_thread()
         self.detector = Detector(self.model, config.detector,
                                  isolation=load_isolation(config.isolation_model,
                                                           self.model.runtime))

@@ -20,6 +20,7 @@ from edge_node.enroll import EnrollSettings
 from edge_node.isolation import DEFAULT_ISOLATION_MODEL, load_isolation
 from edge_node.logs import setup_logging
 from edge_node.model import DEFAULT_MODEL, Model, ModelError
+from edge_node.runtime import single_blas_thread
 from edge_node.setting import meta, number
 
 log = logging.getLogger("edge_node")
@@ -90,6 +91,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sweep: {exc}") from None
     if sweep and settings.mode != "stream":
         raise SystemExit("--sweep needs the stream mode")
+    single_blas_thread()
     isolation = None if args.no_isolation else load_isolation(args.isolation_model,
                                                                model.runtime)
     detector = Detector(model, settings, keep_posteriors=bool(sweep), isolation=isolation)

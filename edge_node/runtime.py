@@ -39,3 +39,14 @@ def load_interpreter_class(preferred: str | None = None) -> tuple[str, type]:
         + "; ".join(errors)
         + "); install 'ai-edge-litert' or 'tflite-runtime'"
     )
+
+
+def single_blas_thread() -> None:
+    """One BLAS thread for the rest of this process (threadpoolctl: numpy's OpenBLAS is loaded
+    by now). The node's matrices are small (a window's log-mel frames times the mel filters);
+    OpenBLAS hands the larger ones (the isolation check's 2 s) to worker threads that then spin
+    (sched_yield) for milliseconds after every call: measured, that doubled the streaming
+    node's CPU (BENCHMARKS.md, "Recognition speed"). Training keeps its threads."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
