@@ -150,10 +150,11 @@ def check_isolation(path: Path | None, detector: DetectorSettings | None = None)
         return Check("isolation", False, f"{exc}; the node runs without the check",
                      "reinstall the package, point `isolation_model:` at a model made by "
                      "`kws-train isolation`, or set it to null")
-    requested = (detector or DetectorSettings()).isolation_threshold
-    threshold = check.threshold if requested is None else requested
-    where = "its manifest" if requested is None else "set in node.yaml or from Home Assistant"
-    return Check("isolation", True, f"{check.name}: threshold {threshold or 0.0:.2f} ({where}), "
+    requested = detector or DetectorSettings()
+    threshold = requested.resolved(None, check.threshold).isolation_threshold
+    where = ("its manifest" if requested.isolation_threshold is None
+             else "set in node.yaml or from Home Assistant")
+    return Check("isolation", True, f"{check.name}: threshold {threshold:.2f} ({where}), "
                  f"a detection waits {1000 * check.after_samples // SAMPLE_RATE} ms for the pause "
                  "after its word")
 

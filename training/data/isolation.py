@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,35 +33,37 @@ EDGE_S = 1.0
 has a pause on one side only: the hardest talk to tell from a word alone."""
 
 
-def training_recordings(speech_commands: Path, real_speech: Path, out_dir: Path, count: int,
-                        minutes: float, seed: int) -> list[Path]:
-    """`count` recordings of training speakers' clips and training talk over training noise,
-    and one of every training talk file whole (long readings and conversations, where most
-    words inside sentences are)."""
+def training_recordings(speech_commands: Path, real_speech: Path, out_dir: Path,
+                        minutes: float, counts: Mapping[int, int]) -> dict[int, list[Path]]:
+    """Per seed, `counts[seed]` recordings of training speakers' clips and training talk over
+    training noise, and one of every training talk file whole (long readings and
+    conversations, where most words inside sentences are). Kept in `out_dir`: the clips and
+    noise are read only when a recording is missing."""
     from training.data.dataset import PEOPLE_ENGINE, load_label_folders, split_people
     from training.data.real_speech import load_corpus, read_all, split_corpus
     from training.data.stream_people import make_people_recording, make_talk_recording
     from training.data.vocab import COMMANDS, SILENCE_LABEL
 
-    corpus = split_corpus(load_corpus(real_speech))
-    noises = read_all(corpus.train_noise)
-    people = load_label_folders(speech_commands, COMMANDS, PEOPLE_ENGINE)
-    clips = [c for c in split_people(people)[0] if c.label != SILENCE_LABEL]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index in range(count):
-        path = out_dir / f"isolation-{seed}-{index}.wav"
-        if not path.with_suffix(".json").is_file():
+    plan = {seed: [out_dir / f"isolation-{seed}-{index}.wav" for index in range(count)]
+            + [out_dir / f"isolation-{seed}-talk.wav"] for seed, count in counts.items()}
+    missing = [(seed, path) for seed, paths in plan.items() for path in paths
+               if not path.with_suffix(".json").is_file()]
+    if missing:
+        corpus = split_corpus(load_corpus(real_speech))
+        noises = read_all(corpus.train_noise)
+        people = load_label_folders(speech_commands, COMMANDS, PEOPLE_ENGINE)
+        clips = [c for c in split_people(people)[0] if c.label != SILENCE_LABEL]
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for seed, path in missing:
+        if path.stem.endswith("-talk"):
+            meta = make_talk_recording(path, corpus.train_talk, noises, COMMANDS, seed=seed)
+        else:
+            index = int(path.stem.rsplit("-", 1)[1])
             meta = make_people_recording(path, clips, corpus.train_talk, noises, COMMANDS,
                                          duration_s=minutes * 60.0, seed=seed * 1000 + index,
                                          talk_share=0.4)
-            path.with_suffix(".json").write_text(json.dumps(meta))
-        paths.append(path)
-    talk = out_dir / f"isolation-{seed}-talk.wav"
-    if not talk.with_suffix(".json").is_file():
-        meta = make_talk_recording(talk, corpus.train_talk, noises, COMMANDS, seed=seed)
-        talk.with_suffix(".json").write_text(json.dumps(meta))
-    return [*paths, talk]
+        path.with_suffix(".json").write_text(json.dumps(meta))
+    return plan
 
 
 def moments(events: Sequence[dict[str, Any]], before_s: float, after_s: float,

@@ -39,11 +39,11 @@ def train_isolation(settings: IsolationSettings, speech_commands: Path, real_spe
     spec = logmel_spec(clip_ms=settings.before_ms + settings.after_ms)
     features = make_extractor(spec)
     before_s, after_s = settings.before_ms / 1000.0, settings.after_ms / 1000.0
-    train = training_recordings(speech_commands, real_speech, work, settings.recordings,
-                                settings.minutes, settings.seed + 1)
-    held = training_recordings(speech_commands, real_speech, work,
-                               settings.validation_recordings, settings.minutes,
-                               settings.seed + 1001)
+    train_seed, held_seed = settings.seed + 1, settings.seed + 1001
+    recordings = training_recordings(speech_commands, real_speech, work, settings.minutes,
+                                     {train_seed: settings.recordings,
+                                      held_seed: settings.validation_recordings})
+    train, held = recordings[train_seed], recordings[held_seed]
     x, y = examples(train, features, before_s, after_s, settings.seed)
     x_val, y_val = examples(held, features, before_s, after_s, settings.seed + 1)
     tf.keras.utils.set_random_seed(settings.seed)
