@@ -134,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
     add_broker_args(s)
     s.set_defaults(func=cmd_status)
     t = sub.add_parser("set", help="change a setting on a node, a group or every node")
-    t.add_argument("key", help="threshold, refractory, listening or restart")
+    t.add_argument("key", help="threshold, refractory, isolation, listening or restart")
     t.add_argument("value")
     which = t.add_mutually_exclusive_group(required=True)
     which.add_argument("--node")

@@ -22,6 +22,9 @@ ROUND_TRIPS = [
     ("refractory", "2.5", "2.5", ("refractory_s", 2.5)),
     ("refractory", "0", "0", ("refractory_s", 0.0)),
     ("refractory", "10", "10", ("refractory_s", 10.0)),
+    ("isolation", "0.2", "0.2", ("isolation_threshold", 0.2)),
+    ("isolation", "0", "0", ("isolation_threshold", 0.0)),
+    ("isolation", "1", "1", ("isolation_threshold", 1.0)),
     ("listening", "OFF", "OFF", ("listening", False)),
     ("listening", "on", "ON", ("listening", True)),
 ]
@@ -34,6 +37,7 @@ MALFORMED = {
                   "9" * 70, "\x00", "0.5\x00", b"\xff\xfe", b"\xc3\x28", "１"],
     "refractory": ["", "-1", "10.01", "11", "1e9", "nan", "inf", "fast", "1s", "1,5",
                    "OFF", "[]"],
+    "isolation": ["", "-0.01", "1.01", "nan", "inf", "off", "ON", "0,3", "[]", b"\xff"],
     "listening": ["", "yes", "no", "1", "0", "true", "false", "ONN", "O N", "of", "PRESS",
                   '{"state": "ON"}', b"\xff"],
     "restart": ["", "press", "Press", "ON", "1", "PRESS!", " PRESSX", b"\x80"],
@@ -66,20 +70,24 @@ def test_every_setting_round_trips_live_and_survives_a_restart(broker, tmp_path)
         assert node.settings()[field] == value
     sub.publish(f"{BASE}/threshold/set", "0.42")
     sub.publish(f"{BASE}/refractory/set", "3")
+    sub.publish(f"{BASE}/isolation/set", "0.55")
     sub.publish(f"{BASE}/listening/set", "OFF")
     sub.wait_for(lambda ms: states(sub, "listening")[-1:] == ["OFF"])
     assert node.stop() == 0
     saved = json.loads((folder / "state" / "kitchen-state.json").read_text())["controls"]
-    assert saved == {"threshold": "0.42", "refractory": "3", "listening": "OFF"}
+    assert saved == {"threshold": "0.42", "refractory": "3", "isolation": "0.55",
+                     "listening": "OFF"}
 
     again = ScriptedNode(folder, {"host": "127.0.0.1", "port": broker.port})
     try:
-        assert again.settings() == {"threshold": 0.42, "refractory_s": 3.0, "listening": False}
+        assert again.settings() == {"threshold": 0.42, "refractory_s": 3.0,
+                                    "isolation_threshold": 0.55, "listening": False}
         fresh = Subscriber(broker, f"{BASE}/+")
         fresh.wait_for(lambda ms: fresh.on(f"{BASE}/availability")[-1:]
                        and fresh.on(f"{BASE}/availability")[-1].text == "online")
         assert fresh.last(f"{BASE}/threshold").text == "0.42"
         assert fresh.last(f"{BASE}/refractory").text == "3"
+        assert fresh.last(f"{BASE}/isolation").text == "0.55"
         assert fresh.last(f"{BASE}/listening").text == "OFF"
     finally:
         again.stop()
@@ -113,7 +121,7 @@ def test_malformed_payloads_change_nothing_and_are_reported(node_and_ha):
         assert not error.retain
     assert node.alive()
     assert node.settings() == before
-    for key in ("threshold", "refractory", "listening"):
+    for key in ("threshold", "refractory", "isolation", "listening"):
         assert len(states(sub, key)) == 1, key
     sub.publish(f"{BASE}/threshold/set", "0.7")
     sub.wait_for(lambda ms: states(sub, "threshold")[-1:] == ["0.7"])

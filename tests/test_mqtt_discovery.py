@@ -12,7 +12,7 @@ import pytest
 from edge_node import __version__
 from edge_node.mqtt.extension import THERMAL
 from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
-from tests.support.mqtt_node import REPO, ScriptedNode
+from tests.support.mqtt_node import CHECK_MANIFEST_THRESHOLD, REPO, ScriptedNode
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +68,10 @@ ENTITIES = {
         "state_topic": f"{BASE}/refractory", "min": 0.0, "max": 10.0, "step": 0.1,
         "mode": "box", "unit_of_measurement": "s", "entity_category": "config",
         "icon": "mdi:timer-sand"},
+    "number/kitchen/isolation": {
+        "name": "Talk rejection", "command_topic": f"{BASE}/isolation/set",
+        "state_topic": f"{BASE}/isolation", "min": 0.0, "max": 1.0, "step": 0.01,
+        "mode": "slider", "entity_category": "config", "icon": "mdi:account-voice-off"},
     "switch/kitchen/listening": {
         "name": "Listening", "command_topic": f"{BASE}/listening/set",
         "state_topic": f"{BASE}/listening", "payload_on": "ON", "payload_off": "OFF",
@@ -129,6 +133,7 @@ def test_every_entity_is_announced_retained_with_its_exact_payload(broker, tmp_p
         assert sub.last(f"{BASE}/availability").text == "online"
         assert sub.last(f"{BASE}/threshold").text == "0.6"
         assert sub.last(f"{BASE}/refractory").text == "1.5"
+        assert sub.last(f"{BASE}/isolation").text == f"{CHECK_MANIFEST_THRESHOLD:g}"
         assert sub.last(f"{BASE}/listening").text == "ON"
     finally:
         assert node.stop() == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edge_node.isolation import DEFAULT_ISOLATION_MODEL
 from edge_node.model import DEFAULT_MODEL, Manifest
 from tests.support.audio_signals import noise, write_wav
 from tests.support.mqtt_broker import Subscriber, broker  # noqa: F401
@@ -48,6 +49,8 @@ def test_run_on_a_wav_publishes_each_spoken_command(broker, tmp_path,  # noqa: F
     assert [b["seq"] for b in bodies] == list(range(1, len(events) + 1))
     assert [b["timestamp"] for b in bodies] == [p["timestamp"] for p in printed]
     assert [m.json()["event_type"] for m in sub.on(f"{BASE}/event")] == [e[0] for e in events]
+    check = json.loads(DEFAULT_ISOLATION_MODEL.with_suffix(".json").read_text())
+    assert sub.last(f"{BASE}/isolation").text == f"{check['detector']['threshold']:g}"
     labels = json.loads(MODEL.with_suffix(".json").read_text())["labels"]
     event_config = sub.last("homeassistant/event/kitchen/command/config").json()
     assert event_config["event_types"] == [x for x in labels if Manifest.is_command(x)]
@@ -64,7 +67,8 @@ def test_run_restores_saved_settings_into_the_real_agent(broker, tmp_path):  # n
     state = tmp_path / "state"
     state.mkdir()
     (state / "kitchen-state.json").write_text(json.dumps(
-        {"controls": {"threshold": "0.45", "refractory": "2", "listening": "OFF"}}))
+        {"controls": {"threshold": "0.45", "refractory": "2", "isolation": "0.2",
+                      "listening": "OFF"}}))
     config = tmp_path / "node.yaml"
     config.write_text(yaml.safe_dump({"mqtt": {"state_dir": str(state)}}))
     wav = write_wav(tmp_path / "quiet.wav", noise(2.0, -50))
@@ -77,6 +81,7 @@ def test_run_restores_saved_settings_into_the_real_agent(broker, tmp_path):  # n
     assert done.returncode == 0, done.stderr
     assert sub.last(f"{BASE}/threshold").text == "0.45"
     assert sub.last(f"{BASE}/refractory").text == "2"
+    assert sub.last(f"{BASE}/isolation").text == "0.2"
     assert sub.last(f"{BASE}/listening").text == "OFF"
     assert sub.last(f"{BASE}/status").json()["listening"] is False
     assert "restored threshold = 0.45" in done.stderr

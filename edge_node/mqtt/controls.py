@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 64
-NUMBER_CONTROLS = {"threshold": "threshold", "refractory": "refractory_s"}
+NUMBER_CONTROLS = {"threshold": "threshold", "refractory": "refractory_s",
+                   "isolation": "isolation_threshold"}
 """Home Assistant number controls: control key -> the `DetectorSettings` field they set."""
 
 

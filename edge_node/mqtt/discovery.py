@@ -127,6 +127,8 @@ def entities(info: NodeInfo) -> dict[tuple[str, str], dict[str, Any]]:
                                          mode="slider", icon="mdi:tune"),
         ("number", "refractory"): _number(info, "refractory", "Cooldown", mode="box",
                                           icon="mdi:timer-sand"),
+        ("number", "isolation"): _number(info, "isolation", "Talk rejection", mode="slider",
+                                         icon="mdi:account-voice-off"),
         ("switch", "listening"): _entity(
             info, "listening", "Listening", command_topic=f"{b}/listening/set",
             state_topic=f"{b}/listening", payload_on="ON", payload_off="OFF",

@@ -18,7 +18,7 @@ from edge_node.config import ConfigError, NodeConfig
 from edge_node.model import ModelError, read_manifest
 from edge_node.mqtt import discovery
 from edge_node.mqtt.client import MqttConnection
-from edge_node.mqtt.controls import Controls, StateStore, agent_controls
+from edge_node.mqtt.controls import NUMBER_CONTROLS, Controls, StateStore, agent_controls
 from edge_node.mqtt.discovery import NodeInfo
 from edge_node.mqtt.extension import THERMAL, MqttExtension
 from edge_node.mqtt.queue import DetectionQueue
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATE_TOPICS = (topics.AVAILABILITY, "threshold", "refractory", "listening", topics.LAST_COMMAND,
+STATE_TOPICS = (topics.AVAILABILITY, *NUMBER_CONTROLS, "listening", topics.LAST_COMMAND,
                 topics.STATUS, topics.MODEL_STATUS)
 
 

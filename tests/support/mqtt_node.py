@@ -28,6 +28,8 @@ from edge_node.events import Detected, EventHub, Status
 from edge_node.logs import setup_logging
 
 REPO = Path(__file__).resolve().parents[2]
+CHECK_MANIFEST_THRESHOLD = 0.4
+"""The isolation threshold the scripted agent's stand-in check manifest recommends."""
 
 
 class ScriptedAgent:
@@ -36,7 +38,8 @@ class ScriptedAgent:
     def __init__(self, detector: DetectorSettings, labels: list[str], version: str) -> None:
         self.hub = EventHub()
         self.model = SimpleNamespace(name="test-model", version=version, labels=labels)
-        self.detector = SimpleNamespace(settings=detector.resolved(None), requested=detector)
+        self.detector = SimpleNamespace(settings=detector.resolved(None, CHECK_MANIFEST_THRESHOLD),
+                                        requested=detector)
         self.listening = True
         self.detections = 0
         self._stop = threading.Event()
@@ -55,7 +58,7 @@ class ScriptedAgent:
 
     def update_detector(self, settings: DetectorSettings) -> None:
         self.detector.requested = settings
-        self.detector.settings = settings.resolved(None)
+        self.detector.settings = settings.resolved(None, CHECK_MANIFEST_THRESHOLD)
 
     def stop(self) -> None:
         self._stop.set()
@@ -88,6 +91,7 @@ class ScriptedAgent:
         elif words[:1] == ["settings"]:
             s = self.detector.settings
             print(json.dumps({"threshold": s.threshold, "refractory_s": s.refractory_s,
+                              "isolation_threshold": s.isolation_threshold,
                               "listening": self.listening}), flush=True)
         return words[:1] != ["quit"]
 
