@@ -16,7 +16,7 @@ import numpy as np
 from edge_node.audio import AudioSource, open_source
 from edge_node.audio.resilient import resilient_blocks
 from edge_node.config import NodeConfig
-from edge_node.detector import Detector, DetectorSettings
+from edge_node.detector import Detection, Detector, DetectorSettings
 from edge_node.events import (
     AudioLevel,
     Detected,
@@ -59,7 +59,7 @@ class Agent:
         self._model_since_s = 0.0
         self._model_proven = False
         # Audio from before a device outage must not be joined to audio after it.
-        self.hub.subscribe(SourceRestored, lambda _: self.detector.skip(0))
+        self.hub.subscribe(SourceRestored, lambda _: self._report(self.detector.skip(0)))
         self.hub.subscribe(ModelInstalled, lambda event: self.swap_model(event.model))
         log.info("model %s %s (%s, %s runtime), labels: %s", self.model.name, self.model.version,
                  self.model.manifest.extra.get("quantization", "?"), self.model.runtime,
@@ -114,6 +114,7 @@ class Agent:
             if time.monotonic() >= next_status:
                 next_status += STATUS_INTERVAL_S
                 self.publish_status()
+        self._report(self.detector.finish())
         if not self._stop.is_set():
             self.hub.publish(SourceProblem("audio source ended", fatal=False))
         self.publish_status()
@@ -133,11 +134,14 @@ class Agent:
 
     def _process(self, block: np.ndarray) -> None:
         if not self.listening:
-            self.detector.skip(len(block))
+            self._report(self.detector.skip(len(block)))
             self.hub.publish(AudioLevel(-200.0, False))
             return
         found = self.detector.push(block)
         self.hub.publish(AudioLevel(self.detector.last_level_dbfs, True))
+        self._report(found)
+
+    def _report(self, found: list[Detection]) -> None:
         for detection in found:
             self.detections += 1
             log.info("heard %s (%.2f) at %.2f s", detection.label, detection.confidence,

@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 
 from edge_node import __version__
@@ -104,8 +105,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
                   f"  {detection.label:6s} {detection.confidence:.2f}")
 
     with WavSource(args.file, block_samples=detector.hop_samples) as source:
-        for block in source:
-            found = detector.push(block)
+        for block in chain(source, [None]):
+            found = detector.finish() if block is None else detector.push(block)
             if not sweep:  # a sweep reports every threshold's detections after the pass
                 for detection in found:
                     report(detection)

@@ -204,7 +204,9 @@ class Detector:
         if (settings.hop_ms, settings.smoothing_windows, settings.mode) != (
             old.hop_ms, old.smoothing_windows, old.mode
         ):
+            around, around_at, awaiting = self._recent, self._recent_at, self._awaiting
             self._reset_state()
+            self._recent, self._recent_at, self._awaiting = around, around_at, awaiting
 
     def use_model(self, model: Model) -> None:
         """Switch to another model between hops (an OTA update), keeping stream time, the
@@ -232,10 +234,35 @@ class Detector:
             self._posteriors.extend(posteriors)
             self._armed = armed
 
-    def skip(self, samples: int) -> None:
-        """Let stream time pass unheard (listening is off); listening resumes from silence."""
+    def skip(self, samples: int) -> list[Detection]:
+        """Let stream time pass unheard (listening is off, the device restarted); listening
+        resumes from silence. Returns the detections that were waiting for the isolation
+        check, decided as if silence had followed their word (`flush`)."""
+        found = self.flush()
         self.samples_seen += samples
         self._reset_state()
+        return found
+
+    def flush(self) -> list[Detection]:
+        """Decide now the detections waiting for the pause after their word, on the audio
+        heard so far followed by silence: a word said just before the stream goes unheard is
+        not lost (nor one said in a pause, for the check sees the pause as silence)."""
+        found: list[Detection] = []
+        while self._awaiting:
+            due, waiting = self._awaiting.popleft()
+            if self._passes(waiting, partial(self._isolation_score_until, due)):
+                found.append(waiting)
+        return found
+
+    def finish(self) -> list[Detection]:
+        """The stream ended: the detections still due, after the isolation check's wait of
+        silence. The silence goes through `push` whether or not a detection waits, so a sweep's
+        recorded posteriors and a live run end alike."""
+        if self.isolation is None or self.settings.mode == "block":
+            return self.flush()
+        hops = -(-self.isolation.after_samples // self.hop_samples)
+        tail = max(0, hops * self.hop_samples - self._pending.size)
+        return [*self.push(np.zeros(tail, dtype=np.float32)), *self.flush()]
 
     @property
     def time_s(self) -> float:
@@ -297,6 +324,29 @@ class Detector:
         assert self.isolation is not None
         return self.isolation.score(self._recent_audio())
 
+    def _isolation_score_until(self, due: int) -> float:
+        """The check's score of its window ending at sample `due`, the part not yet heard
+        taken as silence."""
+        assert self.isolation is not None
+        audio = self._recent_audio()
+        unheard = min(max(0, due - self.samples_seen), audio.size)
+        if unheard:
+            audio = np.concatenate([audio[unheard:], np.zeros(unheard, dtype=np.float32)])
+        return self.isolation.score(audio)
+
+    def _passes(self, waiting: Detection, isolation_score: Callable[[], float]) -> bool:
+        """Whether the isolation check (if on) finds `waiting`'s word said on its own."""
+        threshold = self.settings.isolation_threshold or 0.0
+        if self.isolation is None or threshold <= 0.0:
+            return True
+        score = isolation_score()
+        if score >= threshold:
+            return True
+        self.vetoed += 1
+        log.info("%s %.2f at %.1f s held back: inside talk (isolation %.2f < %.2f)",
+                 waiting.label, waiting.confidence, waiting.time_s, score, threshold)
+        return False
+
     def _checked(self, detection: Detection | None,
                  isolation_score: Callable[[], float]) -> list[Detection]:
         """The detections due now: with the isolation check on, each waits for the pause after
@@ -311,13 +361,8 @@ class Detector:
         found = []
         while self._awaiting and self._awaiting[0][0] <= self.samples_seen:
             _, waiting = self._awaiting.popleft()
-            score = isolation_score()
-            if score >= threshold:
+            if self._passes(waiting, isolation_score):
                 found.append(waiting)
-            else:
-                self.vetoed += 1
-                log.info("%s %.2f at %.1f s held back: inside talk (isolation %.2f < %.2f)",
-                         waiting.label, waiting.confidence, waiting.time_s, score, threshold)
         return found
 
     def _smooth_and_decide(self, probs: np.ndarray) -> Detection | None:

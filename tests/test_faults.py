@@ -89,6 +89,37 @@ def test_agent_rides_out_an_unplugged_microphone(command_recording, model_path, 
     assert len(beats) > 60, "the loop kept feeding the watchdog, also while waiting"
 
 
+def test_a_word_waiting_for_the_isolation_check_survives_an_outage(command_recording,
+                                                                   model_path, tmp_path):
+    """The microphone fails 0.2 s after the first word fired, while the isolation check waits
+    for the pause after it: the word is still reported, with its time, and so is every other."""
+    path, events = command_recording
+    config = load_config(None, {"model": str(model_path), "source": "mic"})
+    whole = Agent(config, model=Model(model_path))
+    assert whole.detector.isolation is not None, "the node runs the bundled check"
+    heard: list[Detected] = []
+    whole.hub.subscribe(Detected, heard.append)
+    whole.run(WavSource(path, block_samples=1600))
+    first = heard[0].detection
+    cut = round(first.time_s + 0.2, 1)
+    head, tail = split_recording(path, cut, tmp_path)
+    opens: list[str] = []
+
+    def open_source() -> AudioSource:
+        opens.append("open")
+        if len(opens) == 1:
+            return UnpluggedAfter(head, int(cut * 10), OSError(-9981, "Input overflowed"))
+        return WavSource(tail, block_samples=1600)
+
+    agent = Agent(config, model=Model(model_path))
+    seen: list[Detected] = []
+    agent.hub.subscribe(Detected, seen.append)
+    agent.run(open_source)
+    assert len(opens) == 2
+    assert seen[0].detection == first
+    assert [e.detection.label for e in seen] == [e.detection.label for e in heard]
+
+
 def test_a_file_source_fault_is_not_retried(command_recording, tmp_path):
     stop = threading.Event()
     problems: list[object] = []

@@ -37,12 +37,12 @@ def isolation(model):
 
 
 def run(detector, audio, block=1600):
-    """Detections, each with the stream time at which `push` returned it."""
+    """Detections, each with the stream time at which `push` (or `finish`) returned it."""
     found = []
     for start in range(0, audio.size, block):
         for detection in detector.push(audio[start:start + block]):
             found.append((detection, detector.time_s))
-    return found
+    return found + [(detection, detector.time_s) for detection in detector.finish()]
 
 
 def test_the_bundled_check_names_its_window_threshold_and_sources(isolation):
@@ -124,6 +124,25 @@ def test_a_detection_waits_for_the_pause_after_its_word_and_keeps_its_time(model
         assert detection.time_s in times, "the check only holds back, it never adds"
         assert times[detection.time_s] <= detection.time_s + 0.1 + 1e-9
         assert detection.time_s + wait <= returned <= detection.time_s + wait + 0.1 + 1e-9
+
+
+def test_a_word_waiting_for_the_pause_is_decided_when_the_stream_goes_unheard_or_ends(
+        model, isolation):
+    """Listening switched off, the microphone lost or the file ended 0.2 s after a word fired,
+    inside the check's wait: the word is decided on what was heard, silence after, not lost."""
+    audio = read_wav_mono16k(DEFAULT_EXAMPLE)
+    first = run(Detector(model, isolation=isolation), audio)[0][0]
+    head = audio[:round((first.time_s + 0.2) * RATE / 1600) * 1600]
+    for end in ("skip", "finish", "nothing"):
+        detector = Detector(model, isolation=isolation)
+        assert [d for start in range(0, head.size, 1600)
+                for d in detector.push(head[start:start + 1600])] == []
+        found = (detector.skip(RATE) if end == "skip" else
+                 detector.finish() if end == "finish" else [])
+        assert found == ([] if end == "nothing" else [first]), end
+    strict = Detector(model, DetectorSettings(isolation_threshold=1.0), isolation=isolation)
+    strict.push(head)
+    assert strict.skip(RATE) == [] and strict.vetoed == 1, "the check still holds talk back"
 
 
 def test_threshold_zero_turns_the_check_off_and_one_holds_everything_back(model, isolation):
