@@ -14,10 +14,17 @@ from training.data.dataset import (
     PEOPLE_ENGINE,
     is_held_out,
     load_label_folders,
+    load_synthetic,
     speech_commands_noise,
     split_people,
 )
-from training.data.real_speech import load_corpus, split_corpus, talk_windows
+from training.data.real_speech import (
+    REAL_NOISE_ENGINE,
+    load_corpus,
+    noise_windows,
+    split_corpus,
+    talk_windows,
+)
 from training.data.stream_people import make_people_recording, make_talk_recording
 from training.data.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
 from training.experiments.folds import clip_folds
@@ -146,6 +153,25 @@ def test_real_talk_splits_by_speaker_and_gives_unknown_windows(tmp_path):
     assert json.loads((tmp_path / "talk" / "dataset.json").read_text())["kind"] == \
         "stream-windows"
     window = read_wav_mono16k(tmp_path / "talk" / rows[1].split(",")[0])
+    assert window.size == 16000 and np.abs(window).max() > 0
+
+
+def test_real_noise_gives_silence_windows_of_training_files_only(tmp_path):
+    split = split_corpus(load_corpus(mini_real_speech(tmp_path / "rs")))
+    count = noise_windows(split.train_noise, tmp_path / "noise", 30, seed=1)
+    clips = load_synthetic(tmp_path / "noise")
+    assert count == len(clips) == 30
+    assert {c.label for c in clips} == {SILENCE_LABEL}
+    assert {c.engine for c in clips} == {REAL_NOISE_ENGINE}
+    assert {c.voice for c in clips} <= {f"{REAL_NOISE_ENGINE}:{r.speaker}"
+                                        for r in split.train_noise}
+    assert not any(c.scored for c in clips), "train-only"
+    assert json.loads((tmp_path / "noise" / "dataset.json").read_text())["counts"] == {
+        SILENCE_LABEL: 30}
+    again = noise_windows(split.train_noise, tmp_path / "again", 30, seed=1)
+    assert again == 30 and (tmp_path / "again" / "clips.csv").read_text() == \
+        (tmp_path / "noise" / "clips.csv").read_text()
+    window = read_wav_mono16k(clips[0].path)
     assert window.size == 16000 and np.abs(window).max() > 0
 
 

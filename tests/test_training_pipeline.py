@@ -228,7 +228,7 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
         "synthesis": {"voices": {"espeak": 3, "flite": 2, "festival": 1, "festival-accent": 2},
                       "silence": 30},
         "people": {"speech_commands": str(people), "real_speech": str(real),
-                   "talk_windows": 60},
+                   "talk_windows": 60, "noise_windows": 20},
         "mining": {"minutes": 1, "hard_negatives": True},
         "streams": {"tts_minutes": 0.5, "unseen_minutes": 0.3, "people_minutes": 1},
         "isolation": {"recordings": 1, "validation_recordings": 1, "minutes": 1.5,
@@ -257,6 +257,7 @@ def test_the_default_recipe_runs_end_to_end_with_mining_and_hard_negatives(tmp_p
     assert len(mined) > 100 and json.loads((work / "mined" / "dataset.json").read_text())[
         "kind"] == "stream-windows"
     assert (work / "hard" / "clips.csv").is_file() and (work / "first" / "final").is_dir()
+    assert len((work / "noise" / "clips.csv").read_text().splitlines()) == 1 + 20
     report = json.loads((work / "run" / "report.json").read_text())
     streams = {s["recording"]: s for s in report["streams"]}
     assert streams["people.wav"]["commands"] > 0 and streams["people.wav"]["engines"] == [

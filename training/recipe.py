@@ -78,7 +78,13 @@ class People:
     real_speech: Path | None = SHARED / "real_speech"
     """Real talk and household noise (`shared/real_speech` layout; None: none)."""
     talk_windows: int = setting(8000, low=0)
-    """1 s windows of the training part of the real talk, as `_unknown_` (0: none)."""
+    """1 s windows of the training part of the real talk, as `_unknown_` (0: none). Still
+    worth having with the isolation check: without them the five speaker-fold models found
+    0.4 points fewer commands at 2 false activations per hour and 4.8 fewer at 1 (BENCHMARKS.md,
+    "without its talk windows")."""
+    noise_windows: int = setting(0, low=0)
+    """1 s windows of the training part of the real household noise and music, as `_silence_`
+    (0: none): the synthetic `_silence_` clips are hiss, hum and fans only."""
 
 
 @dataclass(frozen=True)

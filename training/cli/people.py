@@ -77,6 +77,12 @@ def cmd_talk(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_noise(args: argparse.Namespace) -> int:
+    """1 s windows of the training part of real household noise, as `_silence_` training data."""
+    make.noise_dataset(args.real_speech, args.out, args.windows, args.seed)
+    return 0
+
+
 def cmd_people_stream(args: argparse.Namespace) -> int:
     """Evaluation recordings of people no shipped model trained on, over held-out real noise:
     `people` (commands, other words and talk) and `talk` (held-out continuous talk only)."""
@@ -124,7 +130,7 @@ def cmd_isolation(args: argparse.Namespace) -> int:
 
 
 def add_people_parsers(sub: argparse._SubParsersAction) -> None:
-    """The `talk`, `people-stream`, `isolation`, `fold-report` and `fold-compare`
+    """The `talk`, `noise`, `people-stream`, `isolation`, `fold-report` and `fold-compare`
     subcommands."""
     talk = sub.add_parser("talk", help="1 s windows of real talk (training speakers) as "
                                        "_unknown_ training data")
@@ -134,6 +140,15 @@ def add_people_parsers(sub: argparse._SubParsersAction) -> None:
     talk.add_argument("--windows", type=int, default=8000)
     talk.add_argument("--seed", type=int, default=1)
     talk.set_defaults(func=cmd_talk)
+
+    noise = sub.add_parser("noise", help="1 s windows of real household noise (training "
+                                         "files) as _silence_ training data")
+    noise.add_argument("--real-speech", type=Path, required=True,
+                       help="shared/real_speech layout (MANIFEST.csv)")
+    noise.add_argument("--out", type=Path, required=True, help="dataset dir to write")
+    noise.add_argument("--windows", type=int, default=1500)
+    noise.add_argument("--seed", type=int, default=1)
+    noise.set_defaults(func=cmd_noise)
 
     people = sub.add_parser("people-stream", help="evaluation recording of held-out people "
                                                   "over held-out real noise")

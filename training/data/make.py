@@ -116,6 +116,14 @@ def talk_dataset(real_speech: Path, out: Path, windows: int, seed: int) -> Path:
     return out
 
 
+def noise_dataset(real_speech: Path, out: Path, windows: int, seed: int) -> Path:
+    """1 s windows of the training part of real household noise, as `_silence_` training data."""
+    from training.data.real_speech import load_corpus, noise_windows, split_corpus
+
+    noise_windows(split_corpus(load_corpus(real_speech)).train_noise, out, windows, seed)
+    return out
+
+
 def people_recording(out: Path, *, kind: str, real_speech: Path,
                      speech_commands: Path | None, minutes: float, seed: int,
                      talk_share: float = 0.2, gap_s: tuple[float, float] = (1.0, 6.0),

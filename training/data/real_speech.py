@@ -22,13 +22,15 @@ from edge_node.features import CLIP_SAMPLES, SAMPLE_RATE
 from training.data.audio_files import read_audio
 from training.data.dataset import STREAM_WINDOWS, is_held_out
 from training.data.dataset_synth import CSV_FIELDS, write_clips_csv
-from training.data.vocab import UNKNOWN_LABEL
+from training.data.vocab import SILENCE_LABEL, UNKNOWN_LABEL
 from training.tts.synthesis import write_wav
 
 log = logging.getLogger(__name__)
 
 TALK_ENGINE = "talk"
 """`Clip.engine` of windows cut from real talk."""
+REAL_NOISE_ENGINE = "real-noise"
+"""`Clip.engine` of windows cut from real household noise."""
 UNNAMED_SPEAKERS = frozenset({"", "mixed-50plus"})
 """Manifest speaker fields that name no single person: such files are split one by one."""
 
@@ -98,33 +100,49 @@ def talk_windows(recordings: Sequence[Recording], out: Path, count: int, seed: i
     on them (mid-word, mid-sentence, a command word inside a sentence), as a train-only
     `_unknown_` dataset (`clips.csv` + WAVs). Longer recordings give more windows, in
     proportion to their length."""
+    return _windows(recordings, out, count, (seed, 4242), UNKNOWN_LABEL, TALK_ENGINE,
+                    "real talk")
+
+
+def noise_windows(recordings: Sequence[Recording], out: Path, count: int, seed: int) -> int:
+    """Write `count` 1 s windows of household noise and music, as a train-only `_silence_`
+    dataset: real noise heard alone, which the synthetic `_silence_` clips (hiss, hum, fans)
+    never are. Without them the classifier took a running tap or a clatter for "up"."""
+    return _windows(recordings, out, count, (seed, 4343), SILENCE_LABEL, REAL_NOISE_ENGINE,
+                    "real noise")
+
+
+def _windows(recordings: Sequence[Recording], out: Path, count: int, seed: tuple[int, int],
+             label: str, engine: str, source: str) -> int:
+    """`count` 1 s windows at random offsets of `recordings` (in proportion to their
+    length), written as a train-only dataset of `label` clips; `seed`: (recipe seed, salt)."""
     out = Path(out)
-    rng = np.random.default_rng([seed, 4242])
-    talk = [r for r in recordings if r.seconds * SAMPLE_RATE > CLIP_SAMPLES]
-    if not talk:
-        raise ValueError("no talk recording is longer than one window")
-    weights = np.array([r.seconds for r in talk])
-    picks = np.bincount(rng.choice(len(talk), size=count, p=weights / weights.sum()),
-                        minlength=len(talk))
+    rng = np.random.default_rng(list(seed))
+    long_enough = [r for r in recordings if r.seconds * SAMPLE_RATE > CLIP_SAMPLES]
+    if not long_enough:
+        raise ValueError(f"no {source} recording is longer than one window")
+    weights = np.array([r.seconds for r in long_enough])
+    picks = np.bincount(rng.choice(len(long_enough), size=count, p=weights / weights.sum()),
+                        minlength=len(long_enough))
     rows = []
-    folder = out / TALK_ENGINE / UNKNOWN_LABEL
+    folder = out / engine / label
     folder.mkdir(parents=True, exist_ok=True)
-    for index, (recording, n) in enumerate(zip(talk, picks, strict=True)):
+    for index, (recording, n) in enumerate(zip(long_enough, picks, strict=True)):
         if not n:
             continue
         audio = read_audio(recording.path)
         starts = rng.integers(0, max(1, audio.size - CLIP_SAMPLES), size=n)
         for start in sorted(int(s) for s in starts):
-            rel = f"{TALK_ENGINE}/{UNKNOWN_LABEL}/{index:04d}-{start * 1000 // SAMPLE_RATE:07d}.wav"
+            rel = f"{engine}/{label}/{index:04d}-{start * 1000 // SAMPLE_RATE:07d}.wav"
             write_wav(out / rel, audio[start : start + CLIP_SAMPLES])
-            rows.append({"path": rel, "label": UNKNOWN_LABEL, "engine": TALK_ENGINE,
+            rows.append({"path": rel, "label": label, "engine": engine,
                          "voice": recording.speaker, "text": recording.corpus, "scored": "0"})
     write_clips_csv(out / "clips.csv", rows)
     (out / "dataset.json").write_text(json.dumps({
-        "kind": STREAM_WINDOWS, "source": "real talk", "seed": seed, "counts": {
-            UNKNOWN_LABEL: len(rows)}, "speakers": len({r.speaker for r in talk}),
-        "fields": list(CSV_FIELDS)}, indent=1))
-    log.info("wrote %d talk windows of %d speakers to %s", len(rows), len(talk), out)
+        "kind": STREAM_WINDOWS, "source": source, "seed": seed[0], "counts": {label: len(rows)},
+        "speakers": len({r.speaker for r in long_enough}), "fields": list(CSV_FIELDS)}, indent=1))
+    log.info("wrote %d %s windows of %d recordings to %s", len(rows), source, len(long_enough),
+             out)
     return len(rows)
 
 

@@ -26,7 +26,7 @@ from training.data.augment import Augmenter, AugmentSettings
 from training.data.dataset import PEOPLE_ENGINE, USER_ENGINE, Clip, split_by_voice
 from training.data.dataset_synth import NOISE_ENGINE
 from training.data.featurize import FeatureSet, featurize, load_audio
-from training.data.real_speech import TALK_ENGINE
+from training.data.real_speech import REAL_NOISE_ENGINE, TALK_ENGINE
 from training.data.vocab import COMMANDS, SILENCE_LABEL, UNKNOWN_LABEL
 from training.evaluation.metrics import scores
 from training.evaluation.node_eval import predict_in_runtime
@@ -208,9 +208,10 @@ def voice_masks(data: Prepared, pool: list[Clip], settings: PipelineSettings) ->
                       np.array([c.voice in held_voices for c in data.clips]) & in_pool)
 
 
-NOT_HELD_OUT = (NOISE_ENGINE, PEOPLE_ENGINE, USER_ENGINE, TALK_ENGINE)
+NOT_HELD_OUT = (NOISE_ENGINE, PEOPLE_ENGINE, USER_ENGINE, TALK_ENGINE, REAL_NOISE_ENGINE)
 """Sources no leave-one-engine-out run holds out: noise, recorded people (measured by speaker
-folds, `training.experiments.folds`), the user's recordings and talk windows (train-only)."""
+folds, `training.experiments.folds`), the user's recordings and talk and real-noise windows
+(train-only)."""
 
 
 def held_out_engines(clips: list[Clip]) -> list[str]:

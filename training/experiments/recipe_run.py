@@ -95,6 +95,12 @@ def training_data(recipe: Recipe, work: Path, workers: int) -> list[Path]:
             make.talk_dataset(recipe.people.real_speech, talk, recipe.people.talk_windows,
                               recipe.seed)
         datasets.append(talk)
+    if recipe.people.real_speech and recipe.people.noise_windows > 0:
+        noise = work / "noise"
+        if _missing(noise):
+            make.noise_dataset(recipe.people.real_speech, noise, recipe.people.noise_windows,
+                               recipe.seed)
+        datasets.append(noise)
     return datasets
 
 
