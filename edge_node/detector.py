@@ -19,7 +19,7 @@ from functools import partial
 import numpy as np
 
 from edge_node.audio.base import SAMPLE_RATE
-from edge_node.isolation import IsolationCheck
+from edge_node.isolation import AudioRing, IsolationCheck
 from edge_node.model import Manifest, Model
 from edge_node.setting import check_limits, meta, setting
 
@@ -174,12 +174,8 @@ class Detector:
         self._block: list[np.ndarray] = []
         self._block_len = 0
         self._thresholds = self._threshold_array()
-        self._recent = np.zeros(0 if self.isolation is None else self.isolation.clip_samples,
-                                dtype=np.float32)
-        """The audio the isolation check sees (its window, up to now), as a ring written at
-        `_recent_at`: shifting 2 s of audio every hop would cost the node a large temporary
-        array (an mmap and munmap) per hop, while the check reads it a few times an hour."""
-        self._recent_at = 0
+        self._around = None if self.isolation is None else AudioRing(self.isolation.clip_samples)
+        """The audio the isolation check sees (its window, up to now)."""
         self._awaiting: deque[tuple[int, Detection]] = deque()
         """Detections waiting for the pause after their word: (stream sample due, detection)."""
 
@@ -204,9 +200,9 @@ class Detector:
         if (settings.hop_ms, settings.smoothing_windows, settings.mode) != (
             old.hop_ms, old.smoothing_windows, old.mode
         ):
-            around, around_at, awaiting = self._recent, self._recent_at, self._awaiting
+            around, awaiting = self._around, self._awaiting
             self._reset_state()
-            self._recent, self._recent_at, self._awaiting = around, around_at, awaiting
+            self._around, self._awaiting = around, awaiting
 
     def use_model(self, model: Model) -> None:
         """Switch to another model between hops (an OTA update), keeping stream time, the
@@ -217,7 +213,7 @@ class Detector:
         pending, levels, last_fire = self._pending, list(self._levels), self._last_fire_s
         same_labels = tuple(model.labels) == tuple(self.labels)
         posteriors, armed = list(self._posteriors), self._armed
-        around, around_at, awaiting = self._recent, self._recent_at, self._awaiting
+        around, awaiting = self._around, self._awaiting
         self.model = model
         self.settings = self._resolve(self.requested)
         self.labels = model.labels
@@ -228,7 +224,7 @@ class Detector:
         self._pending = pending
         self._levels.extend(levels)
         self._last_fire_s = last_fire
-        self._recent, self._recent_at, self._awaiting = around, around_at, awaiting
+        self._around, self._awaiting = around, awaiting
         if same_labels:
             # Smoothing and re-arming carry over (else a word could fire twice or late).
             self._posteriors.extend(posteriors)
@@ -287,8 +283,8 @@ class Detector:
         self.samples_seen += hop.size
         self.windows += 1
         self._stream.push(hop)
-        if self._recent.size:
-            self._remember(hop)
+        if self._around is not None:
+            self._around.write(hop)
         level = rms_dbfs(hop)
         self.last_level_dbfs = level
         self._levels.append(level)
@@ -301,38 +297,20 @@ class Detector:
             self.inferences += 1
         if self.posteriors is not None:
             self.posteriors.append(probs)
-        if self.isolation_scores is not None and self.isolation is not None:
-            self.isolation_scores.append(self.isolation.score(self._recent_audio()))
+        if self.isolation_scores is not None:
+            self.isolation_scores.append(self._isolation_score_until(self.samples_seen))
         return self._checked(self._smooth_and_decide(probs), self._isolation_score_now)
-
-    def _remember(self, hop: np.ndarray) -> None:
-        """Write a hop into the isolation check's ring of recent audio."""
-        ring, at = self._recent, self._recent_at
-        hop = hop[-ring.size:]
-        first = min(hop.size, ring.size - at)
-        ring[at:at + first] = hop[:first]
-        ring[:hop.size - first] = hop[first:]
-        self._recent_at = (at + hop.size) % ring.size
-
-    def _recent_audio(self) -> np.ndarray:
-        """The isolation check's window of recent audio, oldest sample first."""
-        return np.concatenate([self._recent[self._recent_at:], self._recent[:self._recent_at]])
 
     def _isolation_score_now(self) -> float:
         if self.isolation_scores:
             return self.isolation_scores[-1]
-        assert self.isolation is not None
-        return self.isolation.score(self._recent_audio())
+        return self._isolation_score_until(self.samples_seen)
 
     def _isolation_score_until(self, due: int) -> float:
         """The check's score of its window ending at sample `due`, the part not yet heard
         taken as silence."""
-        assert self.isolation is not None
-        audio = self._recent_audio()
-        unheard = min(max(0, due - self.samples_seen), audio.size)
-        if unheard:
-            audio = np.concatenate([audio[unheard:], np.zeros(unheard, dtype=np.float32)])
-        return self.isolation.score(audio)
+        assert self.isolation is not None and self._around is not None
+        return self.isolation.score(self._around.read(due - self.samples_seen))
 
     def _passes(self, waiting: Detection, isolation_score: Callable[[], float]) -> bool:
         """Whether the isolation check (if on) finds `waiting`'s word said on its own."""

@@ -71,6 +71,33 @@ class IsolationCheck:
         return float(self.model.predict_waveform(window)[self._alone])
 
 
+class AudioRing:
+    """The last `size` samples of the stream: the check's window, up to now. Written in place
+    every hop (shifting 2 s of audio every hop would cost the node a large temporary array, an
+    mmap and munmap, per hop); read only when the check runs, a few times an hour."""
+
+    def __init__(self, size: int) -> None:
+        self._ring = np.zeros(size, dtype=np.float32)
+        self._at = 0
+
+    def write(self, hop: np.ndarray) -> None:
+        ring, at = self._ring, self._at
+        hop = hop[-ring.size:]
+        first = min(hop.size, ring.size - at)
+        ring[at:at + first] = hop[:first]
+        ring[:hop.size - first] = hop[first:]
+        self._at = (at + hop.size) % ring.size
+
+    def read(self, silence_after: int = 0) -> np.ndarray:
+        """The window, oldest sample first; with `silence_after`, the window ending that many
+        samples from now, the part not yet heard taken as silence."""
+        audio = np.concatenate([self._ring[self._at:], self._ring[:self._at]])
+        unheard = min(max(0, silence_after), audio.size)
+        if unheard:
+            audio = np.concatenate([audio[unheard:], np.zeros(unheard, dtype=np.float32)])
+        return audio
+
+
 def context_after_ms(manifest_extra: dict[str, Any]) -> int:
     """The isolation manifest's `isolation.after_ms`: how much of its window follows the
     moment the classifier fired."""

@@ -132,23 +132,16 @@ def cmd_isolation(args: argparse.Namespace) -> int:
 def add_people_parsers(sub: argparse._SubParsersAction) -> None:
     """The `talk`, `noise`, `people-stream`, `isolation`, `fold-report` and `fold-compare`
     subcommands."""
-    talk = sub.add_parser("talk", help="1 s windows of real talk (training speakers) as "
-                                       "_unknown_ training data")
-    talk.add_argument("--real-speech", type=Path, required=True,
-                      help="shared/real_speech layout (MANIFEST.csv)")
-    talk.add_argument("--out", type=Path, required=True, help="dataset dir to write")
-    talk.add_argument("--windows", type=int, default=8000)
-    talk.add_argument("--seed", type=int, default=1)
-    talk.set_defaults(func=cmd_talk)
-
-    noise = sub.add_parser("noise", help="1 s windows of real household noise (training "
-                                         "files) as _silence_ training data")
-    noise.add_argument("--real-speech", type=Path, required=True,
-                       help="shared/real_speech layout (MANIFEST.csv)")
-    noise.add_argument("--out", type=Path, required=True, help="dataset dir to write")
-    noise.add_argument("--windows", type=int, default=1500)
-    noise.add_argument("--seed", type=int, default=1)
-    noise.set_defaults(func=cmd_noise)
+    for name, what, windows, func in (
+            ("talk", "real talk (training speakers) as _unknown_", 8000, cmd_talk),
+            ("noise", "real household noise (training files) as _silence_", 1500, cmd_noise)):
+        windowed = sub.add_parser(name, help=f"1 s windows of {what} training data")
+        windowed.add_argument("--real-speech", type=Path, required=True,
+                              help="shared/real_speech layout (MANIFEST.csv)")
+        windowed.add_argument("--out", type=Path, required=True, help="dataset dir to write")
+        windowed.add_argument("--windows", type=int, default=windows)
+        windowed.add_argument("--seed", type=int, default=1)
+        windowed.set_defaults(func=func)
 
     people = sub.add_parser("people-stream", help="evaluation recording of held-out people "
                                                   "over held-out real noise")

@@ -89,18 +89,14 @@ def training_data(recipe: Recipe, work: Path, workers: int) -> list[Path]:
                                near_miss_share=mining.near_miss_share, seed=recipe.seed,
                                workers=workers, words=recipe.words)
         datasets.append(mined)
-    if recipe.people.real_speech and recipe.people.talk_windows > 0:
-        talk = work / "talk"
-        if _missing(talk):
-            make.talk_dataset(recipe.people.real_speech, talk, recipe.people.talk_windows,
-                              recipe.seed)
-        datasets.append(talk)
-    if recipe.people.real_speech and recipe.people.noise_windows > 0:
-        noise = work / "noise"
-        if _missing(noise):
-            make.noise_dataset(recipe.people.real_speech, noise, recipe.people.noise_windows,
-                               recipe.seed)
-        datasets.append(noise)
+    real_windows = (("talk", recipe.people.talk_windows, make.talk_dataset),
+                    ("noise", recipe.people.noise_windows, make.noise_dataset))
+    for name, count, maker in real_windows:
+        if recipe.people.real_speech and count > 0:
+            folder = work / name
+            if _missing(folder):
+                maker(recipe.people.real_speech, folder, count, recipe.seed)
+            datasets.append(folder)
     return datasets
 
 
