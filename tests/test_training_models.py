@@ -132,6 +132,39 @@ def test_online_masks_blank_random_stripes_anew_every_draw():
     assert result["fresh"] and result["off"]
 
 
+MIXUP_SCRIPT = """
+import json
+import numpy as np
+import tensorflow as tf
+from training.models.train import mix_batch
+
+n = 256
+x = tf.constant(np.arange(n, dtype=np.float32)[:, None, None, None] * np.ones((1, 4, 3, 1),
+                np.float32))
+y = tf.one_hot(np.arange(n) % 4, 4)
+w = tf.constant(np.where(np.arange(n) % 2 == 0, 1.0, 3.0).astype(np.float32))
+draws = [mix_batch(x, y, w, 0.4, seed=5) for _ in range(2)]
+mx, my, mw = (v.numpy() for v in draws[0])
+own = my[np.arange(n), np.arange(n) % 4]
+out = {"row_sums": [float(v) for v in np.unique(np.round(my.sum(axis=1), 5))],
+       "own_share_min": float(own.min()),
+       "mixed_rows": float(np.mean(own < 0.99)),
+       "constant_over_features": bool(np.allclose(mx, mx[:, :1, :1, :1])),
+       "weights_in_range": bool(mw.min() >= 1.0 - 1e-6 and mw.max() <= 3.0 + 1e-6),
+       "fresh": bool(not np.array_equal(mx, draws[1][0].numpy()))}
+print(json.dumps(out))
+"""
+
+
+def test_mixup_blends_each_example_mostly_with_itself_anew_every_draw():
+    result = tensorflow_script_result(MIXUP_SCRIPT)
+    assert result["row_sums"] == [1.0]  # targets stay distributions
+    assert result["own_share_min"] >= 0.5 - 1e-6  # each row keeps the larger part of itself
+    assert result["mixed_rows"] > 0.3  # and Beta(0.4, 0.4) mixes many of them
+    assert result["constant_over_features"]  # features blended as wholes, by one share per row
+    assert result["weights_in_range"] and result["fresh"]
+
+
 JOIN_SCRIPT = """
 import json
 import numpy as np

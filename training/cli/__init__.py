@@ -46,6 +46,9 @@ def add_measured_off_options(parser: argparse.ArgumentParser) -> None:
                         help="online SpecAugment: two time masks of up to N frames (0 = off)")
     parser.add_argument("--mask-bands", type=int, default=0,
                         help="online SpecAugment: two frequency masks of up to N bands (0 = off)")
+    parser.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                        help="mixup: blend each example with another of its batch, share from "
+                             "Beta(ALPHA, ALPHA) (0 = off)")
     parser.add_argument("--distill", type=int, default=0, metavar="N",
                         help="train N teachers (other seeds) first, then the model on their "
                              "averaged probabilities (0 = off)")

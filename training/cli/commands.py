@@ -74,7 +74,7 @@ def train_settings(args: argparse.Namespace) -> PipelineSettings:
                             time_warp=args.time_warp, weight_average=args.weight_average,
                             mask_frames=args.mask_frames, mask_bands=args.mask_bands,
                             distill_teachers=args.distill,
-                            distill_weight=args.distill_weight,
+                            distill_weight=args.distill_weight, mixup=args.mixup,
                             ensemble_join=args.ensemble_join,
                             ensemble_temperature=args.ensemble_temperature,
                             tcresnet_width=args.tcresnet_width,

@@ -123,6 +123,24 @@ def mask_features(x: Any, max_frames: int, max_bands: int, seed: int, masks: int
     return x
 
 
+def mix_batch(x: Any, y: Any, w: Any, alpha: float, seed: int) -> tuple[Any, Any, Any]:
+    """Mixup on one batch: each example blended with a random partner of the same batch by a
+    share drawn from Beta(alpha, alpha), folded to >= 0.5 so each row stays mostly itself."""
+    import tensorflow as tf
+
+    batch = tf.shape(x)[0]
+    first = tf.random.gamma([batch], alpha, seed=seed)
+    second = tf.random.gamma([batch], alpha, seed=seed + 1)
+    share = first / tf.maximum(first + second, 1e-12)
+    share = tf.maximum(share, 1.0 - share)
+    partner = tf.random.shuffle(tf.range(batch), seed=seed + 2)
+    def blend(values: Any) -> Any:
+        keep = tf.reshape(share, tf.concat([[batch], tf.ones([tf.rank(values) - 1], tf.int32)],
+                                           axis=0))
+        return values * keep + tf.gather(values, partner) * (1.0 - keep)
+    return blend(x), blend(y), blend(w)
+
+
 def set_seeds(seed: int) -> None:
     import tensorflow as tf
 
@@ -176,6 +194,8 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray, x_val: np
     if warps and (settings.mask_frames > 0 or settings.mask_bands > 0):
         train = train.map(lambda x, y, w: (
             mask_features(x, settings.mask_frames, settings.mask_bands, settings.seed), y, w))
+    if settings.mixup > 0:
+        train = train.map(lambda x, y, w: mix_batch(x, y, w, settings.mixup, settings.seed + 7))
     train = train.prefetch(2)
     val = (tf.data.Dataset.from_tensor_slices((x_val[..., None], one_hot[y_val]))
            .batch(512).map(lambda x, y: (tf.cast(x, tf.float32), y)))
