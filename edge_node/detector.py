@@ -19,7 +19,7 @@ from functools import partial
 import numpy as np
 
 from edge_node.audio.base import SAMPLE_RATE
-from edge_node.isolation import AudioRing, IsolationCheck
+from edge_node.isolation import IsolationCheck, PauseGate
 from edge_node.model import Manifest, Model
 from edge_node.setting import check_limits, meta, setting
 
@@ -127,6 +127,8 @@ class Detector:
         self.model = model
         self.isolation = isolation
         """Lets through only words said on its own (`edge_node.isolation`); None: all."""
+        self._gate = None if isolation is None else PauseGate(isolation)
+        """Holds detections until the pause after their word, for the check."""
         self.requested = settings or DetectorSettings()
         """The settings as given (node.yaml, Home Assistant); `settings` are in force."""
         self.settings = self._resolve(self.requested)
@@ -142,8 +144,6 @@ class Detector:
         self.samples_seen = 0
         self.windows = 0
         self.inferences = 0
-        self.vetoed = 0
-        """Detections the isolation check held back as talk."""
         self.last_level_dbfs = -200.0
         self.last_latency_ms = 0.0
         self._reset_state()
@@ -174,10 +174,11 @@ class Detector:
         self._block: list[np.ndarray] = []
         self._block_len = 0
         self._thresholds = self._threshold_array()
-        self._around = None if self.isolation is None else AudioRing(self.isolation.clip_samples)
-        """The audio the isolation check sees (its window, up to now)."""
-        self._awaiting: deque[tuple[int, Detection]] = deque()
-        """Detections waiting for the pause after their word: (stream sample due, detection)."""
+
+    @property
+    def vetoed(self) -> int:
+        """Detections the isolation check held back as talk."""
+        return 0 if self._gate is None else self._gate.vetoed
 
     @property
     def threshold_source(self) -> str:
@@ -200,9 +201,7 @@ class Detector:
         if (settings.hop_ms, settings.smoothing_windows, settings.mode) != (
             old.hop_ms, old.smoothing_windows, old.mode
         ):
-            around, awaiting = self._around, self._awaiting
             self._reset_state()
-            self._around, self._awaiting = around, awaiting
 
     def use_model(self, model: Model) -> None:
         """Switch to another model between hops (an OTA update), keeping stream time, the
@@ -213,7 +212,6 @@ class Detector:
         pending, levels, last_fire = self._pending, list(self._levels), self._last_fire_s
         same_labels = tuple(model.labels) == tuple(self.labels)
         posteriors, armed = list(self._posteriors), self._armed
-        around, awaiting = self._around, self._awaiting
         self.model = model
         self.settings = self._resolve(self.requested)
         self.labels = model.labels
@@ -224,7 +222,6 @@ class Detector:
         self._pending = pending
         self._levels.extend(levels)
         self._last_fire_s = last_fire
-        self._around, self._awaiting = around, awaiting
         if same_labels:
             # Smoothing and re-arming carry over (else a word could fire twice or late).
             self._posteriors.extend(posteriors)
@@ -237,18 +234,17 @@ class Detector:
         found = self.flush()
         self.samples_seen += samples
         self._reset_state()
+        if self._gate is not None:
+            self._gate.forget_audio()
         return found
 
     def flush(self) -> list[Detection]:
         """Decide now the detections waiting for the pause after their word, on the audio
         heard so far followed by silence: a word said just before the stream goes unheard is
         not lost (nor one said in a pause, for the check sees the pause as silence)."""
-        found: list[Detection] = []
-        while self._awaiting:
-            due, waiting = self._awaiting.popleft()
-            if self._passes(waiting, partial(self._isolation_score_until, due)):
-                found.append(waiting)
-        return found
+        if self._gate is None:
+            return []
+        return self._gate.flush(self.samples_seen, self.settings.isolation_threshold or 0.0)
 
     def finish(self) -> list[Detection]:
         """The stream ended: the detections still due, after the isolation check's wait of
@@ -283,8 +279,8 @@ class Detector:
         self.samples_seen += hop.size
         self.windows += 1
         self._stream.push(hop)
-        if self._around is not None:
-            self._around.write(hop)
+        if self._gate is not None:
+            self._gate.hear(hop)
         level = rms_dbfs(hop)
         self.last_level_dbfs = level
         self._levels.append(level)
@@ -297,51 +293,25 @@ class Detector:
             self.inferences += 1
         if self.posteriors is not None:
             self.posteriors.append(probs)
-        if self.isolation_scores is not None:
-            self.isolation_scores.append(self._isolation_score_until(self.samples_seen))
+        if self.isolation_scores is not None and self._gate is not None:
+            self.isolation_scores.append(self._gate.score_until(self.samples_seen,
+                                                                self.samples_seen))
         return self._checked(self._smooth_and_decide(probs), self._isolation_score_now)
 
     def _isolation_score_now(self) -> float:
+        assert self._gate is not None
         if self.isolation_scores:
             return self.isolation_scores[-1]
-        return self._isolation_score_until(self.samples_seen)
-
-    def _isolation_score_until(self, due: int) -> float:
-        """The check's score of its window ending at sample `due`, the part not yet heard
-        taken as silence."""
-        assert self.isolation is not None and self._around is not None
-        return self.isolation.score(self._around.read(due - self.samples_seen))
-
-    def _passes(self, waiting: Detection, isolation_score: Callable[[], float]) -> bool:
-        """Whether the isolation check (if on) finds `waiting`'s word said on its own."""
-        threshold = self.settings.isolation_threshold or 0.0
-        if self.isolation is None or threshold <= 0.0:
-            return True
-        score = isolation_score()
-        if score >= threshold:
-            return True
-        self.vetoed += 1
-        log.info("%s %.2f at %.1f s held back: inside talk (isolation %.2f < %.2f)",
-                 waiting.label, waiting.confidence, waiting.time_s, score, threshold)
-        return False
+        return self._gate.score_until(self.samples_seen, self.samples_seen)
 
     def _checked(self, detection: Detection | None,
                  isolation_score: Callable[[], float]) -> list[Detection]:
         """The detections due now: with the isolation check on, each waits for the pause after
         its word and is reported only if the check finds the word said on its own."""
-        threshold = self.settings.isolation_threshold or 0.0
-        if self.isolation is None or threshold <= 0.0:
-            found = [d for _, d in self._awaiting]
-            self._awaiting.clear()
-            return [*found, detection] if detection else found
-        if detection:
-            self._awaiting.append((self.samples_seen + self.isolation.after_samples, detection))
-        found = []
-        while self._awaiting and self._awaiting[0][0] <= self.samples_seen:
-            _, waiting = self._awaiting.popleft()
-            if self._passes(waiting, isolation_score):
-                found.append(waiting)
-        return found
+        if self._gate is None:
+            return [detection] if detection else []
+        return self._gate.admit(detection, self.samples_seen,
+                                self.settings.isolation_threshold or 0.0, isolation_score)
 
     def _smooth_and_decide(self, probs: np.ndarray) -> Detection | None:
         self._posteriors.append(probs)
@@ -352,7 +322,8 @@ class Detector:
         """The detections `settings` would have given on a stream whose hops had these
         posteriors (`self.posteriors` of a run with the same hop and gate) and isolation scores
         (`self.isolation_scores`; needed when the isolation check is on): a threshold sweep
-        costs one pass of the model instead of one per threshold. Leaves this detector as new."""
+        costs one pass of the model instead of one per threshold. Leaves the stream state as
+        new, and the live isolation gate (its waiting detections, its veto count) as it was."""
         if (settings.mode, settings.hop_ms, settings.gate_dbfs) != (
                 self.settings.mode, self.settings.hop_ms, self.settings.gate_dbfs):
             raise DetectorConfigError("replay needs the mode, hop and gate the posteriors "
@@ -364,13 +335,15 @@ class Detector:
             raise DetectorConfigError("replay with the isolation check needs an isolation "
                                       "score for every hop")
         self._reset_state()
+        live_gate = self._gate
+        self._gate = None if self.isolation is None else PauseGate(self.isolation)
         scores = list(isolation_scores) if isolation_scores is not None else []
         found = []
         for hop, probs in enumerate(posteriors):
             self.samples_seen += self.hop_samples
             detection = self._smooth_and_decide(np.asarray(probs, dtype=np.float32))
             found.extend(self._checked(detection, partial(scores.__getitem__, hop)))
-        self.settings, self.samples_seen = kept, 0
+        self.settings, self.samples_seen, self._gate = kept, 0, live_gate
         self._reset_state()
         return found
 

@@ -15,13 +15,19 @@ is loaded like any other (`edge_node.model.Model`: manifest, sha256, tensor chec
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge_node.audio.base import SAMPLE_RATE
 from edge_node.model import Model, ModelError
+
+if TYPE_CHECKING:
+    from edge_node.detector import Detection
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +102,67 @@ class AudioRing:
         if unheard:
             audio = np.concatenate([audio[unheard:], np.zeros(unheard, dtype=np.float32)])
         return audio
+
+
+class PauseGate:
+    """Holds each detection until the pause after its word has been heard, then reports it
+    only if the check finds the word said on its own. Hears every hop (one ring write); runs
+    the check only when a detection is due."""
+
+    def __init__(self, check: IsolationCheck) -> None:
+        self.check = check
+        self._heard = AudioRing(check.clip_samples)
+        self._waiting: deque[tuple[int, Detection]] = deque()
+        """(stream sample when due, detection), oldest first."""
+        self.vetoed = 0
+        """Detections held back as talk."""
+
+    def hear(self, hop: np.ndarray) -> None:
+        self._heard.write(hop)
+
+    def forget_audio(self) -> None:
+        """Listening resumes from silence (after a gap in the stream)."""
+        self._heard = AudioRing(self.check.clip_samples)
+
+    def score_until(self, due: int, now: int) -> float:
+        """The check's score of its window ending at stream sample `due` (we are at `now`),
+        the part not yet heard taken as silence."""
+        return self.check.score(self._heard.read(due - now))
+
+    def admit(self, detection: Detection | None, now: int, threshold: float,
+              score_now: Callable[[], float]) -> list[Detection]:
+        """Queue `detection` (if any) and return the detections due at stream sample `now`
+        that pass, scored by `score_now`; with the check off (`threshold` <= 0) every waiting
+        detection at once."""
+        if detection is not None:
+            self._waiting.append((now + self.check.after_samples, detection))
+        found = []
+        while self._waiting and (threshold <= 0.0 or self._waiting[0][0] <= now):
+            _, waiting = self._waiting.popleft()
+            if self._passes(waiting, threshold, score_now):
+                found.append(waiting)
+        return found
+
+    def flush(self, now: int, threshold: float) -> list[Detection]:
+        """Decide every waiting detection now, on the audio heard so far followed by silence:
+        a word said just before the stream goes unheard is not lost."""
+        found = []
+        while self._waiting:
+            due, waiting = self._waiting.popleft()
+            if self._passes(waiting, threshold, partial(self.score_until, due, now)):
+                found.append(waiting)
+        return found
+
+    def _passes(self, waiting: Detection, threshold: float, score: Callable[[], float]) -> bool:
+        if threshold <= 0.0:
+            return True
+        got = score()
+        if got >= threshold:
+            return True
+        self.vetoed += 1
+        log.info("%s %.2f at %.1f s held back: inside talk (isolation %.2f < %.2f)",
+                 waiting.label, waiting.confidence, waiting.time_s, got, threshold)
+        return False
 
 
 def context_after_ms(manifest_extra: dict[str, Any]) -> int:
