@@ -1,5 +1,5 @@
 """The Keras pieces of training on toy data, each in a fresh interpreter: weight averaging,
-distillation targets, online SpecAugment masks and the ensemble's joins."""
+distillation targets, online SpecAugment masks, mixup and the ensemble's joins."""
 
 import importlib.util
 import json

@@ -39,9 +39,9 @@ log = logging.getLogger("training")
 
 
 def add_measured_off_options(parser: argparse.ArgumentParser) -> None:
-    """Training options measured and kept off in the recipe (BENCHMARKS.md: better on clips of
-    unseen engines by the prior-scaled figure, no gain in streaming), alike on `train` and
-    `default`."""
+    """Training options measured and kept off in the recipe (BENCHMARKS.md says what each did:
+    masks and distillation helped only unseen engines' clips, mixup moved people's folds along
+    their trade-off), for `kws-train train`."""
     parser.add_argument("--mask-frames", type=int, default=0,
                         help="online SpecAugment: two time masks of up to N frames (0 = off)")
     parser.add_argument("--mask-bands", type=int, default=0,
