@@ -176,6 +176,11 @@ class Detector:
         self._thresholds = self._threshold_array()
 
     @property
+    def _check_threshold(self) -> float:
+        """The isolation check's threshold in force; 0 when it is off."""
+        return self.settings.isolation_threshold or 0.0
+
+    @property
     def vetoed(self) -> int:
         """Detections the isolation check held back as talk."""
         return 0 if self._gate is None else self._gate.vetoed
@@ -244,7 +249,7 @@ class Detector:
         not lost (nor one said in a pause, for the check sees the pause as silence)."""
         if self._gate is None:
             return []
-        return self._gate.flush(self.samples_seen, self.settings.isolation_threshold or 0.0)
+        return self._gate.flush(self.samples_seen, self._check_threshold)
 
     def finish(self) -> list[Detection]:
         """The stream ended: the detections still due, after the isolation check's wait of
@@ -311,7 +316,7 @@ class Detector:
         if self._gate is None:
             return [detection] if detection else []
         return self._gate.admit(detection, self.samples_seen,
-                                self.settings.isolation_threshold or 0.0, isolation_score)
+                                self._check_threshold, isolation_score)
 
     def _smooth_and_decide(self, probs: np.ndarray) -> Detection | None:
         self._posteriors.append(probs)
@@ -330,7 +335,7 @@ class Detector:
                                       "were recorded with")
         kept = self.settings
         self.settings, self.samples_seen = self._resolve(settings), 0
-        if self.isolation is not None and (self.settings.isolation_threshold or 0.0) > 0.0 and (
+        if self.isolation is not None and self._check_threshold > 0.0 and (
                 isolation_scores is None or len(isolation_scores) != len(posteriors)):
             raise DetectorConfigError("replay with the isolation check needs an isolation "
                                       "score for every hop")
